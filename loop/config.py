@@ -1,0 +1,115 @@
+"""One small config object per stage, read from a TOML file and overridden by flags.
+
+A config file has one table per stage (``[ingest]``, ``[index]``, ...). Unknown tables or
+keys and values of the wrong type are errors that name the key. Flags win over the file;
+the resolved config is saved beside every artefact (``resolved()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loop.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class StageConfig(BaseModel):
+    """Base of every stage config: strict keys, immutable, hashable into an artefact id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def resolved(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def digest(self) -> str:
+        """A stable hash of the config, part of every artefact id built from it."""
+        blob = json.dumps(self.resolved(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class IngestConfig(StageConfig):
+    """How documents become chunks."""
+
+    chunk_tokens: int = Field(
+        220, ge=16, le=8192,
+        description="Token budget of one chunk (estimated as words x tokens_per_word); "
+        "the default fits the default embedder's 256-token window.",
+    )
+    overlap_tokens: int = Field(
+        32, ge=0, le=4096, description="Tokens of the previous chunk repeated at the start of the next."
+    )
+    min_chunk_tokens: int = Field(
+        24, ge=0, description="A section shorter than this is merged with the next one."
+    )
+    tokens_per_word: float = Field(
+        1.3, gt=0.5, le=4.0,
+        description="Estimated tokens per whitespace word (1.3 fits WordPiece/BPE on English prose).",
+    )
+    max_file_mb: float = Field(
+        256.0, gt=0, description="Files larger than this are skipped with a reason."
+    )
+
+
+STAGES: dict[str, type[StageConfig]] = {"ingest": IngestConfig}
+
+C = TypeVar("C", bound=StageConfig)
+
+
+def register_stage(name: str, model: type[StageConfig]) -> None:
+    """Add a stage's config table; later issues' stages register themselves here."""
+    STAGES[name] = model
+
+
+def read_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
+    """Read a TOML config file into ``{stage: {key: value}}``, rejecting unknown tables."""
+    if path is None:
+        return {}
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: {path}") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    for stage, table in data.items():
+        if stage not in STAGES:
+            known = ", ".join(sorted(STAGES))
+            raise ConfigError(f"{path}: unknown section [{stage}] (known: {known})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{stage}] must be a table of keys")
+    return data
+
+
+def resolve(model: type[C], file_table: dict[str, Any] | None = None, **flags: Any) -> C:
+    """Build a stage config: defaults, then the file's table, then flags that were given."""
+    values = dict(file_table or {})
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return model(**values)
+    except ValidationError as e:
+        raise ConfigError(_describe(model, e)) from e
+
+
+def _describe(model: type[StageConfig], err: ValidationError) -> str:
+    stage = next((k for k, v in STAGES.items() if v is model), model.__name__)
+    parts = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "?"
+        if item["type"] == "extra_forbidden":
+            known = ", ".join(model.model_fields)
+            parts.append(f"unknown key '{key}' (known: {known})")
+        else:
+            parts.append(f"'{key}': {item['msg']} (got {item.get('input')!r})")
+    return f"[{stage}] " + "; ".join(parts)

@@ -1,0 +1,155 @@
+"""Structure-aware chunking: headings, then paragraphs, then sentences, then words.
+
+A chunk is a span ``[start, end)`` of its document's text, so its text is an exact slice
+and its id (a hash of document and span) is stable across runs. Tokens are estimated from
+whitespace words (``tokens_per_word``): a real tokenizer would cost more than the whole
+rest of ingestion, and the retrieval stage checks the estimate against its embedder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from loop.config import IngestConfig
+
+_BLOCK_GAP = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+# A sentence or line ends at terminal punctuation (with closing quotes) or a newline.
+_UNIT_END = re.compile(r"[.!?]+[\"')\]]*\s+|\n\s*")
+_WORD = re.compile(r"\S+")
+_MD_HEADING = re.compile(r"#{1,6}\s")
+_RST_UNDERLINE = re.compile(r"\n([=\-~^\"'`#*+])\1{2,}\s*$")
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+
+
+def doc_id_for(text: str) -> str:
+    """A document's id: the hash of its text, so identical documents share one id."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def chunk_id_for(doc_id: str, start: int, end: int) -> str:
+    """A chunk's id: the hash of its document and span (stable across runs)."""
+    return hashlib.sha256(f"{doc_id}:{start}:{end}".encode()).hexdigest()[:16]
+
+
+def is_heading(block: str) -> bool:
+    if _MD_HEADING.match(block):
+        return True
+    return "\n" in block and block.count("\n") <= 2 and bool(_RST_UNDERLINE.search(block))
+
+
+class Chunker:
+    """Packs a document's blocks into spans within a token budget."""
+
+    def __init__(self, cfg: IngestConfig) -> None:
+        self.budget = cfg.chunk_tokens
+        self.overlap = cfg.overlap_tokens
+        self.min_tokens = cfg.min_chunk_tokens
+        self.tpw = cfg.tokens_per_word
+
+    def tokens(self, text: str) -> int:
+        return math.ceil(len(text.split()) * self.tpw)
+
+    def spans(self, text: str) -> list[Span]:
+        out: list[Span] = []
+        start = end = None  # the open chunk
+        used = 0
+        for b_start, b_end in _blocks(text):
+            block = text[b_start:b_end]
+            n = self.tokens(block)
+            heading = is_heading(block)
+            if start is not None and heading and used >= self.min_tokens:
+                out.append(Span(start, end))  # a new section starts a new chunk
+                start, used = None, 0
+            if used + n <= self.budget:
+                start = b_start if start is None else start
+                end, used = b_end, used + n
+                continue
+            if start is not None and n <= self.budget and used >= self.min_tokens:
+                out.append(Span(start, end))  # keep the paragraph whole in the next chunk
+                start = self._overlap_start(text, start, end)
+                used = self.tokens(text[start:end])
+                if used + n > self.budget:
+                    start, used = b_start, 0
+                end, used = b_end, used + n
+                continue
+            # The block does not fit: add it unit by unit (sentences, lines, then words).
+            for u_start, u_end in self._units(text, b_start, b_end):
+                u = self.tokens(text[u_start:u_end])
+                if start is not None and used + u > self.budget:
+                    out.append(Span(start, end))
+                    start = self._overlap_start(text, start, end)
+                    used = self.tokens(text[start:end])
+                    if used + u > self.budget:
+                        start, used = None, 0
+                start = u_start if start is None else start
+                end, used = u_end, used + u
+        if start is not None:
+            out.append(Span(start, end))
+        return out
+
+    def _units(self, text: str, b_start: int, b_end: int) -> Iterator[tuple[int, int]]:
+        for u_start, u_end in _sentences(text, b_start, b_end):
+            if self.tokens(text[u_start:u_end]) <= self.budget:
+                yield u_start, u_end
+            else:  # a sentence longer than a chunk (a 50 MB line): cut it by words
+                yield from self._word_pieces(text, u_start, u_end)
+
+    def _word_pieces(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+        per_piece = max(1, int(self.budget / self.tpw))
+        piece_start = piece_end = None
+        count = 0
+        for m in _WORD.finditer(text, start, end):
+            if piece_start is None:
+                piece_start = m.start()
+            piece_end, count = m.end(), count + 1
+            if count == per_piece:
+                yield piece_start, piece_end
+                piece_start, count = None, 0
+        if piece_start is not None:
+            yield piece_start, piece_end
+
+    def _overlap_start(self, text: str, start: int, end: int) -> int:
+        """Where the next chunk starts so that it repeats at most ``overlap`` tokens."""
+        if self.overlap <= 0:
+            return end
+        best = end
+        for u_start, _ in reversed(list(_sentences(text, start, end))):
+            if u_start <= start or self.tokens(text[u_start:end]) > self.overlap:
+                break
+            best = u_start
+        return best
+
+
+def _blocks(text: str) -> Iterator[tuple[int, int]]:
+    """Paragraph-like blocks separated by blank lines, as stripped spans."""
+    pos = 0
+    for gap in _BLOCK_GAP.finditer(text):
+        yield from _strip(text, pos, gap.start())
+        pos = gap.end()
+    yield from _strip(text, pos, len(text))
+
+
+def _sentences(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    pos = start
+    for m in _UNIT_END.finditer(text, start, end):
+        yield from _strip(text, pos, m.end())
+        pos = m.end()
+    yield from _strip(text, pos, end)
+
+
+def _strip(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        yield start, end

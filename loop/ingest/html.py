@@ -1,0 +1,76 @@
+"""HTML to structured text with lxml (a real parser): no scripts, styles or markup."""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree
+from lxml import html as lxml_html
+
+_DROP = {"script", "style", "noscript", "template", "svg", "head", "iframe", "object"}
+_BLOCK = {
+    "address", "article", "aside", "blockquote", "body", "dd", "div", "dl", "dt",
+    "fieldset", "figcaption", "figure", "footer", "form", "header", "hr", "li", "main",
+    "nav", "ol", "p", "pre", "section", "table", "ul",
+    "h1", "h2", "h3", "h4", "h5", "h6", "caption", "details", "summary",
+}
+_CELL = {"td", "th"}
+# Private-use sentinels survive whitespace collapsing and become real breaks at the end.
+_PARA, _LINE, _CELLSEP = "\ue000", "\ue001", "\ue002"
+_WS = re.compile(r"[ \t\n\r\f\v]+")
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
+# huge_tree: libxml2 otherwise truncates text nodes over 10 MB and very deep trees.
+_PARSER = lxml_html.HTMLParser(huge_tree=True, remove_comments=True, remove_pis=True)
+
+
+def html_to_text(markup: str) -> tuple[str, str]:
+    """Return ``(title, text)``: blocks separated by blank lines, headings as ``#`` lines."""
+    markup = _XML_DECL.sub("", markup, count=1)
+    if not markup.strip():
+        return "", ""
+    try:
+        root = lxml_html.document_fromstring(markup, parser=_PARSER)
+    except (etree.ParserError, ValueError):
+        return "", ""
+    title = " ".join((root.findtext(".//title") or "").split())
+    body = root.find("body")
+    if body is None:
+        body = root
+    parts: list[str] = []
+    dropped = 0  # depth inside a dropped element (script, style, ...)
+    # iterwalk, not recursion: deeply nested markup must not hit Python's recursion limit.
+    for event, el in etree.iterwalk(body, events=("start", "end")):
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if event == "start":
+            if tag in _DROP:
+                dropped += 1
+            elif not dropped:
+                parts.extend(_opening(tag))
+                if tag and el.text:
+                    parts.append(el.text)
+            continue
+        if tag in _DROP:
+            dropped -= 1
+        elif not dropped and tag in _BLOCK:
+            parts.append(_PARA)
+        if not dropped and el.tail and el is not body:
+            parts.append(el.tail)
+    text = _WS.sub(" ", "".join(parts))
+    text = re.sub(rf"\s*{_CELLSEP}\s*", " | ", text)
+    text = re.sub(rf"\s*{_LINE}\s*", "\n", text)
+    text = re.sub(rf"\s*(?:{_PARA}\s*)+", "\n\n", text)
+    text = re.sub(r"(^|\n)[ \t]*\|[ \t]*", r"\1", text)  # a row's leading cell separator
+    if not title:
+        m = re.search(r"^#{1,6} (.+)$", text, re.MULTILINE)
+        title = m.group(1).strip() if m else ""
+    return title, text.strip()
+
+
+def _opening(tag: str) -> list[str]:
+    if tag in _BLOCK:
+        if tag[0] == "h" and tag[1:].isdigit():
+            return [_PARA, "#" * int(tag[1]) + " "]
+        return [_PARA, "- "] if tag == "li" else [_PARA]
+    if tag in ("br", "tr"):  # a table stays one block, a row per line
+        return [_LINE]
+    return [_CELLSEP] if tag in _CELL else []

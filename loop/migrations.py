@@ -1,0 +1,59 @@
+"""Named, append-only schema migrations of the workspace ledger.
+
+Never edit or reorder an entry that has shipped: add a new one at the end. Each is applied
+once, in order, inside a transaction, and recorded in ``_migrations``.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_initial",
+        """
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            stage TEXT NOT NULL,
+            status TEXT NOT NULL,            -- running | ok | failed
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            argv TEXT,
+            config TEXT,                     -- resolved config, JSON
+            summary TEXT,                    -- the stage's --json summary, JSON
+            artefact_id TEXT,
+            error TEXT
+        );
+        CREATE TABLE corpora (
+            id TEXT PRIMARY KEY,             -- hash of chunk config + (doc_id, source, title)
+            path TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            n_documents INTEGER NOT NULL,
+            n_chunks INTEGER NOT NULL,
+            config TEXT NOT NULL
+        );
+        CREATE TABLE files (
+            path TEXT PRIMARY KEY,           -- absolute path as ingested
+            source TEXT NOT NULL,            -- its portable name (folder name + relative path)
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            chunking TEXT NOT NULL,          -- digest of the ingest config that chunked it
+            status TEXT NOT NULL,            -- ok | skipped
+            reason TEXT,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE file_documents (
+            path TEXT NOT NULL REFERENCES files(path) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,            -- position of the document inside the file
+            doc_id TEXT NOT NULL,
+            source TEXT NOT NULL,
+            title TEXT NOT NULL,
+            n_chunks INTEGER NOT NULL,
+            PRIMARY KEY (path, seq)
+        );
+        CREATE INDEX file_documents_doc ON file_documents(doc_id);
+        """,
+    ),
+]

@@ -1,0 +1,207 @@
+"""The workspace: a folder with the ledger, a write lock and content-addressed artefacts.
+
+Layout::
+
+    synthloop-work/
+      synthloop.db          the SQLite ledger (WAL)
+      .lock                 held (flock) by the one process writing the workspace
+      corpus/<id>/          a datasets.Dataset of chunks + synthloop.json
+      datasets/ index/ models/ evals/   (later stages)
+      tmp/                  where artefacts are built before they are renamed into place
+
+A folder under an artefact kind that exists is complete: stages build in ``tmp/`` and
+rename into position last (``atomic_dir``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from loop.errors import WorkspaceBusyError, WorkspaceError
+from loop.ledger import Ledger
+
+DEFAULT_WORKSPACE = "./synthloop-work"
+ARTEFACT_KINDS = ("corpus", "datasets", "index", "models", "evals")
+
+try:  # POSIX advisory locks; released by the kernel when the holder dies, even by kill -9.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+class Workspace:
+    """Open (and create) a workspace. Use ``writing()`` around anything that writes it."""
+
+    def __init__(self, root: str | Path = DEFAULT_WORKSPACE, *, create: bool = True) -> None:
+        self.root = Path(root).expanduser()
+        if not self.root.exists():
+            if not create:
+                raise WorkspaceError(f"no workspace at {self.root}")
+            try:
+                self.root.mkdir(parents=True)
+            except OSError as e:
+                raise WorkspaceError(f"cannot create workspace {self.root}: {e.strerror}") from e
+        elif not self.root.is_dir():
+            raise WorkspaceError(f"workspace {self.root} exists and is not a folder")
+        self._lock_fd: int | None = None
+        self._lock_depth = 0
+        self.ledger = Ledger(self.root / "synthloop.db")
+
+    def close(self) -> None:
+        self.ledger.close()
+        self._release()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def dir(self, kind: str) -> Path:
+        assert kind in ARTEFACT_KINDS or kind == "tmp", f"unknown artefact kind {kind}"
+        path = self.root / kind
+        path.mkdir(exist_ok=True)
+        return path
+
+    def artefact(self, kind: str, artefact_id: str) -> Path:
+        """The folder of one artefact; it exists only if the artefact is complete."""
+        if not artefact_id or "/" in artefact_id or artefact_id.startswith("."):
+            raise WorkspaceError(f"invalid artefact id {artefact_id!r}")
+        return self.dir(kind) / artefact_id
+
+    # -- the write lock ------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self, command: str = "") -> Iterator[Workspace]:
+        """Hold the workspace's exclusive write lock; a second writer gets WorkspaceBusyError."""
+        self._acquire(command)
+        try:
+            yield self
+        finally:
+            self._release()
+
+    def _acquire(self, command: str) -> None:
+        if self._lock_depth:
+            self._lock_depth += 1
+            return
+        path = self.root / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise WorkspaceBusyError(
+                    f"workspace {self.root} is in use by {holder}",
+                    hint="wait for it to finish or stop it; read-only commands still work",
+                ) from None
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": command or " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._lock_fd = fd
+        self._lock_depth = 1
+        self._clean_tmp()
+
+    def _release(self) -> None:
+        if self._lock_fd is None:
+            return
+        self._lock_depth -= 1
+        if self._lock_depth > 0:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._lock_fd, 0)
+        os.close(self._lock_fd)  # closing the descriptor drops the flock
+        self._lock_fd = None
+
+    @property
+    def locked(self) -> bool:
+        return self._lock_fd is not None
+
+    def _clean_tmp(self) -> None:
+        # Under the lock no other writer runs, so whatever is left in tmp/ is from a
+        # process that died mid-write: never complete, safe to delete.
+        tmp = self.root / "tmp"
+        if tmp.exists():
+            for child in tmp.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+
+    # -- atomic artefact folders -----------------------------------------------------------
+
+    @contextmanager
+    def atomic_dir(self, final: Path) -> Iterator[Path]:
+        """Yield a fresh folder in tmp/; on success rename it to ``final``, else delete it."""
+        assert self.locked, "atomic_dir needs the workspace write lock"
+        tmp = self.dir("tmp") / f"{final.name}.{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            yield tmp
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():  # an identical artefact (same content hash) is already there
+                shutil.rmtree(tmp)
+            else:
+                os.rename(tmp, final)
+                _fsync_dir(final.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON via a temporary file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "another process"
+    return (
+        f"pid {info.get('pid')} on {info.get('host')} "
+        f"('{info.get('command')}', started {info.get('started')})"
+    )
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
