@@ -1,0 +1,40 @@
+"""Read the workspace's corpus: the chunk Dataset that ``ingest`` wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, load_from_disk
+
+from loop.errors import WorkspaceError
+from loop.ingest.stage import CORPUS_META
+from loop.workspace import Workspace
+
+
+def current_corpus_id(ws: Workspace) -> str | None:
+    """The id of the corpus the last ``ingest`` produced, or None before any."""
+    return ws.ledger.get_meta(CORPUS_META)
+
+
+def corpus_path(ws: Workspace, corpus_id: str | None = None) -> Path:
+    corpus_id = corpus_id or current_corpus_id(ws)
+    if not corpus_id:
+        raise WorkspaceError(
+            f"workspace {ws.root} has no corpus yet", hint="run `synthloop ingest DOCS` first"
+        )
+    path = ws.artefact("corpus", corpus_id)
+    if not path.exists():
+        raise WorkspaceError(f"corpus {corpus_id} is missing from {ws.root}",
+                             hint="run `synthloop ingest` again")
+    return path
+
+
+def load_corpus(ws: Workspace, corpus_id: str | None = None) -> Dataset:
+    """The chunks (``chunk_id, doc_id, source, title, text, start, end``), memory-mapped."""
+    return load_from_disk(str(corpus_path(ws, corpus_id) / "data"))
+
+
+def corpus_meta(ws: Workspace, corpus_id: str | None = None) -> dict[str, Any]:
+    return json.loads((corpus_path(ws, corpus_id) / "synthloop.json").read_text())
