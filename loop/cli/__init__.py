@@ -38,9 +38,6 @@ def _register() -> None:
 
 def main() -> None:
     """Entry point of the ``synthloop`` script."""
-    from datasets.utils.logging import disable_progress_bar
-
-    disable_progress_bar()  # stages draw their own progress from events
     app()
 
 

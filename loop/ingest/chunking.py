@@ -75,10 +75,8 @@ class Chunker:
                 continue
             if start is not None and n <= self.budget and used >= self.min_tokens:
                 out.append(Span(start, end))  # keep the paragraph whole in the next chunk
-                start = self._overlap_start(text, start, end)
-                used = self.tokens(text[start:end])
-                if used + n > self.budget:
-                    start, used = b_start, 0
+                start, used = self._carry_over(text, start, end, n)
+                start = b_start if start is None else start
                 end, used = b_end, used + n
                 continue
             # The block does not fit: add it unit by unit (sentences, lines, then words).
@@ -86,10 +84,7 @@ class Chunker:
                 u = self.tokens(text[u_start:u_end])
                 if start is not None and used + u > self.budget:
                     out.append(Span(start, end))
-                    start = self._overlap_start(text, start, end)
-                    used = self.tokens(text[start:end])
-                    if used + u > self.budget:
-                        start, used = None, 0
+                    start, used = self._carry_over(text, start, end, u)
                 start = u_start if start is None else start
                 end, used = u_end, used + u
         if start is not None:
@@ -117,16 +112,29 @@ class Chunker:
         if piece_start is not None:
             yield piece_start, piece_end
 
-    def _overlap_start(self, text: str, start: int, end: int) -> int:
-        """Where the next chunk starts so that it repeats at most ``overlap`` tokens."""
+    def _carry_over(self, text: str, start: int, end: int, incoming: int) -> tuple[int | None, int]:
+        """Start and size of the overlap the next chunk repeats from the one just closed:
+        whole trailing sentences up to ``overlap`` tokens, none if the next unit won't fit."""
+        best, used = None, 0
         if self.overlap <= 0:
-            return end
-        best = end
-        for u_start, _ in reversed(list(_sentences(text, start, end))):
-            if u_start <= start or self.tokens(text[u_start:end]) > self.overlap:
+            return best, used
+        # Only the tail can fit in the overlap: scan ~16 characters per allowed word.
+        window = max(start, end - int(self.overlap / self.tpw * 16) - 1)
+        cuts = [m.end() for m in _UNIT_END.finditer(text, window, end)]
+        for pos in reversed(cuts):
+            n = self.tokens(text[pos:end])
+            if pos <= start or n > self.overlap or n + incoming > self.budget:
                 break
-            best = u_start
-        return best
+            best, used = pos, n
+        return best, used
+        # Only the tail can fit in the overlap: scan ~16 characters per allowed word.
+        window = max(start, end - int(self.overlap / self.tpw * 16) - 1)
+        for u_start, _ in reversed(list(_sentences(text, window, end))):
+            n = self.tokens(text[u_start:end])
+            if u_start <= start or n > self.overlap or n + incoming > self.budget:
+                break
+            best, used = u_start, n
+        return best, used
 
 
 def _blocks(text: str) -> Iterator[tuple[int, int]]:

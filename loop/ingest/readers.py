@@ -29,7 +29,7 @@ _MAGIC = {
 }
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tiff", ".webp", ".svg", ".ico"}
 # Up to this share of bytes may be invalid UTF-8 and be replaced rather than re-detected.
-_BAD_BYTE_SHARE = 0.001
+_BAD_BYTE_SHARE = 0.01
 
 
 class Skip(Exception):
@@ -92,10 +92,15 @@ def decode(data: bytes) -> tuple[str, str | None]:
         pass
     text = data.decode("utf-8", errors="replace")
     bad = text.count("\ufffd")
-    if bad <= max(4, len(data) * _BAD_BYTE_SHARE):
+    # Valid multi-byte sequences beside a few invalid bytes: UTF-8 with damage, not an
+    # 8-bit legacy encoding (where detection would be right and replacement would lose text).
+    multibyte = sum(1 for ch in text if ord(ch) > 127) - bad
+    if multibyte > 0 and bad <= max(16, len(data) * _BAD_BYTE_SHARE):
         return text, f"{bad} invalid UTF-8 byte(s) replaced"
     best = from_bytes(data).best()
     if best is None:
+        if bad <= len(data) * _BAD_BYTE_SHARE:
+            return text, f"{bad} invalid UTF-8 byte(s) replaced"
         raise Skip("binary or undecodable content: no text encoding fits")
     text = str(best)
     if _control_share(text) > 0.01:

@@ -357,8 +357,9 @@ class _Ingest:
             writer.add_batch(pa.record_batch(cols, schema=CHUNK_SCHEMA))
 
     def _build(self, pending: Path, final: Path, live: dict[str, DocRef]) -> int:
-        from datasets import Dataset
+        from datasets import Dataset, disable_progress_bars
 
+        disable_progress_bars()  # progress is ours to report, through events
         ds = Dataset.from_file(str(pending))
         if len(ds):  # canonical order, so an incremental build equals a fresh one row for row
             keys = ds.data.table.select(["source", "start"])

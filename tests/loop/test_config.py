@@ -1,0 +1,39 @@
+import pytest
+
+from loop.config import IngestConfig, read_config_file, resolve
+from loop.errors import ConfigError
+
+
+def test_flags_override_file_and_defaults(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[ingest]\nchunk_tokens = 100\noverlap_tokens = 10\n")
+    cfg = resolve(IngestConfig, read_config_file(f)["ingest"], overlap_tokens=5, chunk_tokens=None)
+    assert (cfg.chunk_tokens, cfg.overlap_tokens, cfg.min_chunk_tokens) == (100, 5, 24)
+
+
+@pytest.mark.parametrize(
+    ("toml", "words"),
+    [
+        ("[ingest]\nchunk_size = 3\n", ["unknown key 'chunk_size'", "chunk_tokens"]),
+        ("[ingest]\nchunk_tokens = 'big'\n", ["chunk_tokens", "big"]),
+        ("[ingest]\nchunk_tokens = 1\n", ["chunk_tokens", "greater than or equal"]),
+        ("[injest]\nchunk_tokens = 100\n", ["unknown section [injest]"]),
+        ("[ingest\n", ["not valid TOML"]),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, toml, words):
+    f = tmp_path / "c.toml"
+    f.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        resolve(IngestConfig, read_config_file(f).get("ingest"))
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        read_config_file(tmp_path / "nope.toml")
+
+
+def test_digest_changes_with_config():
+    assert IngestConfig().digest() == IngestConfig().digest() != IngestConfig(chunk_tokens=100).digest()

@@ -1,0 +1,79 @@
+"""Workspace: the write lock between processes, and atomic artefact folders."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from loop.errors import WorkspaceBusyError
+from loop.workspace import Workspace
+
+
+def _hold_lock(path):
+    code = textwrap.dedent(f"""
+        import sys, time
+        from loop.workspace import Workspace
+        ws = Workspace({str(path)!r})
+        with ws.writing("generate --teacher rules"):
+            print("locked", flush=True)
+            sys.stdin.readline()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_writer_is_refused_naming_the_holder(tmp_path):
+    proc = _hold_lock(tmp_path / "ws")
+    try:
+        ws = Workspace(tmp_path / "ws")
+        with pytest.raises(WorkspaceBusyError) as err, ws.writing("ingest"):
+            pass
+        msg = str(err.value)
+        assert f"pid {proc.pid}" in msg and "generate --teacher rules" in msg
+    finally:
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        proc.wait(timeout=30)
+    with ws.writing("ingest"):  # released when the holder exits
+        assert ws.locked
+
+
+def test_lock_is_released_when_the_holder_is_killed(tmp_path):
+    proc = _hold_lock(tmp_path / "ws")
+    proc.kill()
+    proc.wait(timeout=30)
+    ws = Workspace(tmp_path / "ws")
+    with ws.writing("ingest"):
+        assert ws.locked
+
+
+def test_atomic_dir_renames_on_success_and_cleans_on_failure(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    final = ws.artefact("corpus", "abc")
+    with ws.writing():
+        with pytest.raises(RuntimeError), ws.atomic_dir(final) as tmp:
+            (tmp / "half").write_text("x")
+            raise RuntimeError("disk full")
+        assert not final.exists() and not any((ws.root / "tmp").iterdir())
+        with ws.atomic_dir(final) as tmp:
+            (tmp / "whole").write_text("x")
+    assert (final / "whole").exists()
+
+
+def test_leftovers_of_a_killed_writer_are_cleaned(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    (ws.dir("tmp") / "corpus.dead").mkdir()
+    with ws.writing():
+        assert not any((ws.root / "tmp").iterdir())
+
+
+def test_artefact_ids_cannot_escape_the_workspace(tmp_path):
+    from loop.errors import WorkspaceError
+
+    ws = Workspace(tmp_path / "ws")
+    for bad in ("../x", "a/b", ".hidden", ""):
+        with pytest.raises(WorkspaceError):
+            ws.artefact("corpus", bad)
