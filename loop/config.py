@@ -11,7 +11,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,18 +27,23 @@ class StageConfig(BaseModel):
     """Base of every stage config: strict keys, immutable, hashable into an artefact id."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Fields that change how a stage runs, not what it makes: left out of the digest.
+    execution_only: ClassVar[frozenset[str]] = frozenset()
 
     def resolved(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
     def digest(self) -> str:
         """A stable hash of the config, part of every artefact id built from it."""
-        blob = json.dumps(self.resolved(), sort_keys=True).encode()
+        values = {k: v for k, v in self.resolved().items() if k not in self.execution_only}
+        blob = json.dumps(values, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
 class IngestConfig(StageConfig):
     """How documents become chunks."""
+
+    execution_only: ClassVar[frozenset[str]] = frozenset({"workers"})
 
     chunk_tokens: int = Field(
         220, ge=16, le=8192,
@@ -57,6 +62,11 @@ class IngestConfig(StageConfig):
     )
     max_file_mb: float = Field(
         256.0, gt=0, description="Files larger than this are skipped with a reason."
+    )
+    workers: int = Field(
+        0, ge=0, le=64,
+        description="Processes that parse and chunk in parallel (0: one per core; "
+        "small runs stay in one process).",
     )
 
 

@@ -22,9 +22,9 @@ import pyarrow.compute as pc
 
 from loop.config import IngestConfig
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
-from loop.ingest.chunking import Chunker, chunk_id_for, doc_id_for
+from loop.ingest.chunking import chunk_id_for, doc_id_for
 from loop.ingest.discover import Found, discover
-from loop.ingest.readers import Skip, reader_for
+from loop.ingest.parse import parse_files
 from loop.workspace import Workspace, write_json
 
 CHUNK_SCHEMA = pa.schema(
@@ -133,7 +133,6 @@ def ingest(
 class _Ingest:
     def __init__(self, ws: Workspace, cfg: IngestConfig, emit: EventSink) -> None:
         self.ws, self.cfg, self.emit = ws, cfg, emit
-        self.chunker = Chunker(cfg)
         self.digest = cfg.digest()
         self.skipped: list[dict[str, str]] = []
         self.warnings: list[dict[str, str]] = []
@@ -171,21 +170,25 @@ class _Ingest:
         made: set[str] = set()  # doc ids chunked in this run
         total_bytes = sum(f.size for f in found)
         self.emit(Started("ingest", total=total_bytes, unit="bytes", message=f"{len(found)} files"))
-        done_bytes = read = unchanged = 0
+        done_bytes = 0
+        to_read = []
         try:
             for f in found:
                 old = known.get(f.path)
                 if old and self._unchanged(old, f, chunk_counts):
-                    unchanged += 1
                     states[f.path] = old.state
                     if old.state.status == "skipped":
                         self._skip(f.path, old.state.reason or "skipped")
+                    done_bytes += f.size
                 else:
-                    read += 1
-                    states[f.path] = self._read(f, writer, chunk_counts, made)
+                    to_read.append(f)
+            unchanged = len(states)
+            for f, items in parse_files(to_read, self.cfg):
+                states[f.path] = self._consume(f, items, writer, chunk_counts, made)
                 done_bytes += f.size
                 self.emit(Progress("ingest", done=done_bytes, total=total_bytes,
                                    info={"files": len(states), "chunks": writer.count}))
+            read = len(to_read)
             removed = self._removed(paths, known, states)
             live = self._live_documents(states, removed)
             corpus_id = self._corpus_id(live)
@@ -233,36 +236,29 @@ class _Ingest:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _read(self, f: Found, writer: _ChunkWriter, chunk_counts: dict[str, int],
-              made: set[str]) -> FileState:
+    def _consume(self, f: Found, items: Iterable[tuple], writer: _ChunkWriter,
+                 chunk_counts: dict[str, int], made: set[str]) -> FileState:
+        """Write the chunks of one parsed file's new documents; return the file's state."""
         state = FileState(f.path, f.source, f.size, f.mtime_ns, "ok")
-        if f.size > self.cfg.max_file_mb * 1e6 and not f.path.endswith(".jsonl"):
-            return self._skipped_state(state, f"larger than max_file_mb ({self.cfg.max_file_mb:g} MB)")
-        try:
-            reader = reader_for(Path(f.path))
-            for seq, raw in enumerate(reader(Path(f.path), f.source)):
-                for note in raw.notes:
-                    self._warn(f.path, note)
-                if not raw.text.strip():
-                    continue
-                doc_id = doc_id_for(raw.text)
-                if doc_id not in chunk_counts:
-                    made.add(doc_id)
-                    spans = self.chunker.spans(raw.text)
-                    chunk_counts[doc_id] = len(spans)
-                    for span in spans:
-                        writer.add(
-                            chunk_id=chunk_id_for(doc_id, span.start, span.end), doc_id=doc_id,
-                            source=raw.source, title=raw.title,
-                            text=raw.text[span.start:span.end], start=span.start, end=span.end,
-                        )
-                state.docs.append(DocRef(seq, doc_id, raw.source, raw.title, chunk_counts[doc_id]))
-        except Skip as e:
-            state.docs.clear()
-            return self._skipped_state(state, str(e))
-        except (RecursionError, MemoryError, UnicodeError, ValueError) as e:
-            state.docs.clear()
-            return self._skipped_state(state, f"could not parse: {type(e).__name__}: {e}")
+        seq = 0
+        for item in items:
+            if item[0] == "note":
+                self._warn(f.path, item[1])
+                continue
+            if item[0] == "skip":
+                state.docs.clear()
+                return self._skipped_state(state, item[1])
+            _, text, title, source, spans = item
+            doc_id = doc_id_for(text)
+            if doc_id not in chunk_counts:  # identical documents are stored once
+                made.add(doc_id)
+                chunk_counts[doc_id] = len(spans)
+                for start, end in spans:
+                    writer.add(chunk_id=chunk_id_for(doc_id, start, end), doc_id=doc_id,
+                               source=source, title=title, text=text[start:end],
+                               start=start, end=end)
+            state.docs.append(DocRef(seq, doc_id, source, title, chunk_counts[doc_id]))
+            seq += 1
         if not state.docs:
             return self._skipped_state(state, "no text found")
         return state

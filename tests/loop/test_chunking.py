@@ -18,7 +18,7 @@ def test_spans_are_exact_slices_and_cover_every_word():
 
 
 def test_budget_is_respected():
-    text = "\n\n".join(("Sentence number %d is here. " % i) * 12 for i in range(20))
+    text = "\n\n".join(f"Sentence number {i} is here. " * 12 for i in range(20))
     ch = Chunker(IngestConfig(chunk_tokens=64, overlap_tokens=16))
     for s in ch.spans(text):
         assert ch.tokens(text[s.start:s.end]) <= 64

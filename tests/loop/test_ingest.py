@@ -244,3 +244,25 @@ def test_bundled_example_ingests_cleanly(ws, example_dir):
     assert r.skipped == [] and 20 <= r.documents <= 30
     words = sum(len(t.split()) for t in load_corpus(ws)["text"])
     assert 15_000 <= words <= 30_000  # chunk overlap repeats a few words
+
+
+def test_worker_processes_give_the_same_corpus(tmp_path, monkeypatch):
+    import loop.ingest.parse as parse
+    from loop.workspace import Workspace
+
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(12):
+        (d / f"doc{i}.md").write_text(f"# Doc {i}\n\n" + f"Fact {i} is here. " * 200)
+    (d / "bad.pdf").write_bytes(b"%PDF-broken")
+    (d / "rows.jsonl").write_text('{"text": "streamed in the parent"}\n')
+    with Workspace(tmp_path / "serial") as w:
+        ingest(w, [d], IngestConfig(workers=1))
+        serial = load_corpus(w).to_list()
+    monkeypatch.setattr(parse, "POOL_MIN_BYTES", 0)
+    with Workspace(tmp_path / "pool") as w:
+        r = ingest(w, [d], IngestConfig(workers=2))
+        pooled = load_corpus(w).to_list()
+    assert pooled == serial
+    assert [os.path.basename(s["path"]) for s in r.skipped] == ["bad.pdf"]
+    assert IngestConfig(workers=2).digest() == IngestConfig(workers=1).digest()

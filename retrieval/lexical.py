@@ -1,0 +1,64 @@
+"""The lexical index: BM25 (``bm25s``) with English stemming and stopwords."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+
+from retrieval.errors import RetrievalError
+
+
+class BM25Index:
+    """BM25 over a list of texts; row ``i`` is text ``i``."""
+
+    def __init__(self, model: bm25s.BM25 | None, size: int, language: str = "english") -> None:
+        self.model = model
+        self.size = size
+        self.language = language
+        self.stemmer = Stemmer.Stemmer(language)
+
+    @classmethod
+    def build(cls, texts: Sequence[str], language: str = "english") -> BM25Index:
+        self = cls(None, len(texts), language)
+        if texts:
+            self.model = bm25s.BM25()
+            self.model.index(self._tokens(texts), show_progress=False)
+        return self
+
+    def _tokens(self, texts: Sequence[str]) -> list[list[str]]:
+        return bm25s.tokenize(list(texts), stopwords="en", stemmer=self.stemmer,
+                              return_ids=False, show_progress=False)
+
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, rows) for one query; empty when no query word is indexed."""
+        empty = np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if self.model is None:
+            return empty
+        tokens = [t for t in self._tokens([query])[0] if t in self.model.vocab_dict]
+        if not tokens:
+            return empty
+        scores = self.model.get_scores(tokens)
+        k = min(k, self.size)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.lexsort((top, -scores[top]))]  # by score, ties by row: deterministic
+        keep = scores[top] > 0
+        return scores[top][keep].astype(np.float32), top[keep].astype(np.int64)
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if self.model is not None:
+            self.model.save(str(path), show_progress=False)
+
+    @classmethod
+    def load(cls, path: Path, size: int, language: str = "english") -> BM25Index:
+        if not size:
+            return cls(None, 0, language)
+        try:
+            model = bm25s.BM25.load(str(path), mmap=False)
+        except (OSError, ValueError) as e:
+            raise RetrievalError(f"cannot read BM25 index {path}: {e}") from e
+        return cls(model, size, language)
