@@ -266,3 +266,17 @@ def test_worker_processes_give_the_same_corpus(tmp_path, monkeypatch):
     assert pooled == serial
     assert [os.path.basename(s["path"]) for s in r.skipped] == ["bad.pdf"]
     assert IngestConfig(workers=2).digest() == IngestConfig(workers=1).digest()
+
+
+def test_bundled_gold_answers_are_in_their_documents(ws, example_dir):
+    ingest(ws, [example_dir])
+    text_of = {}
+    for row in load_corpus(ws):
+        src = row["source"].removeprefix("marrowick/")
+        text_of[src] = text_of.get(src, "") + " " + " ".join(row["text"].split())
+    lines = (example_dir.parent / "marrowick-eval.jsonl").read_text().splitlines()
+    items = [json.loads(line) for line in lines if line.strip()]
+    assert len(items) >= 80
+    for item in items:
+        assert item["question"] and item["answers"], item
+        assert " ".join(item["answers"][0].split()) in text_of[item["doc"]], item
