@@ -1,0 +1,97 @@
+"""The synthetic dataset that ``generate`` writes and ``train`` reads.
+
+One ``datasets.Dataset`` per dataset artefact (``datasets/<id>/data``), one row per sample:
+
+- ``id``: hash of task, chunk ids and messages (stable across runs)
+- ``task``: ``qa | instruct | summary | extract | multiturn | cot | raft | preference``
+- ``messages``: the chat, a list of ``{role, content}`` ending with the assistant turn
+  (``raft`` rows carry their context chunks inside the user turn)
+- ``chunk_ids``: the chunks the sample was generated from (the oracle chunk first)
+- ``teacher``, ``prompt_version``: which model and which prompt file made it
+- ``filters``: JSON object, each filter's verdict on the row
+- ``split``: ``train | val`` (split by chunk, so no chunk feeds both)
+- ``rejected``: for ``preference`` rows the rejected answer (the chosen one is the last
+  message); empty otherwise
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, Features, List, Value, load_from_disk
+
+from loop.errors import WorkspaceError
+from loop.workspace import Workspace
+
+DATASET_META = "dataset"
+
+SAMPLE_FEATURES = Features(
+    {
+        "id": Value("string"),
+        "task": Value("string"),
+        "messages": List({"role": Value("string"), "content": Value("string")}),
+        "chunk_ids": List(Value("string")),
+        "teacher": Value("string"),
+        "prompt_version": Value("string"),
+        "filters": Value("string"),
+        "split": Value("string"),
+        "rejected": Value("string"),
+    }
+)
+
+
+def sample_id(task: str, chunk_ids: list[str], messages: list[dict[str, str]]) -> str:
+    blob = json.dumps([task, chunk_ids, messages], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def make_sample(
+    task: str,
+    messages: list[dict[str, str]],
+    chunk_ids: list[str],
+    *,
+    teacher: str = "",
+    prompt_version: str = "",
+    filters: dict[str, Any] | None = None,
+    split: str = "train",
+    rejected: str = "",
+) -> dict[str, Any]:
+    """A sample row with every column filled and its id computed."""
+    return {
+        "id": sample_id(task, chunk_ids, messages),
+        "task": task,
+        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+        "chunk_ids": list(chunk_ids),
+        "teacher": teacher,
+        "prompt_version": prompt_version,
+        "filters": json.dumps(filters or {}, sort_keys=True),
+        "split": split,
+        "rejected": rejected,
+    }
+
+
+def samples_dataset(rows: list[dict[str, Any]]) -> Dataset:
+    return Dataset.from_list(rows, features=SAMPLE_FEATURES)
+
+
+def current_dataset_id(ws: Workspace) -> str | None:
+    return ws.ledger.get_meta(DATASET_META)
+
+
+def dataset_path(ws: Workspace, dataset_id: str | None = None) -> Path:
+    dataset_id = dataset_id or current_dataset_id(ws)
+    if not dataset_id:
+        raise WorkspaceError(f"workspace {ws.root} has no synthetic dataset yet",
+                             hint="run `synthloop generate` first")
+    path = ws.artefact("datasets", dataset_id)
+    if not path.exists():
+        raise WorkspaceError(f"dataset {dataset_id} is missing from {ws.root}")
+    return path
+
+
+def load_samples(ws: Workspace, dataset_id: str | None = None) -> Dataset:
+    """The samples of a dataset artefact (the latest ``generate`` when no id is given)."""
+    return load_from_disk(str(dataset_path(ws, dataset_id) / "data"))
