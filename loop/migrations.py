@@ -56,4 +56,50 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX file_documents_doc ON file_documents(doc_id);
         """,
     ),
+    (
+        "0002_indexes",
+        """
+        CREATE TABLE indexes (
+            id TEXT PRIMARY KEY,             -- hash of corpus id + the index's build settings
+            corpus_id TEXT NOT NULL,
+            path TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            embedder TEXT NOT NULL,
+            config TEXT NOT NULL             -- resolved [index] config, JSON
+        );
+        CREATE INDEX indexes_corpus ON indexes(corpus_id);
+        """,
+    ),
+    (
+        "0003_generation",
+        """
+        CREATE TABLE teacher_calls (
+            key TEXT PRIMARY KEY,            -- hash of (model, messages, parameters)
+            value TEXT NOT NULL,             -- the completion and its token usage, JSON
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE datasets (
+            id TEXT PRIMARY KEY,             -- hash of corpus id, teacher, tasks, config
+            kind TEXT NOT NULL,              -- train | eval
+            corpus_id TEXT NOT NULL,
+            path TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            teacher TEXT NOT NULL,
+            n_samples INTEGER NOT NULL,
+            n_rejected INTEGER NOT NULL,
+            config TEXT NOT NULL,
+            summary TEXT NOT NULL
+        );
+        CREATE TABLE rejects (
+            dataset_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            task TEXT NOT NULL,
+            chunk_id TEXT NOT NULL,
+            reason TEXT NOT NULL,            -- parse_error | teacher_error | grounding | dedup ...
+            detail TEXT,
+            raw TEXT,                        -- the teacher's text or the rejected sample, JSON
+            PRIMARY KEY (dataset_id, seq)
+        );
+        """,
+    ),
 ]

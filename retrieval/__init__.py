@@ -1,0 +1,21 @@
+"""Retrieval: embedders, FAISS and BM25 indexes, hybrid fusion, the retriever and the RAG
+prompt block. Works on plain chunk dicts; never imports ``loop``, ``generators`` or a UI."""
+
+from retrieval.embedders import (
+    DEFAULT_EMBEDDER,
+    Embedder,
+    get_embedder,
+    known_prefixes,
+    register_embedder,
+)
+from retrieval.errors import IndexMismatchError, RetrievalError, UnknownEmbedderError
+from retrieval.evalset import load_eval_set
+from retrieval.index import METHODS, RANKERS, BuildStats, Hit, RetrievalIndex, Settings
+from retrieval.metrics import EvalItem, evaluate, gold_counter, normalize
+
+__all__ = [
+    "DEFAULT_EMBEDDER", "METHODS", "RANKERS", "BuildStats", "Embedder", "EvalItem", "Hit",
+    "IndexMismatchError", "RetrievalError", "RetrievalIndex", "Settings", "UnknownEmbedderError",
+    "evaluate", "get_embedder", "gold_counter", "known_prefixes", "load_eval_set", "normalize",
+    "register_embedder",
+]

@@ -69,7 +69,8 @@ class SentenceTransformerEmbedder:
             self.model = SentenceTransformer(path, device=_device())
         except (OSError, ValueError) as e:
             raise RetrievalError(f"cannot load embedder {self.uri}: {e}") from e
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        dim = getattr(self.model, "get_embedding_dimension", None)  # renamed in s-t 5
+        self.dim = int((dim or self.model.get_sentence_embedding_dimension)())
         self.max_tokens = int(self.model.max_seq_length)
 
     def embed(self, texts: Sequence[str], *, progress: ProgressFn | None = None) -> np.ndarray:

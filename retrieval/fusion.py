@@ -46,7 +46,7 @@ def fuse(lists: dict[str, Ranked], weights: dict[str, float], *, fusion: str = "
             z = (r.scores - r.scores.mean()) / (r.scores.std() + 1e-9)
             part, floor = w * z, w * float(z.min())
         floors += floor
-        for i, s in zip(r.ids.tolist(), (part - floor).tolist()):
+        for i, s in zip(r.ids.tolist(), (part - floor).tolist(), strict=True):
             total[i] = total.get(i, 0.0) + s
     if not total:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)

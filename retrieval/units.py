@@ -25,8 +25,9 @@ class Unit:
 
 
 def sentence_spans(text: str, min_words: int, max_words: int) -> list[tuple[int, int]]:
-    """Sentence spans of ``text``; fragments shorter than ``min_words`` (citations, figure
-    labels) join their neighbour, and sentences longer than ``max_words`` are cut."""
+    """Sentence spans of ``text``. A sentence shorter than ``min_words`` (a citation, a figure
+    label, a terse line) joins its neighbour, so a run of them becomes one unit; any unit
+    longer than ``max_words`` is then cut into equal parts."""
     spans: list[tuple[int, int]] = []
     start = 0
     for m in _SENT_END.finditer(text):

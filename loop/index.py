@@ -1,0 +1,267 @@
+"""The index stage: the workspace's corpus into BM25 + FAISS indexes, and the retriever
+that later stages (search, retrieval-eval, scoring) load.
+
+An index artefact's id hashes the corpus id and the settings that change what is stored,
+so re-indexing an unchanged corpus is a cache hit; a changed corpus reuses the previous
+index's vectors and embeds only new or changed text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from loop.config import StageConfig, register_stage, resolve
+from loop.corpus import current_corpus_id, load_corpus
+from loop.errors import ConfigError, InputError, StageError, WorkspaceError
+from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
+from loop.workspace import Workspace, write_json
+from retrieval import (
+    DEFAULT_EMBEDDER,
+    IndexMismatchError,
+    RetrievalError,
+    RetrievalIndex,
+    Settings,
+    UnknownEmbedderError,
+    evaluate,
+    gold_counter,
+    load_eval_set,
+)
+from retrieval.prompt import build_context
+
+INDEX_META = "index"
+_DEFAULTS = Settings()
+
+
+class IndexConfig(StageConfig):
+    """How the corpus is indexed and searched."""
+
+    embedder: str = Field(DEFAULT_EMBEDDER, description="Embedder URI (st:NAME_OR_PATH).")
+    dense_kind: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        "auto", description="FAISS index: exact flat, HNSW or IVF; auto picks HNSW from 200k vectors."
+    )
+    unit_min_words: int = Field(
+        _DEFAULTS.unit_min_words, ge=1,
+        description="Sentences shorter than this join a neighbour before matching.")
+    unit_max_words: int = Field(
+        _DEFAULTS.unit_max_words, ge=4, description="Longer sentences are cut into parts.")
+    window_words: int = Field(
+        _DEFAULTS.window_words, ge=0,
+        description="Words returned around a matched sentence (0: return its whole chunk).")
+    fusion: Literal["rrf", "zscore"] = Field(
+        _DEFAULTS.fusion, description="Hybrid fusion: reciprocal-rank or z-score.")
+    rrf_k: float = Field(_DEFAULTS.rrf_k, gt=0, description="RRF constant k (smaller favours top ranks).")
+    weights: dict[str, float] = Field(
+        default_factory=lambda: dict(_DEFAULTS.weights),
+        description="Hybrid weight per ranker: bm25, dense (sentences), bm25_chunk, dense_chunk.")
+    candidates: int = Field(_DEFAULTS.candidates, ge=1, description="Candidates taken per ranker.")
+    k: int = Field(5, ge=1, description="Hits retrieved per question (the RAG budget).")
+    method: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="Default method.")
+
+    def settings(self) -> Settings:
+        values = self.resolved()
+        for key in ("k", "method"):
+            values.pop(key)
+        try:
+            return Settings(**values)
+        except RetrievalError as e:
+            raise ConfigError(f"[index] {e}") from e
+
+    def build_digest(self) -> str:
+        blob = json.dumps(self.settings().build_key(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+register_stage("index", IndexConfig)
+
+
+@dataclass
+class IndexResult:
+    index_id: str
+    index_path: Path
+    corpus_id: str
+    chunks: int
+    units: int
+    embedded: int
+    reused: int
+    seconds: float
+    cached: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "index_path"}
+        d["index_path"] = str(self.index_path)
+        return d
+
+
+def index_id_for(corpus_id: str, cfg: IndexConfig) -> str:
+    return hashlib.sha256(f"{corpus_id}:{cfg.build_digest()}".encode()).hexdigest()[:16]
+
+
+def build_index(ws: Workspace, cfg: IndexConfig | None = None,
+                emit: EventSink = null_sink) -> IndexResult:
+    """Build (or find) the index of the workspace's current corpus."""
+    cfg = cfg or IndexConfig()
+    cfg.settings()  # validate before taking the lock
+    with ws.writing("index"):
+        db = ws.ledger
+        run_id = db.start_run("index", None, cfg.resolved())
+        try:
+            result = _build(ws, cfg, emit)
+        except BaseException as e:
+            db.finish_run(run_id, status="failed", error=str(e) or type(e).__name__)
+            raise
+        db.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=result.index_id)
+    emit(Finished("index", summary=result.summary()))
+    return result
+
+
+def _build(ws: Workspace, cfg: IndexConfig, emit: EventSink) -> IndexResult:
+    corpus_id = current_corpus_id(ws)
+    if not corpus_id:
+        raise WorkspaceError(f"workspace {ws.root} has no corpus yet",
+                             hint="run `synthloop ingest DOCS` first")
+    index_id = index_id_for(corpus_id, cfg)
+    final = ws.artefact("index", index_id)
+    if final.exists():
+        _record(ws, index_id, corpus_id, final, cfg)
+        meta = json.loads((final / "synthloop.json").read_text())
+        return IndexResult(index_id, final, corpus_id, meta["chunks"], meta["units"], 0,
+                           meta["chunks"] + meta["units"], 0.0, True)
+    chunks = load_corpus(ws, corpus_id).to_list()
+    try:
+        index = RetrievalIndex.build(chunks, cfg.settings(), previous=_previous(ws, cfg),
+                                     progress=_progress(emit))
+    except UnknownEmbedderError as e:
+        raise ConfigError(str(e)) from e
+    except RetrievalError as e:
+        raise StageError(f"indexing failed: {e}") from e
+    for w in index.stats.warnings:
+        emit(Warned("index", message=w))
+    s = index.stats
+    with ws.atomic_dir(final) as tmp:
+        index.save(tmp, corpus_id=corpus_id)
+        write_json(tmp / "synthloop.json", {
+            "kind": "index", "corpus_id": corpus_id, "config": cfg.resolved(),
+            "chunks": s.chunks, "units": s.units, "embedded": s.embedded, "reused": s.reused,
+            "seconds": round(s.seconds, 2), "warnings": s.warnings,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        })
+    _record(ws, index_id, corpus_id, final, cfg)
+    return IndexResult(index_id, final, corpus_id, s.chunks, s.units, s.embedded, s.reused,
+                       round(s.seconds, 2), False, s.warnings)
+
+
+def _previous(ws: Workspace, cfg: IndexConfig) -> RetrievalIndex | None:
+    """The last index built, when its vectors can be reused (same embedder)."""
+    prev_id = ws.ledger.get_meta(INDEX_META)
+    path = ws.artefact("index", prev_id) if prev_id else None
+    if path is None or not path.exists():
+        return None
+    try:
+        prev = RetrievalIndex.load(path)
+    except RetrievalError:
+        return None  # unreadable or another format: embed from scratch
+    return prev if prev.settings.embedder == cfg.embedder else None
+
+
+def _progress(emit: EventSink):  # noqa: ANN202 - a closure over emit
+    started: set[str] = set()
+    t0 = time.perf_counter()
+
+    def report(step: str, done: int, total: int) -> None:
+        if step not in started:
+            started.add(step)
+            emit(Started("index", total=total, unit="texts", message=step))
+        rate = done / max(time.perf_counter() - t0, 1e-6)
+        emit(Progress("index", done=done, total=total, info={"texts/s": f"{rate:.0f}"}))
+
+    return report
+
+
+def _record(ws: Workspace, index_id: str, corpus_id: str, path: Path, cfg: IndexConfig) -> None:
+    with ws.ledger.transaction() as c:
+        c.execute(
+            "INSERT OR IGNORE INTO indexes VALUES (?, ?, ?, ?, ?, ?)",
+            (index_id, corpus_id, str(path), time.time(), cfg.embedder, json.dumps(cfg.resolved())),
+        )
+        c.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (INDEX_META, index_id),
+        )
+
+
+# -- using an index ---------------------------------------------------------------------------
+
+
+class Retriever:
+    """The workspace's retriever: ``search(query, k, method)`` and the RAG context block."""
+
+    def __init__(self, index: RetrievalIndex, cfg: IndexConfig, index_id: str) -> None:
+        self.index, self.cfg, self.index_id = index, cfg, index_id
+
+    def search(self, query: str, k: int | None = None, method: str | None = None) -> list:
+        try:
+            return self.index.search(query, k or self.cfg.k, method or self.cfg.method)
+        except RetrievalError as e:
+            raise InputError(str(e)) from e
+
+    def context(self, query: str, k: int | None = None, method: str | None = None,
+                max_tokens: int = 1500) -> tuple[str, list]:
+        """The prompt block for ``query`` and the hits it was built from."""
+        hits = self.search(query, k, method)
+        return build_context(hits, max_tokens=max_tokens), hits
+
+
+def load_retriever(ws: Workspace, cfg: IndexConfig | None = None, **overrides: Any) -> Retriever:
+    """The index of the current corpus. ``cfg`` (default: the one it was built with) and
+    then ``overrides`` (flags; None means unset) may change how it is searched. Raises when
+    the corpus has not been indexed."""
+    corpus_id = current_corpus_id(ws)
+    index_id = ws.ledger.get_meta(INDEX_META)
+    path = ws.artefact("index", index_id) if index_id else None
+    if path is None or not path.exists():
+        raise WorkspaceError(f"workspace {ws.root} has no index", hint="run `synthloop index`")
+    meta = json.loads((path / "synthloop.json").read_text())
+    if meta["corpus_id"] != corpus_id:
+        raise WorkspaceError("the index is of an older corpus", hint="run `synthloop index`")
+    values = (cfg or IndexConfig(**meta["config"])).resolved()
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = resolve(IndexConfig, values)
+    try:
+        return Retriever(RetrievalIndex.load(path, settings=cfg.settings()), cfg, index_id)
+    except IndexMismatchError as e:
+        raise WorkspaceError(str(e), hint="run `synthloop index` with these settings") from e
+
+
+def evaluate_retrieval(ws: Workspace, eval_set: Path, ks: list[int],
+                       cfg: IndexConfig | None = None, methods: list[str] | None = None,
+                       emit: EventSink = null_sink, **overrides: Any) -> dict[str, Any]:
+    """Score every method on a gold set: recall@k, MRR@10, nDCG@10, words retrieved."""
+    try:
+        items = load_eval_set(eval_set)
+    except RetrievalError as e:
+        raise InputError(str(e)) from e
+    retriever = load_retriever(ws, cfg, **overrides)
+    count = gold_counter(retriever.index.chunks)
+    out: dict[str, Any] = {"default": retriever.cfg.method, "questions": len(items),
+                           "budget_k": retriever.cfg.k, "index_id": retriever.index_id,
+                           "methods": {}}
+    for method in methods or ["bm25", "dense", "hybrid"]:
+        emit(Started("retrieval-eval", total=len(items), unit="questions", message=method))
+        scores = evaluate(
+            lambda q, k, m=method: retriever.search(q, k, m), items, ks, count,
+            budget_k=retriever.cfg.k,
+            progress=lambda d, t: emit(Progress("retrieval-eval", done=d, total=t)),
+        )
+        emit(Finished("retrieval-eval"))
+        out["methods"][method] = {**scores.figures,
+                                  f"words@{retriever.cfg.k}": scores.words_per_question,
+                                  "ms_per_query": scores.ms_per_query}
+    return out

@@ -1,0 +1,85 @@
+"""The index, search and retrieval-eval verbs through typer's CliRunner (in-process, so
+the fake embedder registered by the fixture is used via a config file)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from loop.cli import app
+
+from .conftest import TOPICS
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in TOPICS.items():
+        (docs / f"{name}.md").write_text(f"# {name.title()}\n\n{text}\n")
+    ws = tmp_path / "ws"
+    r = runner.invoke(app, ["ingest", str(docs), "-w", str(ws), "--json"])
+    assert r.exit_code == 0, r.output
+    cfg = tmp_path / "synthloop.toml"
+    cfg.write_text('[index]\nembedder = "fake:cli"\nwindow_words = 40\n')
+    return ws, cfg, tmp_path
+
+
+def invoke(*args):
+    r = runner.invoke(app, [str(a) for a in args])
+    return r, (json.loads(r.stdout) if r.stdout.strip().startswith("{") else None)
+
+
+def test_index_search_and_eval(workspace):
+    ws, cfg, tmp = workspace
+    r, out = invoke("index", "-w", ws, "-c", cfg, "--json")
+    assert r.exit_code == 0, r.output
+    assert out["chunks"] == 5 and not out["cached"] and out["embedded"] > 0
+    r, again = invoke("index", "-w", ws, "-c", cfg, "--json")
+    assert again["cached"] and again["index_id"] == out["index_id"]
+
+    r, hits = invoke("search", "when does the ferry leave", "-k", 2, "-w", ws, "--json")
+    assert r.exit_code == 0, r.output
+    assert hits["method"] == "hybrid" and len(hits["hits"]) == 2
+    assert hits["hits"][0]["source"].endswith("ferry.md")
+    r, _ = invoke("search", "library books", "--method", "bm25", "-w", ws)
+    assert r.exit_code == 0 and "library.md" in r.stdout
+
+    gold = tmp / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps(g) for g in [
+        {"question": "How much is an adult ferry ticket?", "answers": ["four crowns"], "doc": "ferry.md"},
+        {"question": "How many books can a member borrow?", "answers": ["twelve"], "doc": "library.md"},
+    ]) + "\n")
+    r, ev = invoke("retrieval-eval", "--eval-set", gold, "--k", "1,5", "-w", ws, "--json")
+    assert r.exit_code == 0, r.output
+    assert ev["default"] == "hybrid" and set(ev["methods"]) == {"bm25", "dense", "hybrid"}
+    for figures in ev["methods"].values():
+        assert {"recall@1", "recall@5", "mrr@10", "ndcg@10", "words@5"} <= set(figures)
+    assert ev["methods"]["bm25"]["recall@5"] == 1.0
+
+
+def test_errors_are_one_line(workspace):
+    ws, cfg, tmp = workspace
+    r, out = invoke("search", "ferry", "-w", ws, "--json")
+    assert r.exit_code == 1 and "no index" in out["error"]
+    r, out = invoke("index", "-w", ws, "--embedder", "nope:x", "--json")
+    assert r.exit_code == 1 and "known prefixes" in out["error"] and "st:" in out["error"]
+    invoke("index", "-w", ws, "-c", cfg)
+    r, out = invoke("search", "ferry", "--method", "magic", "-w", ws, "--json")
+    assert r.exit_code == 1 and "method" in out["error"]
+    r, out = invoke("retrieval-eval", "--eval-set", tmp / "missing.jsonl", "-w", ws, "--json")
+    assert r.exit_code == 1 and "cannot read" in out["error"]
+    r, out = invoke("retrieval-eval", "--eval-set", tmp / "x.jsonl", "--k", "a,b", "-w", ws, "--json")
+    assert r.exit_code == 1 and "--k" in out["error"]
+
+
+def test_changed_corpus_reuses_vectors(workspace, fake_embedder):
+    ws, cfg, tmp = workspace
+    _, first = invoke("index", "-w", ws, "-c", cfg, "--json")
+    (tmp / "docs" / "museum.md").write_text("# Museum\n\nThe museum shows ship models.\n")
+    runner.invoke(app, ["ingest", str(tmp / "docs"), "-w", str(ws), "--json"])
+    _, second = invoke("index", "-w", ws, "-c", cfg, "--json")
+    assert second["index_id"] != first["index_id"]
+    assert 0 < second["embedded"] <= 3 and second["reused"] >= first["embedded"]

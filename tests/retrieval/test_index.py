@@ -1,0 +1,133 @@
+"""The retrieval index with a fake embedder: search, persistence, incremental updates."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from retrieval import (
+    IndexMismatchError,
+    RetrievalError,
+    RetrievalIndex,
+    Settings,
+    UnknownEmbedderError,
+    get_embedder,
+)
+from retrieval.units import sentence_spans
+
+from .conftest import TOPICS, chunk
+
+FAKE = Settings(embedder="fake:test", window_words=40)
+QUERIES = ["when does the ferry leave", "borrow books", "glass recycling box",
+           "yacht mooring fee", "dog lead rose garden", "lighthouse"]
+
+
+def results(index, method="hybrid", k=3):
+    return [[(h.chunk_id, round(h.score, 5), h.text) for h in index.search(q, k, method)]
+            for q in QUERIES]
+
+
+@pytest.mark.parametrize("method", ["bm25", "dense", "hybrid"])
+def test_each_method_finds_the_topic(chunks, method):
+    index = RetrievalIndex.build(chunks, FAKE)
+    hits = index.search("how much does the ferry ticket cost", 2, method)
+    assert hits[0].doc_id == "ferry"
+    assert "four crowns" in hits[0].text
+    assert hits[0].source == "ferry.md" and hits[0].title == "ferry"
+
+
+def test_hit_is_a_window_around_the_matched_sentence(chunks):
+    long_doc = " ".join(f"Filler sentence number {i} says nothing." for i in range(60))
+    long_doc += " The secret code is walrus."
+    index = RetrievalIndex.build([*chunks, chunk("long", 0, long_doc)],
+                                 Settings(embedder="fake:t", window_words=30, unit_max_words=12))
+    hit = index.search("secret code walrus", 1, "bm25")[0]
+    assert "walrus" in hit.text and len(hit.text.split()) <= 30
+    chunk_mode = Settings(embedder="fake:t", window_words=0, unit_max_words=12)
+    index.settings = chunk_mode
+    assert index.search("secret code walrus", 1, "bm25")[0].text == long_doc
+
+
+def test_persisted_index_reloads_to_identical_results(chunks, tmp_path, fake_embedder):
+    index = RetrievalIndex.build(chunks, FAKE)
+    index.save(tmp_path / "ix", corpus_id="c1")
+    calls = len(fake_embedder)
+    again = RetrievalIndex.load(tmp_path / "ix")
+    for method in ("bm25", "dense", "hybrid"):
+        assert results(again, method) == results(index, method)
+    assert again.meta["corpus_id"] == "c1"
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    assert manifest["embedder"] == "fake:test" and manifest["chunks"] == len(chunks)
+    assert manifest["dim"] == 64 and manifest["chunk_ids_sha"]
+    assert sum(e.calls != [] for e in fake_embedder[calls:]) <= 1  # only query embeddings
+
+
+def test_incremental_update_equals_full_rebuild(chunks, fake_embedder):
+    old = RetrievalIndex.build(chunks, FAKE)
+    changed = [c for c in chunks if c["doc_id"] != "bins"]  # one removed
+    changed[0] = chunk("ferry", 0, TOPICS["ferry"] + " Dogs ride for one crown.")  # one changed
+    changed.append(chunk("museum", 0, "The town museum shows ship models and old maps."))
+    incremental = RetrievalIndex.build(changed, FAKE, previous=old)
+    full = RetrievalIndex.build(changed, FAKE)
+    for method in ("bm25", "dense", "hybrid"):
+        assert results(incremental, method) == results(full, method)
+    assert (incremental.unit_vectors == full.unit_vectors).all()
+    # Only the changed ferry text (its new sentence merges into the last unit) and the new
+    # museum chunk were embedded: 2 chunk texts + their new units.
+    assert incremental.stats.embedded <= 5 < full.stats.embedded
+    assert incremental.stats.reused == incremental.stats.units + incremental.stats.chunks - incremental.stats.embedded
+
+
+def test_load_refuses_other_build_settings_or_embedder(chunks, tmp_path):
+    RetrievalIndex.build(chunks, FAKE).save(tmp_path / "ix")
+    with pytest.raises(IndexMismatchError, match="unit_min_words"):
+        RetrievalIndex.load(tmp_path / "ix", settings=Settings(embedder="fake:test", unit_min_words=3))
+    with pytest.raises(IndexMismatchError, match="holds vectors of fake:test"):
+        RetrievalIndex.load(tmp_path / "ix", embedder=get_embedder("fake:other"))
+    with pytest.raises(IndexMismatchError, match="manifest"):
+        RetrievalIndex.load(tmp_path / "nothing")
+    # Search-time settings may change on load.
+    again = RetrievalIndex.load(tmp_path / "ix", settings=Settings(embedder="fake:test", rrf_k=1))
+    assert again.settings.rrf_k == 1
+
+
+def test_unknown_embedder_prefix_lists_the_known_ones():
+    with pytest.raises(UnknownEmbedderError, match=r"known prefixes: fake:, st:"):
+        get_embedder("openai:text-embedding-3-small")
+
+
+def test_unknown_method_and_settings():
+    with pytest.raises(RetrievalError, match="unknown fusion"):
+        Settings(fusion="max")
+    with pytest.raises(RetrievalError, match="unknown rankers"):
+        Settings(weights={"splade": 1.0})
+
+
+def test_window_check_warns_with_counts(fake_embedder):
+    long = " ".join(["word"] * 100)  # the fake embedder's window is 64 tokens
+    index = RetrievalIndex.build([chunk("a", 0, long), chunk("b", 0, "short text here")], FAKE)
+    assert index.stats.over_window == 1
+    assert "1 of 2 chunks exceed" in index.stats.warnings[0]
+
+
+def test_empty_corpus_and_empty_query(chunks):
+    empty = RetrievalIndex.build([], FAKE)
+    assert empty.search("anything", 5) == []
+    assert RetrievalIndex.build(chunks, FAKE).search("   ", 5) == []
+    assert RetrievalIndex.build(chunks, FAKE).search("the of and", 5, "bm25") == []
+
+
+def test_sentence_units_merge_fragments_and_cut_long_ones():
+    text = "A short one. [10] . " + " ".join(["word"] * 25) + ". Tail."
+    spans = [text[a:b] for a, b in sentence_spans(text, min_words=4, max_words=10)]
+    assert spans[0] == "A short one. [10] ."
+    assert all(len(s.split()) <= 10 for s in spans)
+    assert " ".join(spans).split() == text.split()
+
+
+def test_retrieval_never_imports_loop_or_ui():
+    code = ("import sys, retrieval, retrieval.prompt, retrieval.index; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('loop', 'generators', 'tui', 'textual')]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

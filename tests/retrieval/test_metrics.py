@@ -1,0 +1,71 @@
+"""Metrics on hand-computed examples, and the gold-set readers."""
+
+import json
+import math
+
+import pytest
+
+from retrieval import EvalItem, RetrievalError, evaluate, gold_counter, load_eval_set, normalize
+from retrieval.index import Hit
+from retrieval.metrics import is_relevant, mrr_at_k, ndcg_at_k, recall_at_k
+
+
+def test_recall_mrr_ndcg_by_hand():
+    rel = [False, True, False, True]
+    assert recall_at_k(rel, 1) == 0.0 and recall_at_k(rel, 2) == 1.0
+    assert mrr_at_k(rel) == 0.5
+    assert mrr_at_k([False] * 12 + [True]) == 0.0  # beyond @10
+    dcg = 1 / math.log2(3) + 1 / math.log2(5)
+    idcg = 1 + 1 / math.log2(3)
+    assert ndcg_at_k(rel, n_relevant=2) == pytest.approx(dcg / idcg)
+    assert ndcg_at_k([True], n_relevant=0) == 1.0
+
+
+def test_normalize_and_whole_word_containment():
+    assert normalize("The  Ferry, (an) old-one!") == "ferry oldone"
+    item = EvalItem("q", ["42"])
+    assert is_relevant(item, "x", "It has 42 beds.")
+    assert not is_relevant(item, "x", "It has 142 beds.")
+    long = EvalItem("q", ["word " * 40])  # only the first ~80 characters must be present
+    assert is_relevant(long, "x", "here " + "word " * 17 + " and then the text ends")
+
+
+def test_doc_restricts_containment_and_chunk_ids_win():
+    item = EvalItem("q", ["42"], doc="about/glance.md")
+    assert is_relevant(item, "x", "42 beds", "marrowick/about/glance.md")
+    assert not is_relevant(item, "x", "42 beds", "marrowick/other.md")
+    assert is_relevant(EvalItem("q", [], ["c7"]), "c7", "no answer here")
+
+
+def hit(cid, text, source="d.md"):
+    return Hit(cid, 1.0, text, source, "t", "d", 0, len(text))
+
+
+def test_evaluate_by_hand():
+    items = [EvalItem("q1", ["alpha"]), EvalItem("q2", ["beta"])]
+    ranked = {"q1": [hit("1", "alpha here"), hit("2", "x y")],
+              "q2": [hit("3", "nothing"), hit("4", "so beta")]}
+    chunks = [{"chunk_id": "1", "text": "alpha here", "source": "d.md"},
+              {"chunk_id": "4", "text": "so beta", "source": "d.md"}]
+    s = evaluate(lambda q, k: ranked[q][:k], items, [1, 2], gold_counter(chunks), budget_k=2)
+    assert s.figures["recall@1"] == 0.5 and s.figures["recall@2"] == 1.0
+    assert s.figures["mrr@10"] == 0.75
+    assert s.figures["ndcg@10"] == pytest.approx(round((1 + 1 / math.log2(3)) / 2, 4))
+    assert s.words_per_question == 3.5  # (2 + 2 + 1 + 2) words / 2 questions
+
+
+def test_load_jsonl_and_squad(tmp_path):
+    jl = tmp_path / "gold.jsonl"
+    jl.write_text(json.dumps({"question": "Q?", "answers": ["a", "b"], "doc": "x.md"}) + "\n\n")
+    assert load_eval_set(jl) == [EvalItem("Q?", ["a", "b"], [], "1", "x.md")]
+    sq = tmp_path / "squad.json"
+    sq.write_text(json.dumps({"data": [{"paragraphs": [{"context": "c", "qas": [
+        {"id": 7, "question": "Q?", "answers": [{"text": "c", "answer_start": 0}]},
+        {"id": 8, "question": "none?", "answers": []}]}]}]}))
+    assert load_eval_set(sq) == [EvalItem("Q?", ["c"], [], "7")]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"answers": ["x"]}\n')
+    with pytest.raises(RetrievalError, match="bad.jsonl:1"):
+        load_eval_set(bad)
+    with pytest.raises(RetrievalError, match="cannot read"):
+        load_eval_set(tmp_path / "missing.jsonl")
