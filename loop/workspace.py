@@ -185,6 +185,14 @@ def write_json(path: Path, data: Any) -> None:
         raise
 
 
+def save_dataset(ds: Any, path: Path) -> None:
+    """``Dataset.save_to_disk`` without its tqdm bar: stages report progress as events."""
+    from datasets import disable_progress_bars
+
+    disable_progress_bars()
+    ds.save_to_disk(str(path))
+
+
 def _read_holder(fd: int) -> str:
     try:
         info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")

@@ -25,7 +25,7 @@ from loop.events import EventSink, Finished, Progress, Started, Warned, null_sin
 from loop.ingest.chunking import chunk_id_for, doc_id_for
 from loop.ingest.discover import Found, discover
 from loop.ingest.parse import parse_files
-from loop.workspace import Workspace, write_json
+from loop.workspace import Workspace, save_dataset, write_json
 
 CHUNK_SCHEMA = pa.schema(
     [
@@ -353,16 +353,15 @@ class _Ingest:
             writer.add_batch(pa.record_batch(cols, schema=CHUNK_SCHEMA))
 
     def _build(self, pending: Path, final: Path, live: dict[str, DocRef]) -> int:
-        from datasets import Dataset, disable_progress_bars
+        from datasets import Dataset
 
-        disable_progress_bars()  # progress is ours to report, through events
         ds = Dataset.from_file(str(pending))
         if len(ds):  # canonical order, so an incremental build equals a fresh one row for row
             keys = ds.data.table.select(["source", "start"])
             ds = ds.select(pc.sort_indices(keys, sort_keys=[("source", "ascending"),
                                                             ("start", "ascending")]))
         with self.ws.atomic_dir(final) as tmp:
-            ds.save_to_disk(str(tmp / "data"))
+            save_dataset(ds, tmp / "data")
             write_json(tmp / "synthloop.json", {
                 "kind": "corpus",
                 "config": self.cfg.resolved(),

@@ -1,0 +1,54 @@
+"""``synthloop export``: the synthetic dataset in the formats fine-tuning tools read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loop.cli import app
+from loop.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, emit_json, verb
+from loop.errors import InputError
+from loop.workspace import Workspace
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="messages | alpaca | sharegpt | parquet")] = "messages",
+    split: Annotated[str, typer.Option(help="train | val | all")] = "train",
+    dataset: Annotated[str | None, typer.Option(help="Dataset id (default: the latest).")] = None,
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the dataset as JSONL (messages, alpaca, sharegpt) or Parquet."""
+    from generators.export import CONVERTERS, FORMATS
+    from loop.samples import load_samples
+
+    with verb(as_json):
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+        if split not in ("train", "val", "all"):
+            raise InputError(f"unknown split {split!r} (train, val or all)")
+        with Workspace(workspace) as ws:
+            ds = load_samples(ws, dataset)
+        if split != "all":
+            ds = ds.select([i for i, s in enumerate(ds["split"]) if s == split])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.part")
+        if fmt == "parquet":
+            ds.to_parquet(str(tmp))
+        else:
+            convert = CONVERTERS[fmt]
+            with open(tmp, "w", encoding="utf-8") as f:
+                for row in ds:
+                    f.write(json.dumps(convert(row), ensure_ascii=False) + "\n")
+        tmp.replace(out)  # a reader never sees half an export
+        summary = {"path": str(out), "format": fmt, "split": split, "rows": len(ds)}
+        if as_json:
+            emit_json(summary)
+        else:
+            console.print(f"wrote {len(ds)} rows ({fmt}, {split}) to {out}", highlight=False)

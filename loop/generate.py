@@ -1,0 +1,377 @@
+"""The generate stage: corpus chunks in, a filtered synthetic dataset (or eval set) out.
+
+Wires the ``generators`` library to the workspace: the teacher-call cache lives in the
+ledger (so a killed run resumes and ends with exactly the dataset an uninterrupted run
+gives), rejects are kept with their reasons, and the dataset is content-addressed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from generators.errors import GeneratorError
+from generators.filters import (
+    Candidate,
+    FilterSettings,
+    check_grounding,
+    check_injection,
+    check_length,
+    decontaminate,
+    drop_duplicates,
+    judge,
+    verdicts_json,
+)
+from generators.tasks import EVAL_TASK, Record, get_task
+from generators.teachers import Chunk, Job, JobResult, Usage, get_teacher
+from loop.config import StageConfig, register_stage
+from loop.corpus import current_corpus_id, load_corpus
+from loop.errors import ConfigError, InputError, StageError
+from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
+from loop.samples import DATASET_META, make_sample, samples_dataset
+from loop.workspace import Workspace, save_dataset, write_json
+
+EVAL_META = "eval_set"
+# Part of every dataset id: bump it when parsing or filtering changes what a run produces,
+# so an old cached dataset is not taken for the new code's output.
+PIPELINE_VERSION = "gen-2"
+
+
+class GenerateConfig(StageConfig):
+    """How the teacher turns chunks into samples, and which samples survive the filters."""
+
+    teacher: str = Field("rules", description="Teacher URI: rules | openai:MODEL | hf:PATH_OR_ID.")
+    tasks: list[str] = Field(["qa", "raft"], description="Tasks to generate (comma-separated on the CLI).")
+    per_chunk: int = Field(3, ge=1, le=50, description="Items asked for per chunk and task.")
+    limit: int | None = Field(None, ge=1, description="Use at most this many chunks (spread over the corpus).")
+    val_share: float = Field(0.1, ge=0, lt=1, description="Share of chunks whose samples go to validation.")
+    raft_distractors: int = Field(3, ge=0, le=20, description="Distractor chunks shown with each raft question.")
+    raft_oracle_share: float = Field(0.8, ge=0, le=1, description="Share of raft rows that show the oracle chunk.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Teacher sampling temperature.")
+    max_tokens: int = Field(768, ge=16, description="Most tokens a teacher reply may have.")
+    seed: int = Field(0, description="Seed for chunk sampling, distractors and the teacher.")
+    grounding_min: float = Field(0.5, ge=0, le=1, description="Least share of answer words found in the chunk.")
+    near_dup_threshold: float = Field(0.92, gt=0, le=1, description="Question similarity above which a sample is a near-duplicate.")
+    decontam_threshold: float = Field(0.85, gt=0, le=1, description="Similarity to an eval question above which a sample is removed.")
+    max_answer_chars: int = Field(2000, ge=1, description="Longest answer kept.")
+    judge: str | None = Field(None, description="Teacher URI of an LLM judge; samples scoring below judge_min are removed.")
+    judge_min: int = Field(3, ge=1, le=5, description="Least judge score kept (1-5).")
+    teacher_url: str | None = Field(None, description="Base URL of an OpenAI-compatible server (else $OPENAI_BASE_URL).")
+    concurrency: int = Field(8, ge=1, le=512, description="Teacher requests in flight at once.")
+    timeout: float = Field(120.0, gt=0, description="Seconds before a teacher request times out.")
+    max_retries: int = Field(5, ge=0, le=20, description="Retries of a failed teacher request.")
+    batch_size: int = Field(8, ge=1, description="Prompts per batch for an hf: teacher.")
+    price_per_1k: float | None = Field(None, ge=0, description="Price per 1k tokens, for the cost estimate.")
+
+    execution_only: ClassVar[frozenset[str]] = frozenset(
+        {"teacher_url", "concurrency", "timeout", "max_retries", "batch_size", "price_per_1k"}
+    )
+
+
+register_stage("generate", GenerateConfig)
+
+
+class LedgerCache:
+    """The teacher-call cache in the ledger; each completed call is committed at once."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.conn = ws.ledger.conn
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT value FROM teacher_calls WHERE key = ?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO teacher_calls VALUES (?, ?, ?)",
+                          (key, json.dumps(value), time.time()))
+
+
+@dataclass
+class GenerateResult:
+    dataset_id: str
+    dataset_path: Path
+    kind: str
+    samples: int
+    train: int
+    val: int
+    rejected: dict[str, int]
+    failed_chunks: list[dict[str, str]]
+    usage: dict[str, Any]
+    cached: bool
+    decontaminated: int = 0
+    by_task: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["dataset_path"] = str(self.dataset_path)
+        return d
+
+
+def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: bool = False,
+             eval_questions: list[str] | None = None, style: str = "",
+             emit: EventSink = null_sink, embed=None, api_key: str | None = None) -> GenerateResult:  # noqa: ANN001
+    """Run the teacher over the corpus and write the dataset (or, with ``eval_mode``, the
+    generated eval set, decontaminated against the training questions)."""
+    cfg = cfg or GenerateConfig()
+    with ws.writing("generate"):
+        run_id = ws.ledger.start_run("generate", [], cfg.resolved())
+        try:
+            result = _Generate(ws, cfg, eval_mode, eval_questions or [], style, emit, embed,
+                               api_key).run()
+        except GeneratorError as e:
+            ws.ledger.finish_run(run_id, status="failed", error=str(e))
+            raise StageError(str(e)) from e
+        except BaseException as e:
+            ws.ledger.finish_run(run_id, status="failed", error=str(e) or type(e).__name__)
+            raise
+        ws.ledger.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=result.dataset_id)
+    emit(Finished("generate", summary=result.summary()))
+    return result
+
+
+def plan(ws: Workspace, cfg: GenerateConfig, *, eval_mode: bool = False) -> dict[str, Any]:
+    """The dry run: how many calls, and an estimate of tokens and cost, spending nothing."""
+    chunks = _select_chunks(ws, cfg)
+    tasks = [EVAL_TASK] if eval_mode else [get_task(t) for t in cfg.tasks]
+    calls = len(chunks) * len(tasks)
+    if cfg.teacher == "rules":
+        return {"calls": 0, "chunks": len(chunks), "tasks": [t.name for t in tasks],
+                "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
+    prompt_chars = sum(len(json.dumps(t.messages(_job(t, c, cfg, chunks)))) for t in tasks for c in chunks)
+    prompt_tokens = prompt_chars // 4  # ~4 characters per token of English
+    completion_tokens = calls * cfg.max_tokens // 2
+    cost = (prompt_tokens + completion_tokens) / 1000 * cfg.price_per_1k if cfg.price_per_1k else None
+    return {"calls": calls, "chunks": len(chunks), "tasks": [t.name for t in tasks],
+            "prompt_tokens": prompt_tokens, "completion_tokens_max": calls * cfg.max_tokens,
+            "completion_tokens": completion_tokens, "cost": cost}
+
+
+class _Generate:
+    def __init__(self, ws, cfg, eval_mode, eval_questions, style, emit, embed, api_key) -> None:  # noqa: ANN001
+        self.ws, self.cfg, self.eval_mode = ws, cfg, eval_mode
+        self.eval_questions, self.style, self.emit, self.embed = eval_questions, style, emit, embed
+        self.api_key = api_key
+        self.kind = "eval" if eval_mode else "train"
+
+    def run(self) -> GenerateResult:
+        cfg = self.cfg
+        tasks = [EVAL_TASK] if self.eval_mode else [get_task(t) for t in cfg.tasks]
+        chunks = _select_chunks(self.ws, cfg)
+        if not chunks:
+            raise InputError("the corpus has no chunks", hint="ingest some documents first")
+        against = self._against()
+        dataset_id = self._dataset_id(tasks, against)
+        final = self.ws.artefact("evals" if self.eval_mode else "datasets", dataset_id)
+        if final.exists():
+            return self._cached(dataset_id, final)
+        teacher = get_teacher(cfg.teacher, **self._teacher_options())
+        unsupported = [t.name for t in tasks if not teacher.supports(t.name)]
+        if unsupported:
+            why = getattr(teacher, "why_not", lambda n: "unsupported")
+            raise ConfigError("; ".join(f"the {cfg.teacher} teacher cannot do '{n}': {why(n)}"
+                                        for n in unsupported))
+        jobs = [_job(t, c, cfg, chunks, self.style) for t in tasks for c in chunks]
+        results = self._run_jobs(teacher, jobs)
+        teacher.close()
+        rows, rejects, decon = self._filter(jobs, results, against)
+        return self._write(dataset_id, final, jobs, results, rows, rejects, decon)
+
+    # -- teacher ---------------------------------------------------------------------------
+
+    def _teacher_options(self) -> dict[str, Any]:
+        c = self.cfg
+        return {"cache": LedgerCache(self.ws), "base_url": c.teacher_url, "api_key": self.api_key,
+                "concurrency": c.concurrency, "timeout": c.timeout, "max_retries": c.max_retries,
+                "batch_size": c.batch_size,
+                "params": {"temperature": c.temperature, "max_tokens": c.max_tokens, "seed": c.seed}}
+
+    def _run_jobs(self, teacher, jobs: list[Job]) -> dict[str, JobResult]:  # noqa: ANN001
+        results: dict[str, JobResult] = {}
+        usage, reasons = Usage(), Counter()
+        self.emit(Started("generate", total=len(jobs), unit="jobs",
+                          message=f"{self.cfg.teacher} x {len(jobs)} jobs"))
+
+        def on_result(job: Job, result: JobResult) -> None:
+            results[job.key] = result
+            usage.add(result.usage)
+            if result.error:
+                reasons["teacher_error"] += 1
+                self.emit(Warned("generate", message=f"{job.task.name} on {job.chunk.chunk_id}: {result.error}"))
+            for r in result.rejects:
+                reasons[r["reason"]] += 1
+            self.emit(Progress("generate", done=len(results), total=len(jobs), info={
+                "tokens": usage.prompt_tokens + usage.completion_tokens,
+                "cached": usage.cached_calls, **({"rejects": dict(reasons)} if reasons else {}),
+            }))
+
+        teacher.run(jobs, on_result)
+        self.usage = usage
+        return results
+
+    # -- filters ---------------------------------------------------------------------------
+
+    def _filter(self, jobs: list[Job], results: dict[str, JobResult], against: list[str]):  # noqa: ANN202
+        s = FilterSettings(max_answer_chars=self.cfg.max_answer_chars,
+                           grounding_min=self.cfg.grounding_min,
+                           near_dup_threshold=self.cfg.near_dup_threshold,
+                           decontam_threshold=self.cfg.decontam_threshold,
+                           judge_min=self.cfg.judge_min)
+        cands: list[tuple[Job, Record, Candidate]] = []
+        for job in jobs:
+            result = results.get(job.key)
+            if result is None:
+                continue
+            for item in result.items:
+                for rec in job.task.records(item, job):
+                    c = Candidate(rec.question, rec.answer, job.chunk.text, job.task.name)
+                    check_length(c, s)
+                    check_grounding(c, s)
+                    check_injection(c)
+                    cands.append((job, rec, c))
+        only = [c for _, _, c in cands]
+        for task in {c.task for c in only}:  # a raft row may repeat a qa question: both stay
+            drop_duplicates([c for c in only if c.task == task], s, self.embed)
+        decon = decontaminate(only, against, s, self.embed)
+        if self.cfg.judge:
+            judge(only, get_teacher(self.cfg.judge, **self._teacher_options()), s)
+        rows, rejects = [], []
+        for job, rec, c in cands:
+            if c.rejected_by:
+                rejects.append((job, c.rejected_by, verdicts_json(c), json.dumps(rec.messages)))
+            else:
+                rows.append(self._row(job, rec, c))
+        return rows, rejects, decon
+
+    def _row(self, job: Job, rec: Record, c: Candidate) -> dict[str, Any]:
+        if self.eval_mode:
+            return {"id": hashlib.sha256(rec.question.encode()).hexdigest()[:16],
+                    "question": rec.question, "answers": [rec.answer],
+                    "chunk_ids": rec.chunk_ids, "origin": "generated"}
+        return make_sample(job.task.name, rec.messages, rec.chunk_ids, teacher=self.cfg.teacher,
+                           prompt_version=job.task.prompt_version,
+                           filters=json.loads(verdicts_json(c)),
+                           split=_split(job.chunk.chunk_id, self.cfg.val_share),
+                           rejected=rec.rejected)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _write(self, dataset_id, final, jobs, results, rows, rejects, decon) -> GenerateResult:  # noqa: ANN001
+        from datasets import Dataset
+
+        failed = [{"chunk_id": j.chunk.chunk_id, "task": j.task.name, "reason": results[j.key].error}
+                  for j in jobs if j.key in results and results[j.key].error]
+        reject_rows = []
+        for job, reason, detail, raw in rejects:
+            reject_rows.append((job.task.name, job.chunk.chunk_id, reason, detail, raw))
+        for job in jobs:
+            r = results.get(job.key)
+            if r is None:
+                continue
+            if r.error:
+                reject_rows.append((job.task.name, job.chunk.chunk_id, "teacher_error", r.error, ""))
+            for rej in r.rejects:
+                reject_rows.append((job.task.name, job.chunk.chunk_id, rej["reason"],
+                                    rej.get("detail", ""), rej.get("raw", "")))
+        counts = Counter(r[2] for r in reject_rows)
+        if self.eval_mode:
+            ds = Dataset.from_list(rows) if rows else Dataset.from_dict(
+                {"id": [], "question": [], "answers": [], "chunk_ids": [], "origin": []})
+        else:
+            ds = samples_dataset(rows)
+        by_task = Counter(r["task"] for r in rows) if not self.eval_mode else {"eval_qa": len(rows)}
+        train = sum(1 for r in rows if r.get("split") == "train")
+        usage = self._usage_summary()
+        result = GenerateResult(dataset_id, final, self.kind, len(rows), train,
+                                len(rows) - train if not self.eval_mode else 0, dict(counts), failed,
+                                usage, cached=False, decontaminated=decon, by_task=dict(by_task))
+        with self.ws.atomic_dir(final) as tmp:
+            save_dataset(ds, tmp / "data")
+            write_json(tmp / "synthloop.json", {"kind": self.kind, "config": self.cfg.resolved(),
+                                                 "corpus_id": current_corpus_id(self.ws),
+                                                 "summary": result.summary()})
+        with self.ws.ledger.transaction() as c:
+            c.execute("DELETE FROM rejects WHERE dataset_id = ?", (dataset_id,))
+            c.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          [(dataset_id, i, *r) for i, r in enumerate(reject_rows)])
+            c.execute("INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (dataset_id, self.kind, current_corpus_id(self.ws), str(final), time.time(),
+                       self.cfg.teacher, len(rows), len(reject_rows),
+                       json.dumps(self.cfg.resolved()), json.dumps(result.summary())))
+            c.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                      (EVAL_META if self.eval_mode else DATASET_META, dataset_id))
+        return result
+
+    def _usage_summary(self) -> dict[str, Any]:
+        u = self.usage
+        tokens = u.prompt_tokens + u.completion_tokens
+        cost = round(tokens / 1000 * self.cfg.price_per_1k, 4) if self.cfg.price_per_1k else None
+        return {"calls": u.calls, "cached_calls": u.cached_calls, "prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens, "cost": cost}
+
+    def _cached(self, dataset_id: str, final: Path) -> GenerateResult:
+        meta = json.loads((final / "synthloop.json").read_text())["summary"]
+        meta.update(cached=True, dataset_path=final)
+        with self.ws.ledger.transaction() as c:
+            c.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                      (EVAL_META if self.eval_mode else DATASET_META, dataset_id))
+        return GenerateResult(**meta)
+
+    # -- identity --------------------------------------------------------------------------
+
+    def _against(self) -> list[str]:
+        """Questions this run must not overlap: the eval set's, or (eval mode) training's."""
+        if not self.eval_mode:
+            return list(self.eval_questions)
+        from loop.samples import current_dataset_id, load_samples
+
+        if current_dataset_id(self.ws) is None:
+            return list(self.eval_questions)
+        train = load_samples(self.ws)
+        return [m[0]["content"] if m[0]["role"] != "system" else m[1]["content"]
+                for m in train["messages"]] + list(self.eval_questions)
+
+    def _dataset_id(self, tasks, against: list[str]) -> str:  # noqa: ANN001
+        h = hashlib.sha256()
+        for part in (PIPELINE_VERSION, self.kind, current_corpus_id(self.ws), self.cfg.digest(),
+                     ",".join(t.prompt_version for t in tasks),
+                     hashlib.sha256("\n".join(sorted(against)).encode()).hexdigest(),
+                     hashlib.sha256(self.style.encode()).hexdigest()):
+            h.update(str(part).encode() + b"\x00")
+        return h.hexdigest()[:16]
+
+
+def _select_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
+    ds = load_corpus(ws)
+    rows = ds.select_columns(["chunk_id", "text", "title", "source"]).to_list()
+    chunks = [Chunk(r["chunk_id"], r["text"], r["title"], r["source"]) for r in rows]
+    if cfg.limit and cfg.limit < len(chunks):
+        # Evenly spaced, not the first N: every document gets its share.
+        step = len(chunks) / cfg.limit
+        chunks = [chunks[int(i * step)] for i in range(cfg.limit)]
+    return chunks
+
+
+def _job(task, chunk: Chunk, cfg: GenerateConfig, pool: list[Chunk], style: str = "") -> Job:  # noqa: ANN001
+    key = hashlib.sha256(f"{task.prompt_version}:{chunk.chunk_id}:{cfg.per_chunk}:{cfg.seed}".encode()).hexdigest()[:16]
+    context: list[Chunk] = []
+    oracle = True
+    if task.name == "raft":
+        rng = random.Random(key)
+        others = [c for c in pool if c.source != chunk.source] or [c for c in pool if c is not chunk]
+        context = rng.sample(others, min(cfg.raft_distractors, len(others)))
+        oracle = rng.random() < cfg.raft_oracle_share
+    return Job(key=key, task=task, chunk=chunk, n=cfg.per_chunk, context=context,
+               oracle_in_context=oracle, style=style)
+
+
+def _split(chunk_id: str, val_share: float) -> str:
+    bucket = int(hashlib.sha256(chunk_id.encode()).hexdigest()[:8], 16) % 1000
+    return "val" if bucket < val_share * 1000 else "train"
