@@ -102,4 +102,24 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0004_models",
+        """
+        CREATE TABLE models (
+            id TEXT PRIMARY KEY,             -- hash of student fingerprint, dataset id, config
+            kind TEXT NOT NULL,              -- tuned | combined | dpo | pretrain
+            student TEXT NOT NULL,           -- the student URI
+            method TEXT NOT NULL,            -- lora | full | qlora | dpo | pretrain
+            dataset_id TEXT NOT NULL,        -- a datasets id, or corpus:<id> for pretrain
+            path TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            steps INTEGER NOT NULL,
+            loss_first REAL,
+            loss_last REAL,
+            val_loss REAL,
+            config TEXT NOT NULL             -- resolved [train] config, JSON
+        );
+        CREATE INDEX models_kind ON models(kind, created_at);
+        """,
+    ),
 ]

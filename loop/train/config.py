@@ -1,0 +1,70 @@
+"""The ``[train]`` stage config: one object, saved resolved beside every model artefact."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from loop.config import StageConfig, register_stage
+
+Method = Literal["lora", "full", "qlora", "dpo", "pretrain"]
+
+# Learning rates that work across small students; a method's default when ``lr`` is unset.
+DEFAULT_LR = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5, "dpo": 5e-5, "pretrain": 1e-4}
+
+
+class TrainConfig(StageConfig):
+    """How a student is fine-tuned on the synthetic dataset."""
+
+    execution_only: ClassVar[frozenset[str]] = frozenset(
+        {"device", "save_steps", "report_to", "trust_remote_code", "logging_steps",
+         "gradient_checkpointing"}
+    )
+
+    student: str = Field(
+        "hf:Qwen/Qwen2.5-0.5B-Instruct",
+        description="Student model URI: hf:PATH_OR_HUB_ID (a bare path works too), "
+        "model:ID (a model artefact of this workspace) or scratch:tiny (offline demo only).",
+    )
+    method: Method = Field("lora", description="lora | full | qlora (CUDA) | dpo | pretrain.")
+    with_context: bool = Field(
+        False, description="Train on raft rows (context chunks in the prompt): the adapter "
+        "behind the combined setup.",
+    )
+    epochs: float = Field(3.0, gt=0, description="Passes over the training rows.")
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: epochs decide).")
+    lr: float | None = Field(None, gt=0, description="Peak learning rate (unset: the method's default).")
+    batch_size: int = Field(8, ge=1, description="Sequences (or packed rows) per device per step.")
+    grad_accum: int = Field(1, ge=1, description="Batches accumulated per optimizer step.")
+    max_length: int = Field(1024, ge=16, description="Tokens per training row; longer rows are cut.")
+    packing: bool = Field(True, description="Pack rows padding-free (best-fit) instead of padding them.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (alpha / r).")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA path.")
+    target_modules: list[str] | None = Field(
+        None, description="Module names LoRA wraps (unset: every linear layer but the output head)."
+    )
+    eval_steps: int = Field(50, ge=1, description="Validation loss every this many steps.")
+    patience: int = Field(
+        3, ge=0, description="Stop after this many validations without improvement (0: never).",
+    )
+    dpo_beta: float = Field(0.1, gt=0, description="DPO temperature beta.")
+    seed: int = Field(42, description="Seed for data order, dropout and initialisation.")
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="Weights and compute dtype (auto: bf16 where supported, else fp32).",
+    )
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps.")
+    save_steps: int = Field(50, ge=1, description="Checkpoint every this many steps (resume point).")
+    logging_steps: int = Field(5, ge=1, description="Training loss logged every this many steps.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    report_to: str = Field("none", description="Trainer loggers: none | tensorboard | mlflow | wandb.")
+    trust_remote_code: bool = Field(False, description="Run model code shipped with an hf: model.")
+
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.method]
+
+
+register_stage("train", TrainConfig)

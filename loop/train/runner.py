@@ -1,0 +1,198 @@
+"""What every method shares: Trainer arguments, LoRA, progress events, resume and OOM handling."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from loop.errors import StageError
+from loop.events import EventSink, Progress, Started
+from loop.train.config import TrainConfig
+
+STAGE = "train"
+
+
+@dataclass
+class Plan:
+    """Where and how one training run happens (the parts that are not in TrainConfig)."""
+
+    cfg: TrainConfig
+    checkpoints: Path
+    device: str
+    dtype: str
+    has_val: bool
+    emit: EventSink
+    callbacks: list[Any] = field(default_factory=list)
+
+
+def trainer_kwargs(plan: Plan) -> dict[str, Any]:
+    """Arguments SFTConfig and DPOConfig share (both extend TrainingArguments)."""
+    cfg = plan.cfg
+    kw: dict[str, Any] = dict(
+        output_dir=str(plan.checkpoints), per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate(), lr_scheduler_type="cosine", warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        seed=cfg.seed, data_seed=cfg.seed, logging_steps=cfg.logging_steps, logging_first_step=True,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        disable_tqdm=True,  # progress goes out as events; the CLI draws its own bar
+        include_num_input_tokens_seen="non_padding",
+        bf16=plan.dtype == "bf16", fp16=plan.dtype == "fp16", use_cpu=plan.device == "cpu",
+        dataloader_pin_memory=plan.device.startswith("cuda"), max_length=cfg.max_length,
+    )
+    if cfg.gradient_checkpointing:  # passed only when on: the flag is deprecated in transformers 5
+        kw["gradient_checkpointing"] = True
+    if plan.has_val:
+        # Early stopping restores the best checkpoint, so saves must land on evaluations.
+        save = max(1, round(cfg.save_steps / cfg.eval_steps)) * cfg.eval_steps
+        kw.update(eval_strategy="steps", eval_steps=cfg.eval_steps, save_steps=save,
+                  load_best_model_at_end=cfg.patience > 0, metric_for_best_model="eval_loss",
+                  greater_is_better=False)
+    return kw
+
+
+def callbacks(plan: Plan) -> list[Any]:
+    from transformers import EarlyStoppingCallback
+
+    out: list[Any] = [EventsCallback(plan.emit), *plan.callbacks]
+    if plan.has_val and plan.cfg.patience > 0:
+        out.append(EarlyStoppingCallback(early_stopping_patience=plan.cfg.patience))
+    return out
+
+
+# -- LoRA --------------------------------------------------------------------------------
+
+
+def find_target_modules(model: Any) -> list[str]:
+    """Every linear layer's name but the output head's: the modules LoRA should wrap."""
+    import torch.nn as nn
+    from transformers.pytorch_utils import Conv1D
+
+    head = model.get_output_embeddings()
+    names = set()
+    for name, mod in model.named_modules():
+        linear = isinstance(mod, nn.Linear | Conv1D) or type(mod).__name__ in {"Linear4bit", "Linear8bitLt"}
+        if linear and mod is not head and name:
+            names.add(name.rsplit(".", 1)[-1])
+    assert names, f"no linear layers found in {type(model).__name__}"
+    return sorted(names)
+
+
+def add_lora(model: Any, cfg: TrainConfig) -> tuple[Any, list[str]]:
+    from peft import LoraConfig, get_peft_model
+
+    targets = cfg.target_modules or find_target_modules(model)
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
+    return get_peft_model(model, lora), targets
+
+
+# -- progress events ------------------------------------------------------------------------
+
+
+class EventsCallback(TrainerCallback):
+    """Turns Trainer hooks into Started/Progress events: step, loss, tokens/s, ETA."""
+
+    def __init__(self, emit: EventSink) -> None:
+        self.emit = emit
+        self.loss: float | None = None
+        self.val_loss: float | None = None
+        self.t0 = time.perf_counter()
+        self.step0 = 0
+        self.tokens0 = 0
+
+    def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
+        self.t0, self.step0, self.tokens0 = time.perf_counter(), state.global_step, state.num_input_tokens_seen
+        self.emit(Started(STAGE, total=state.max_steps, unit="steps", message=""))
+
+    def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001, ANN003, ANN201
+        logs = logs or {}
+        self.loss = logs.get("loss", self.loss)
+        self.val_loss = logs.get("eval_loss", self.val_loss)
+
+    def on_step_end(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
+        elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        done = state.global_step - self.step0
+        rate = (state.num_input_tokens_seen - self.tokens0) / elapsed
+        eta = (state.max_steps - state.global_step) * elapsed / max(done, 1)
+        info: dict[str, Any] = {"step": state.global_step, "tok/s": round(rate), "eta_s": round(eta)}
+        if self.loss is not None:
+            info["loss"] = round(self.loss, 4)
+        if self.val_loss is not None:
+            info["val_loss"] = round(self.val_loss, 4)
+        self.emit(Progress(STAGE, done=state.global_step, total=state.max_steps, info=info))
+
+
+# -- running, resuming, failing clearly ------------------------------------------------------
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    """The newest complete checkpoint: the Trainer writes trainer_state.json last."""
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
+
+
+def quiet() -> None:
+    """Progress is ours to report (events): silence the libraries' own bars and log lines."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    # TRL 1.x still calls transformers' deprecated gradient_checkpointing_* names.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def run(trainer: Any, plan: Plan) -> tuple[Any, str | None]:
+    """Train, resuming from the last checkpoint if an earlier run was killed."""
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict when tqdm is off
+    resume = last_checkpoint(plan.checkpoints)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except Exception as e:
+        if _is_oom(e):
+            raise StageError(f"out of memory while training on {plan.device}", hint=oom_hint(plan.cfg)) from e
+        raise
+    return trainer, resume
+
+
+def _is_oom(e: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(e, oom)) or "out of memory" in str(e).lower()
+
+
+def oom_hint(cfg: TrainConfig) -> str:
+    return (f"lower --batch-size (now {cfg.batch_size}) and raise --grad-accum to keep the "
+            f"effective batch, lower --max-length (now {cfg.max_length}), set "
+            "gradient_checkpointing = true in [train], or use --method qlora on CUDA")
+
+
+def curves(log_history: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
+    """Train and validation loss per step from the Trainer's log (kept across resumes)."""
+    train = [[h["step"], h["loss"]] for h in log_history if "loss" in h and _finite(h["loss"])]
+    val = [[h["step"], h["eval_loss"]] for h in log_history if "eval_loss" in h]
+    return {"train": train, "val": val}
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def clear_checkpoints(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

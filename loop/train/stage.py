@@ -1,0 +1,254 @@
+"""The train stage: a student and the synthetic dataset in, ``models/<id>/`` and a ledger row out.
+
+The id hashes the student's fingerprint, the dataset id and the resolved config, so an
+unchanged re-run is a cache hit. Checkpoints go to ``checkpoints/<id>/`` every
+``save_steps``; a run killed at any point resumes from the newest complete one. The artefact
+folder is built in ``tmp/`` and renamed into place last::
+
+    models/<id>/
+      adapter/          PEFT adapter (adapter_model.safetensors + adapter_config.json) + tokenizer
+      model/            full weights + tokenizer (--method full, and pretrain: merged)
+      curves.json       train and validation loss per step
+      synthloop.json    student, method, dataset id, resolved config, figures, notes
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loop.corpus import current_corpus_id, load_corpus
+from loop.events import EventSink, Finished, Warned, null_sink
+from loop.samples import current_dataset_id, load_samples
+from loop.train.config import TrainConfig
+from loop.train.students import (
+    LoadOptions,
+    Student,
+    fingerprint_student,
+    load_student,
+    require_qlora,
+    resolve_device,
+    resolve_dtype,
+)
+from loop.workspace import Workspace, write_json
+
+MODEL_META = "model"  # ledger meta: the latest model; "model.<kind>" the latest of a kind
+
+
+@dataclass
+class TrainResult:
+    model_id: str
+    path: Path
+    adapter_path: str
+    kind: str
+    student: str
+    method: str
+    dataset_id: str
+    steps: int
+    loss_first: float | None
+    loss_last: float | None
+    val_loss: float | None
+    cached: bool = False
+    resumed_from: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+
+def model_kind(cfg: TrainConfig) -> str:
+    """Which setup a model serves: tuned, combined (RAFT), dpo or pretrain."""
+    if cfg.method in ("dpo", "pretrain"):
+        return cfg.method
+    return "combined" if cfg.with_context else "tuned"
+
+
+def current_model_id(ws: Workspace, kind: str | None = None) -> str | None:
+    """The latest model of a kind (``tuned``, ``combined`` ...), or the latest of any."""
+    return ws.ledger.get_meta(f"{MODEL_META}.{kind}" if kind else MODEL_META)
+
+
+def train(ws: Workspace, cfg: TrainConfig | None = None, emit: EventSink = null_sink, *,
+          callbacks: list[Any] | None = None) -> TrainResult:
+    """Fine-tune the configured student; see the module docstring for what is written."""
+    from loop.train.runner import quiet
+
+    cfg = cfg or TrainConfig()
+    quiet()
+    lock = ws.writing("train") if is_main_process() else contextlib.nullcontext()
+    with lock:
+        return _Train(ws, cfg, emit, callbacks or []).run()
+
+
+def is_main_process() -> bool:
+    """Under ``accelerate launch`` every rank trains; only rank 0 writes the workspace."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class _Train:
+    def __init__(self, ws: Workspace, cfg: TrainConfig, emit: EventSink, callbacks: list) -> None:
+        self.ws, self.cfg, self.emit, self.extra_callbacks = ws, cfg, emit, callbacks
+        self.device = resolve_device(cfg.device)
+        self.dtype = resolve_dtype(cfg.dtype, self.device)
+        self.opts = LoadOptions(ws=ws, device=self.device, dtype=self.dtype,
+                                trust_remote_code=cfg.trust_remote_code,
+                                quantize_4bit=cfg.method == "qlora", emit=emit)
+
+    def run(self) -> TrainResult:
+        if self.cfg.method == "qlora":
+            require_qlora()
+        train_rows, val_rows, dataset_id = self._rows()
+        model_id = self._model_id(dataset_id)
+        final = self.ws.artefact("models", model_id)
+        if (final / "synthloop.json").exists():
+            return self._cached(final)
+        if not is_main_process():
+            return self._fit(train_rows, val_rows, dataset_id, model_id)
+        db = self.ws.ledger
+        run_id = db.start_run("train", sys.argv, self.cfg.resolved())
+        try:
+            result = self._fit(train_rows, val_rows, dataset_id, model_id)
+        except BaseException as e:
+            db.finish_run(run_id, status="failed", error=str(e) or type(e).__name__)
+            raise
+        db.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=model_id)
+        self.emit(Finished("train", summary=result.summary()))
+        return result
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def _rows(self) -> tuple[Any, Any, str]:
+        from loop.train.data import corpus_text, select
+
+        if self.cfg.method == "pretrain":
+            train, val = corpus_text(load_corpus(self.ws), seed=self.cfg.seed)
+            return train, val, f"corpus:{current_corpus_id(self.ws)}"
+        samples = load_samples(self.ws)
+        train, val = select(samples, self.cfg.method, self.cfg.with_context)
+        if val is None:
+            self.emit(Warned("train", message="no validation rows: no validation loss and no "
+                                              "early stopping for this run"))
+        return train, val, str(current_dataset_id(self.ws))
+
+    def _model_id(self, dataset_id: str) -> str:
+        student = fingerprint_student(self.cfg.student, self.opts)
+        blob = json.dumps([student, dataset_id, self.cfg.digest()]).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def _cached(self, final: Path) -> TrainResult:
+        meta = json.loads((final / "synthloop.json").read_text())
+        result = TrainResult(**{k: meta[k] for k in _RESULT_KEYS}, path=final, cached=True)
+        result.adapter_path = str(final / (meta["adapter_path"] or "model"))
+        self.emit(Finished("train", summary=result.summary()))
+        return result
+
+    # -- training ------------------------------------------------------------------------------
+
+    def _fit(self, train_rows: Any, val_rows: Any, dataset_id: str, model_id: str) -> TrainResult:
+        from transformers import set_seed
+
+        from loop.train import runner
+
+        student = load_student(self.cfg.student, self.opts)
+        set_seed(self.cfg.seed)  # before LoRA init, so a resumed run starts from the same weights
+        model, targets = self._prepare(student)
+        plan = runner.Plan(self.cfg, self.ws.root / "checkpoints" / model_id, self.device,
+                           self.dtype, val_rows is not None, self.emit, self.extra_callbacks)
+        trainer = self._trainer(model, student, train_rows, val_rows, plan)
+        trainer, resumed = runner.run(trainer, plan)
+        val_loss = trainer.evaluate()["eval_loss"] if val_rows is not None else None
+        if not is_main_process():
+            return self._result(model_id, Path(), "", trainer, val_loss, student, resumed, dataset_id)
+        final = self.ws.artefact("models", model_id)
+        with self.ws.atomic_dir(final) as tmp:
+            adapter = self._save(trainer.model, student, tmp)
+            result = self._result(model_id, final, adapter, trainer, val_loss, student, resumed, dataset_id)
+            write_json(tmp / "curves.json", runner.curves(trainer.state.log_history))
+            write_json(tmp / "synthloop.json", self._meta(result, student, targets))
+        result.adapter_path = str(final / adapter) if adapter else str(final / "model")
+        self._record(result)
+        runner.clear_checkpoints(plan.checkpoints)
+        return result
+
+    def _prepare(self, student: Student) -> tuple[Any, list[str]]:
+        from loop.train import runner
+
+        if self.cfg.method == "full":
+            return student.model.float(), []  # fp32 master weights; bf16 comes from autocast
+        if self.cfg.method == "qlora":
+            from peft import prepare_model_for_kbit_training
+
+            student.model = prepare_model_for_kbit_training(student.model)
+        return runner.add_lora(student.model, self.cfg)
+
+    def _trainer(self, model: Any, student: Student, train_rows: Any, val_rows: Any, plan: Any) -> Any:
+        if self.cfg.method == "dpo":
+            from loop.train.dpo import dpo_trainer
+
+            return dpo_trainer(model, student.tokenizer, train_rows, val_rows, plan)
+        from loop.train.sft import sft_trainer
+
+        return sft_trainer(model, student.tokenizer, train_rows, val_rows, plan,
+                           text=self.cfg.method == "pretrain")
+
+    # -- outputs ---------------------------------------------------------------------------------
+
+    def _save(self, model: Any, student: Student, tmp: Path) -> str:
+        """Write the adapter (or full/merged weights) and the tokenizer; returns the adapter folder."""
+        if self.cfg.method in ("full", "pretrain"):
+            weights = model.merge_and_unload() if self.cfg.method == "pretrain" else model
+            weights.save_pretrained(tmp / "model", safe_serialization=True)
+            student.tokenizer.save_pretrained(tmp / "model")
+            return ""
+        model.peft_config["default"].base_model_name_or_path = student.base_path
+        model.save_pretrained(tmp / "adapter", safe_serialization=True)
+        student.tokenizer.save_pretrained(tmp / "adapter")
+        return "adapter"
+
+    def _result(self, model_id: str, final: Path, adapter: str, trainer: Any, val_loss: float | None,
+                student: Student, resumed: str | None, dataset_id: str) -> TrainResult:
+        from loop.train import runner
+
+        train_curve = runner.curves(trainer.state.log_history)["train"]
+        return TrainResult(
+            model_id=model_id, path=final, adapter_path=adapter, kind=model_kind(self.cfg),
+            student=self.cfg.student, method=self.cfg.method, dataset_id=dataset_id,
+            steps=trainer.state.global_step,
+            loss_first=train_curve[0][1] if train_curve else None,
+            loss_last=train_curve[-1][1] if train_curve else None,
+            val_loss=float(val_loss) if val_loss is not None else None,
+            resumed_from=Path(resumed).name if resumed else None, notes=student.notes,
+        )
+
+    def _meta(self, result: TrainResult, student: Student, targets: list[str]) -> dict[str, Any]:
+        meta = result.summary()
+        for k in ("path", "cached"):
+            meta.pop(k)
+        meta.update(config=self.cfg.resolved(), base_path=student.base_path, target_modules=targets,
+                    device=self.device, dtype=self.dtype, created_at=time.time(),
+                    params=student.model.num_parameters() if hasattr(student.model, "num_parameters") else None)
+        return meta
+
+    def _record(self, r: TrainResult) -> None:
+        db = self.ws.ledger
+        with db.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (r.model_id, r.kind, r.student, r.method, r.dataset_id, str(r.path), time.time(),
+                 r.steps, r.loss_first, r.loss_last, r.val_loss, json.dumps(self.cfg.resolved())),
+            )
+            db.set_meta(MODEL_META, r.model_id)
+            db.set_meta(f"{MODEL_META}.{r.kind}", r.model_id)
+
+
+_RESULT_KEYS = ("model_id", "adapter_path", "kind", "student", "method", "dataset_id", "steps",
+                "loss_first", "loss_last", "val_loss", "resumed_from", "notes")

@@ -1,0 +1,266 @@
+"""Student models, chosen by URI prefix: ``hf:PATH_OR_ID``, ``model:ID``, ``scratch:tiny``.
+
+Each prefix is a :class:`StudentLoader` in one registry (built-ins register exactly as a
+plugin would); an unknown prefix raises :class:`UnknownPrefixError` listing the known ones.
+Weights load from safetensors only, and model code shipped with a checkpoint runs only with
+``trust_remote_code``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from loop.errors import InputError, StageError, UnknownPrefixError
+from loop.events import EventSink, null_sink
+from loop.workspace import Workspace
+
+# The template a tokenizer without one gets (Zephyr-style role headers). The assistant turn
+# sits inside {% generation %} so TRL's assistant-only loss can mask everything else, and it
+# ends with eos_token so the student learns to stop.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if m['role'] == 'assistant' %}"
+    "{{ '<|assistant|>\n' }}{% generation %}{{ m['content'] + eos_token }}{% endgeneration %}"
+    "{{ '\n' }}"
+    "{% else %}{{ '<|' + m['role'] + '|>\n' + m['content'] + '\n' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+
+@dataclass
+class LoadOptions:
+    """What every loader is told: where, in which precision, and how much to trust."""
+
+    ws: Workspace | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    quantize_4bit: bool = False  # QLoRA: NF4 weights through bitsandbytes (CUDA only)
+    emit: EventSink = null_sink
+
+
+@dataclass
+class Student:
+    """A loaded student: model, tokenizer and what identifies it."""
+
+    uri: str
+    model: Any
+    tokenizer: Any
+    base_path: str  # what PeftModel.from_pretrained's base model is loaded from
+    fingerprint: str
+    notes: list[str] = field(default_factory=list)  # limits a report must state
+
+
+class StudentLoader(Protocol):
+    def fingerprint(self, rest: str, opts: LoadOptions) -> str:
+        """A cheap stable id of the weights, known before loading them (for the artefact id)."""
+
+    def load(self, rest: str, opts: LoadOptions) -> Student:
+        """Load model and tokenizer; raise InputError when the student cannot be had."""
+
+
+LOADERS: dict[str, StudentLoader] = {}
+
+
+def register_student(prefix: str, loader: StudentLoader) -> None:
+    """Add a student kind; the built-ins below register the same way a plugin would."""
+    LOADERS[prefix] = loader
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``prefix, rest`` of a student URI; a bare path or hub id means ``hf:``."""
+    prefix, sep, rest = uri.partition(":")
+    if not sep or (len(prefix) == 1 and rest.startswith("\\")):  # no prefix, or C:\ on Windows
+        return "hf", uri
+    if prefix not in LOADERS:
+        known = ", ".join(f"{p}:" for p in sorted(LOADERS))
+        raise UnknownPrefixError(f"unknown student prefix '{prefix}:' in {uri!r} (known: {known})")
+    return prefix, rest
+
+
+def fingerprint_student(uri: str, opts: LoadOptions) -> str:
+    prefix, rest = split_uri(uri)
+    return LOADERS[prefix].fingerprint(rest, opts)
+
+
+def load_student(uri: str, opts: LoadOptions | None = None) -> Student:
+    """Load the student a URI names, on the chosen device and dtype."""
+    opts = opts or LoadOptions()
+    prefix, rest = split_uri(uri)
+    student = LOADERS[prefix].load(rest, opts)
+    prepare_tokenizer(student.tokenizer)
+    return student
+
+
+def prepare_tokenizer(tok: Any) -> None:
+    """Give a tokenizer the default chat template and a pad token when it lacks them."""
+    if not getattr(tok, "chat_template", None):
+        tok.chat_template = DEFAULT_CHAT_TEMPLATE
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+
+
+# -- device and dtype ------------------------------------------------------------------
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(dtype: str = "auto", device: str = "auto") -> str:
+    """bf16 where the hardware computes it natively (CUDA with bf16), else fp32."""
+    import torch
+
+    if dtype != "auto":
+        return dtype
+    device = resolve_device(device)
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
+# -- built-in loaders -------------------------------------------------------------------
+
+
+def load_pretrained(path: str, opts: LoadOptions, *, weights_dtype: str | None = None) -> Any:
+    """``AutoModelForCausalLM`` from safetensors only; errors become one clear line."""
+    from transformers import AutoModelForCausalLM
+
+    dtype = weights_dtype or resolve_dtype(opts.dtype, opts.device)
+    extra: dict[str, Any] = {}
+    if opts.quantize_4bit:
+        from transformers import BitsAndBytesConfig
+
+        extra["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch_dtype(dtype))
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype(dtype), use_safetensors=True,
+            trust_remote_code=opts.trust_remote_code, **extra,
+        )
+    except OSError as e:
+        raise InputError(f"cannot load student model {path!r}: {_first_line(e)}",
+                         hint="a local folder with safetensors weights, or a hub id while online") from e
+    except ValueError as e:
+        if "trust_remote_code" in str(e):
+            raise InputError(f"student {path!r} ships its own model code",
+                             hint="pass --trust-remote-code if you trust it") from e
+        raise InputError(f"cannot load student model {path!r}: {_first_line(e)}") from e
+
+
+def load_tokenizer(path: str, opts: LoadOptions) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=opts.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot load the tokenizer of {path!r}: {_first_line(e)}") from e
+
+
+class HFLoader:
+    """``hf:PATH_OR_HUB_ID``: any causal LM transformers can load."""
+
+    def fingerprint(self, rest: str, opts: LoadOptions) -> str:
+        path = Path(rest).expanduser()
+        if not path.is_dir():
+            return f"hf:{rest}"  # a hub id: the id (and the hub's revision) name the weights
+        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                       for p in path.iterdir() if p.is_file())
+        return "hf-dir:" + hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
+
+    def load(self, rest: str, opts: LoadOptions) -> Student:
+        path = str(Path(rest).expanduser()) if Path(rest).expanduser().exists() else rest
+        return Student(
+            uri=f"hf:{rest}", model=load_pretrained(path, opts), tokenizer=load_tokenizer(path, opts),
+            base_path=path, fingerprint=self.fingerprint(rest, opts),
+        )
+
+
+class ModelArtefactLoader:
+    """``model:ID``: a full model this workspace made (``--method full`` or ``pretrain``)."""
+
+    def _path(self, rest: str, opts: LoadOptions) -> Path:
+        if opts.ws is None:
+            raise InputError("model:ID students need a workspace")
+        path = opts.ws.artefact("models", rest) / "model"
+        if not path.is_dir():
+            raise InputError(f"model {rest} has no full weights in {opts.ws.root}",
+                             hint="model:ID names a --method full or pretrain run")
+        return path
+
+    def fingerprint(self, rest: str, opts: LoadOptions) -> str:
+        return f"model:{rest}"
+
+    def load(self, rest: str, opts: LoadOptions) -> Student:
+        path = str(self._path(rest, opts))
+        meta_path = Path(path).parent / "synthloop.json"
+        notes = json.loads(meta_path.read_text()).get("notes", []) if meta_path.exists() else []
+        return Student(uri=f"model:{rest}", model=load_pretrained(path, opts),
+                       tokenizer=load_tokenizer(path, opts), base_path=path,
+                       fingerprint=f"model:{rest}", notes=notes)
+
+
+class ScratchLoader:
+    """``scratch:tiny``: a tiny Llama-style model built and pretrained on this corpus."""
+
+    def fingerprint(self, rest: str, opts: LoadOptions) -> str:
+        from loop.train.scratch import scratch_id
+
+        return f"scratch:{scratch_id(self._ws(opts), rest)}"
+
+    def load(self, rest: str, opts: LoadOptions) -> Student:
+        from loop.train.scratch import LIMITS, build_scratch
+
+        path = build_scratch(self._ws(opts), rest, emit=opts.emit)
+        fp32 = LoadOptions(**{**opts.__dict__, "dtype": "fp32"})  # tiny: fp32 is cheap and exact
+        return Student(uri=f"scratch:{rest}", model=load_pretrained(str(path), fp32),
+                       tokenizer=load_tokenizer(str(path), opts), base_path=str(path),
+                       fingerprint=self.fingerprint(rest, opts), notes=[LIMITS])
+
+    def _ws(self, opts: LoadOptions) -> Workspace:
+        if opts.ws is None:
+            raise InputError("scratch: students are built from a workspace's corpus")
+        return opts.ws
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def require_qlora() -> None:
+    """QLoRA needs CUDA and bitsandbytes; say so instead of failing deep inside PEFT."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise StageError("--method qlora needs a CUDA GPU (4-bit bitsandbytes kernels)",
+                         hint="use --method lora on this machine")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise StageError("--method qlora needs bitsandbytes",
+                         hint="pip install 'synthloop[qlora]'")
+
+
+register_student("hf", HFLoader())
+register_student("model", ModelArtefactLoader())
+register_student("scratch", ScratchLoader())
