@@ -59,6 +59,7 @@ def corpus_index(ws: Path) -> RetrievalIndex:
 
 def score(index: RetrievalIndex, items, settings: Settings, methods) -> dict:
     index.settings = settings
+    index.prepare_queries([it.question for it in items])
     count = gold_counter(index.chunks)
     out = {}
     for m in methods:

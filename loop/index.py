@@ -250,6 +250,7 @@ def evaluate_retrieval(ws: Workspace, eval_set: Path, ks: list[int],
         raise InputError(str(e)) from e
     retriever = load_retriever(ws, cfg, **overrides)
     count = gold_counter(retriever.index.chunks)
+    retriever.index.prepare_queries([it.question for it in items])
     out: dict[str, Any] = {"default": retriever.cfg.method, "questions": len(items),
                            "budget_k": retriever.cfg.k, "index_id": retriever.index_id,
                            "methods": {}}

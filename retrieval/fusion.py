@@ -30,7 +30,8 @@ def fuse(lists: dict[str, Ranked], weights: dict[str, float], *, fusion: str = "
 
     ``rrf``: sum of ``w / (rrf_k + rank + 1)``. ``zscore``: sum of ``w * z`` where ``z`` is
     the score standardised over that ranker's candidates; a candidate a ranker did not
-    return gets that ranker's lowest z.
+    return gets that ranker's lowest z (a ranker whose candidates all tie gives them 1, the
+    rest 0).
     """
     assert fusion in FUSIONS, f"unknown fusion {fusion}"
     total: dict[int, float] = {}
@@ -43,8 +44,12 @@ def fuse(lists: dict[str, Ranked], weights: dict[str, float], *, fusion: str = "
             part = w / (rrf_k + r.ranks + 1.0)
             floor = 0.0
         else:
-            z = (r.scores - r.scores.mean()) / (r.scores.std() + 1e-9)
-            part, floor = w * z, w * float(z.min())
+            std = float(r.scores.std())
+            if std < 1e-9:  # one candidate (or all tied): it still beats the ones not returned
+                part, floor = np.full(len(r.ids), w, np.float64), 0.0
+            else:
+                z = (r.scores - r.scores.mean()) / std
+                part, floor = w * z, w * float(z.min())
         floors += floor
         for i, s in zip(r.ids.tolist(), (part - floor).tolist(), strict=True):
             total[i] = total.get(i, 0.0) + s

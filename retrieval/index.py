@@ -43,7 +43,7 @@ class Settings:
     unit_min_words: int = 8
     unit_max_words: int = 60
     window_words: int = 200
-    fusion: str = "rrf"
+    fusion: str = "zscore"
     rrf_k: float = 10.0
     weights: dict[str, float] = field(
         default_factory=lambda: {"bm25": 1.0, "dense": 1.0, "bm25_chunk": 1.0, "dense_chunk": 1.0}
@@ -111,6 +111,7 @@ class RetrievalIndex:
         self.dense_units, self.dense_chunks = dense_units, dense_chunks
         self.bm25_units, self.bm25_chunks = bm25_units, bm25_chunks
         self._embedder = embedder
+        self._query_vectors: dict[str, np.ndarray] = {}
         self.meta = meta or {}
         self.stats = BuildStats(chunks=len(chunks), units=len(units))
         self.unit_chunk = np.array([u.chunk for u in units], dtype=np.int64)
@@ -190,10 +191,18 @@ class RetrievalIndex:
             return []
         qv = None
         if any(n.startswith("dense") for n in weights):
-            qv = self.embedder.embed([query])
+            qv = self._query_vectors.get(query)
+            qv = self.embedder.embed([query]) if qv is None else qv[None, :]
         lists = {name: self._rank(name, query, qv) for name in weights}
         ids, scores = fuse(lists, weights, fusion=self.settings.fusion, rrf_k=self.settings.rrf_k)
         return self._hits(ids, scores, k)
+
+    def prepare_queries(self, queries: Sequence[str]) -> None:
+        """Embed many queries in one batch (an evaluation's questions): one batched call is
+        much faster than one call per query, and repeated searches reuse the vectors."""
+        todo = [q for q in dict.fromkeys(queries) if q not in self._query_vectors]
+        if todo:
+            self._query_vectors.update(zip(todo, self.embedder.embed(todo), strict=True))
 
     def _rank(self, name: str, query: str, qv: np.ndarray | None) -> Ranked:
         n = self.settings.candidates

@@ -73,9 +73,11 @@ def mrr_at_k(rel: Sequence[bool], k: int = 10) -> float:
 
 
 def ndcg_at_k(rel: Sequence[bool], n_relevant: int, k: int = 10) -> float:
-    """Binary-gain nDCG; the ideal ranking puts ``n_relevant`` relevant items first."""
+    """Binary-gain nDCG; the ideal ranking puts ``n_relevant`` relevant items first (or as
+    many as were retrieved: windows can hold an answer that no single chunk does)."""
     dcg = sum(1.0 / math.log2(i + 2) for i, r in enumerate(rel[:k]) if r)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, max(n_relevant, 1))))
+    n = max(n_relevant, sum(map(bool, rel[:k])), 1)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, n)))
     return dcg / ideal
 
 

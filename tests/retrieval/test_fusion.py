@@ -24,9 +24,9 @@ def test_weights_change_the_winner():
 def test_zscore_missing_candidate_gets_the_floor():
     lists = {"a": Ranked.of([1, 2, 3], [3.0, 2.0, 1.0]), "b": Ranked.of([3], [5.0])}
     ids, scores = fuse(lists, {"a": 1.0, "b": 1.0}, fusion="zscore")
-    # a: z = [1.2247, 0, -1.2247]; b has one candidate (z 0, floor 0): ties broken by id
+    # a: z = [1.2247, 0, -1.2247]; b has one candidate: it gets 1, the others b's floor 0
     assert ids.tolist() == [1, 2, 3]
-    np.testing.assert_allclose(scores, [1.2247449, 0.0, -1.2247449], atol=1e-5)
+    np.testing.assert_allclose(scores, [1.2247449, 0.0, 1 - 1.2247449], atol=1e-5)
 
 
 def test_ties_break_by_id():

@@ -19,6 +19,7 @@ def test_recall_mrr_ndcg_by_hand():
     idcg = 1 + 1 / math.log2(3)
     assert ndcg_at_k(rel, n_relevant=2) == pytest.approx(dcg / idcg)
     assert ndcg_at_k([True], n_relevant=0) == 1.0
+    assert ndcg_at_k([True, True], n_relevant=1) == 1.0  # never above 1
 
 
 def test_normalize_and_whole_word_containment():
