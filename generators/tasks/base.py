@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -44,6 +45,7 @@ def document_block(chunk: Chunk, label: str = "document") -> str:
     return f'<{label} title="{title}">\n{text}\n</{label}>'
 
 
+@functools.cache  # importlib.resources looks the package up on every call
 def load_prompt(name: str) -> str:
     return resources.files("generators").joinpath("prompts", name).read_text(encoding="utf-8")
 

@@ -51,6 +51,9 @@ class Scripted:
 def _handler(state: Scripted):
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle's algorithm and delayed ACKs
+        # each reply would stall ~40 ms, and the figure would measure that.
+        disable_nagle_algorithm = True
 
         def log_message(self, *a):  # keep test output clean
             pass
