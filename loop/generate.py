@@ -42,7 +42,7 @@ from loop.workspace import Workspace, save_dataset, write_json
 EVAL_META = "eval_set"
 # Part of every dataset id: bump it when parsing or filtering changes what a run produces,
 # so an old cached dataset is not taken for the new code's output.
-PIPELINE_VERSION = "gen-2"
+PIPELINE_VERSION = "gen-3"
 
 
 class GenerateConfig(StageConfig):
@@ -62,6 +62,7 @@ class GenerateConfig(StageConfig):
     near_dup_threshold: float = Field(0.92, gt=0, le=1, description="Question similarity above which a sample is a near-duplicate.")
     decontam_threshold: float = Field(0.85, gt=0, le=1, description="Similarity to an eval question above which a sample is removed.")
     max_answer_chars: int = Field(2000, ge=1, description="Longest answer kept.")
+    dedup_embedder: str | None = Field(None, description="Embedder URI (st:NAME) for near-duplicate and decontamination similarity; default: character n-gram vectors.")
     judge: str | None = Field(None, description="Teacher URI of an LLM judge; samples scoring below judge_min are removed.")
     judge_min: int = Field(3, ge=1, le=5, description="Least judge score kept (1-5).")
     teacher_url: str | None = Field(None, description="Base URL of an OpenAI-compatible server (else $OPENAI_BASE_URL).")
@@ -77,6 +78,25 @@ class GenerateConfig(StageConfig):
 
 
 register_stage("generate", GenerateConfig)
+
+
+def rag_context(chunks: list[Chunk]) -> str:
+    """RAFT rows show their chunks through the retrieval package's RAG prompt block, the
+    same one the ``combined`` setup sees at inference, so training matches use."""
+    from retrieval.index import Hit
+    from retrieval.prompt import build_context
+
+    return build_context([Hit(c.chunk_id, 0.0, c.text, c.source, c.title, "", 0, len(c.text))
+                          for c in chunks])
+
+
+def _embed_fn(uri: str | None):  # noqa: ANN202
+    if not uri:
+        return None
+    from retrieval.embedders import get_embedder
+
+    embedder = get_embedder(uri)
+    return lambda texts: embedder.embed(texts)
 
 
 class LedgerCache:
@@ -157,7 +177,8 @@ def plan(ws: Workspace, cfg: GenerateConfig, *, eval_mode: bool = False) -> dict
 class _Generate:
     def __init__(self, ws, cfg, eval_mode, eval_questions, style, emit, embed, api_key) -> None:  # noqa: ANN001
         self.ws, self.cfg, self.eval_mode = ws, cfg, eval_mode
-        self.eval_questions, self.style, self.emit, self.embed = eval_questions, style, emit, embed
+        self.eval_questions, self.style, self.emit = eval_questions, style, emit
+        self.embed = embed or _embed_fn(cfg.dedup_embedder)
         self.api_key = api_key
         self.kind = "eval" if eval_mode else "train"
 
@@ -178,6 +199,7 @@ class _Generate:
             why = getattr(teacher, "why_not", lambda n: "unsupported")
             raise ConfigError("; ".join(f"the {cfg.teacher} teacher cannot do '{n}': {why(n)}"
                                         for n in unsupported))
+        type(get_task("raft")).format_context = staticmethod(rag_context)
         jobs = [_job(t, c, cfg, chunks, self.style) for t in tasks for c in chunks]
         results = self._run_jobs(teacher, jobs)
         teacher.close()

@@ -42,6 +42,7 @@ def generate(
     concurrency: Annotated[int | None, _opt("concurrency")] = None,
     timeout: Annotated[float | None, _opt("timeout")] = None,
     judge: Annotated[str | None, _opt("judge")] = None,
+    dedup_embedder: Annotated[str | None, _opt("dedup_embedder")] = None,
     price_per_1k: Annotated[float | None, _opt("price_per_1k")] = None,
     seed: Annotated[int | None, _opt("seed")] = None,
     eval_set: Annotated[Path | None, typer.Option(
@@ -69,7 +70,7 @@ def generate(
     with verb(as_json):
         cfg = resolve(GenerateConfig, read_config_file(config).get("generate"),
                       teacher=teacher, limit=limit, per_chunk=per_chunk, teacher_url=teacher_url,
-                      concurrency=concurrency, timeout=timeout, judge=judge,
+                      concurrency=concurrency, timeout=timeout, judge=judge, dedup_embedder=dedup_embedder,
                       price_per_1k=price_per_1k, seed=seed,
                       tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None)
         with Workspace(workspace) as ws:

@@ -15,6 +15,9 @@ import pytest
 def good_reply(messages: list[dict]) -> str:
     """A deterministic, grounded QA reply built from the <document> in the prompt."""
     user = messages[-1]["content"]
+    if "Grade a training sample" in user:  # the LLM judge
+        score = 1 if "Which word number 1" in user else 4
+        return json.dumps({"score": score, "reason": "scripted"})
     m = re.search(r"<document[^>]*>\n(.*?)\n</document>", user, re.DOTALL)
     doc = m.group(1) if m else user
     words = re.findall(r"[A-Za-z][a-z]{3,}", doc)

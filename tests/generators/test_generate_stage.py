@@ -191,3 +191,35 @@ def test_exports(tmp_path, example_ws):
             assert all(r["instruction"] and r["output"] for r in rows)
         else:
             assert all(r["conversations"][-1]["from"] == "gpt" for r in rows)
+
+
+def test_llm_judge_scores_and_filters(tmp_path, server):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Fees\n\nHarbour mooring fees rise to twelve crowns in spring.")
+    ws = Workspace(tmp_path / "ws")
+    ingest(ws, [docs])
+    r = generate(ws, GenerateConfig(teacher="openai:m", teacher_url=server.url, tasks=["qa"],
+                                    judge="openai:judge", judge_min=3))
+    assert r.rejected.get("judge") == 1 and r.samples == 1
+    verdict = json.loads(load_samples(ws)[0]["filters"])["judge"]
+    assert verdict == {"ok": True, "score": 4, "reason": "scripted"}
+
+
+def test_generated_eval_set_is_separate_and_decontaminated(example_ws):
+    from datasets import load_from_disk
+
+    generate(example_ws, GenerateConfig(limit=60))
+    r = generate(example_ws, GenerateConfig(limit=60), eval_mode=True)
+    ev = load_from_disk(str(r.dataset_path / "data"))
+    assert r.kind == "eval" and len(ev) == r.samples > 0
+    assert set(ev["origin"]) == {"generated"} and all(a for a in ev["answers"])
+    train_q = {m[0]["content"] for m in load_samples(example_ws)["messages"]}
+    assert not set(ev["question"]) & train_q
+    assert r.decontaminated > 0  # near-duplicates of training questions were removed
+
+
+def test_raft_rows_use_the_rag_prompt_block(example_ws):
+    generate(example_ws, GenerateConfig(limit=20, tasks=["raft"]))
+    user = load_samples(example_ws)[0]["messages"][0]["content"]
+    assert user.startswith("Use the documents below to answer") and "<document index=" in user
