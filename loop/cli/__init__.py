@@ -34,6 +34,7 @@ def _root(
 def _register() -> None:
     # Each verb lives in its own module and registers itself on ``app``.
     from loop.cli import export, generate, index, ingest, retrieval_eval, search  # noqa: F401  # noqa: F401
+    from loop.cli import train  # noqa: F401
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ def dpo_trainer(model: Any, tokenizer: Any, train: Dataset, val: Dataset | None,
                 plan: runner.Plan) -> Any:
     from trl import DPOConfig, DPOTrainer
 
-    args = DPOConfig(**runner.trainer_kwargs(plan), beta=plan.cfg.dpo_beta, dataset_num_proc=None)
+    args = DPOConfig(**runner.trainer_kwargs(plan), beta=plan.cfg.dpo_beta,
+                     max_length=plan.cfg.max_length, dataset_num_proc=None)
     return DPOTrainer(
         model=model, ref_model=None, args=args, train_dataset=to_preference(train),
         eval_dataset=to_preference(val) if val is not None else None,

@@ -45,7 +45,7 @@ def trainer_kwargs(plan: Plan) -> dict[str, Any]:
         disable_tqdm=True,  # progress goes out as events; the CLI draws its own bar
         include_num_input_tokens_seen="non_padding",
         bf16=plan.dtype == "bf16", fp16=plan.dtype == "fp16", use_cpu=plan.device == "cpu",
-        dataloader_pin_memory=plan.device.startswith("cuda"), max_length=cfg.max_length,
+        dataloader_pin_memory=plan.device.startswith("cuda"),
     )
     if cfg.gradient_checkpointing:  # passed only when on: the flag is deprecated in transformers 5
         kw["gradient_checkpointing"] = True
