@@ -159,6 +159,9 @@ class _Train:
         from loop.train import runner
 
         student = load_student(self.cfg.student, self.opts)
+        # No KV cache while training: with one, transformers ignores the restarting position
+        # ids of packed rows and lets packed samples attend to each other.
+        student.model.config.use_cache = False
         set_seed(self.cfg.seed)  # before LoRA init, so a resumed run starts from the same weights
         model, targets = self._prepare(student)
         plan = runner.Plan(self.cfg, self.ws.root / "checkpoints" / model_id, self.device,
@@ -206,6 +209,7 @@ class _Train:
         """Write the adapter (or full/merged weights) and the tokenizer; returns the adapter folder."""
         if self.cfg.method in ("full", "pretrain"):
             weights = model.merge_and_unload() if self.cfg.method == "pretrain" else model
+            weights.config.use_cache = True  # for generation with the saved model
             weights.save_pretrained(tmp / "model", safe_serialization=True)
             student.tokenizer.save_pretrained(tmp / "model")
             return ""

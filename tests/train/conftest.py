@@ -95,3 +95,12 @@ def fast_config(student: Path, **kw):
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="session")
+def kit():
+    """The helpers above, for test modules (importlib mode cannot import conftest)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(fact_rows=fact_rows, write_dataset=write_dataset, fast_config=fast_config,
+                           build_tiny_student=build_tiny_student, read_json=read_json)

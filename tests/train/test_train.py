@@ -1,0 +1,188 @@
+"""The train stage on a 2-layer, 32-wide Llama built in a fixture (a few seconds per run)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from loop.errors import InputError, StageError, UnknownPrefixError
+from loop.events import Collector, Progress, Started
+from loop.train import train
+from loop.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_student, kit):
+    """One LoRA run shared by the tests that only read its outputs."""
+    ws = Workspace(tmp_path_factory.mktemp("trained") / "ws")
+    kit.write_dataset(ws, kit.fact_rows())
+    events = Collector()
+    result = train(ws, kit.fast_config(tiny_student), emit=events)
+    yield ws, result, events
+    ws.close()
+
+
+def test_lora_loss_falls_and_outputs_are_complete(trained, kit):
+    ws, r, _ = trained
+    assert r.steps == 12 and r.loss_last < r.loss_first
+    assert r.val_loss is not None and r.kind == "tuned"
+    folder = r.path
+    for name in ("adapter/adapter_model.safetensors", "adapter/adapter_config.json",
+                 "adapter/tokenizer.json", "curves.json", "synthloop.json"):
+        assert (folder / name).exists(), name
+    meta = kit.read_json(folder / "synthloop.json")
+    assert meta["dataset_id"] == "testdataset0001" and meta["config"]["method"] == "lora"
+    assert meta["target_modules"]  # found from the architecture
+    curves = kit.read_json(folder / "curves.json")
+    assert curves["train"][0][0] == 1 and curves["val"]
+    row = ws.ledger.conn.execute("SELECT * FROM models WHERE id = ?", (r.model_id,)).fetchone()
+    assert row["kind"] == "tuned" and row["steps"] == 12
+    assert ws.ledger.get_meta("model.tuned") == r.model_id
+    assert not (ws.root / "checkpoints" / r.model_id).exists()  # cleared on success
+
+
+def test_progress_events_carry_step_loss_rate_eta(trained):
+    _, _, events = trained
+    assert events.of(Started)[0].total == 12
+    last = events.of(Progress)[-1]
+    assert last.done == 12 and {"step", "loss", "tok/s", "eta_s"} <= set(last.info)
+
+
+def test_adapter_changed_base_did_not_and_peft_loads_it(trained, tiny_student):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    _, r, _ = trained
+    base_before = {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(tiny_student).state_dict().items()}
+    adapter = load_file(str(r.path / "adapter" / "adapter_model.safetensors"))
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and all(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: it moved
+    assert not any("lora" not in k for k in adapter)  # only adapter weights were saved
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_student), r.adapter_path)
+    base_after = model.get_base_model().state_dict()
+    for k, v in base_before.items():
+        key = next(n for n in base_after if n.endswith(k.replace(".weight", ".base_layer.weight"))
+                   or n == k)
+        assert torch.equal(base_after[key], v), k
+
+
+def test_unchanged_rerun_is_a_cache_hit(trained, tiny_student, kit):
+    ws, r, _ = trained
+    again = train(ws, kit.fast_config(tiny_student))
+    assert again.cached and again.model_id == r.model_id and again.adapter_path == r.adapter_path
+
+
+def test_export_merged_loads_in_plain_transformers(trained, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from loop.train import export_merged, load_tuned
+
+    ws, r, _ = trained
+    out = export_merged(ws, tmp_path / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(out).eval()
+    tuned, tok = load_tuned(ws, r.model_id, device="cpu", dtype="fp32")
+    ids = tok("What colour is the door of house 3?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, tuned(ids).logits, atol=1e-4)
+    card = (out / "README.md").read_text()
+    assert "testdataset0001" in card and "--method lora" in card and "qa: " in card
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tiny_student, kit):
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):  # dies between checkpoints, as kill -9 would
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 6:
+                raise RuntimeError("simulated crash")
+
+    cfg = kit.fast_config(tiny_student, max_steps=8, save_steps=4, eval_steps=4, patience=0)
+    runs = {}
+    for name in ("straight", "crashed"):
+        ws = Workspace(tmp_path / name)
+        kit.write_dataset(ws, kit.fact_rows())
+        if name == "crashed":
+            with pytest.raises(RuntimeError, match="simulated crash"):
+                train(ws, cfg, callbacks=[Crash()])
+            assert (ws.root / "checkpoints").exists()
+        runs[name] = train(ws, cfg)
+        ws.close()
+    assert runs["crashed"].resumed_from == "checkpoint-4" and runs["straight"].resumed_from is None
+    a = load_file(str(runs["straight"].path / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(runs["crashed"].path / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    assert runs["crashed"].loss_last == pytest.approx(runs["straight"].loss_last, abs=1e-4)
+
+
+def test_dpo_runs_on_preference_rows(train_ws, tiny_student, kit):
+    r = train(train_ws, kit.fast_config(tiny_student, method="dpo", max_steps=3, batch_size=4))
+    assert r.kind == "dpo" and r.steps == 3 and r.loss_first is not None
+    assert (r.path / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_with_context_trains_on_raft_rows_only(train_ws, tiny_student, kit):
+    r = train(train_ws, kit.fast_config(tiny_student, with_context=True, max_steps=2))
+    assert r.kind == "combined"
+    assert train_ws.ledger.get_meta("model.combined") == r.model_id
+
+
+def test_missing_rows_name_the_generate_command(ws, tiny_student, kit):
+    kit.write_dataset(ws, [row for row in kit.fact_rows() if row["task"] == "qa"])
+    with pytest.raises(InputError, match="raft rows") as e:
+        train(ws, kit.fast_config(tiny_student, with_context=True))
+    assert "--tasks raft" in str(e.value)
+    with pytest.raises(InputError, match="preference"):
+        train(ws, kit.fast_config(tiny_student, method="dpo"))
+
+
+def test_full_fine_tuning_writes_full_weights(train_ws, tiny_student, kit):
+    from transformers import AutoModelForCausalLM
+
+    r = train(train_ws, kit.fast_config(tiny_student, method="full", max_steps=2, lr=1e-3))
+    assert r.adapter_path.endswith("model")
+    AutoModelForCausalLM.from_pretrained(r.adapter_path)
+
+
+def test_out_of_memory_becomes_a_clear_message(train_ws, tiny_student, kit):
+    from transformers import TrainerCallback
+
+    class Oom(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(StageError) as e:
+        train(train_ws, kit.fast_config(tiny_student), callbacks=[Oom()])
+    assert "--batch-size (now 8)" in str(e.value) and "--max-length (now 128)" in str(e.value)
+
+
+def test_student_uris(ws, tmp_path):
+    from loop.train.students import LoadOptions, load_student, split_uri
+
+    assert split_uri("some/local/path") == ("hf", "some/local/path")
+    with pytest.raises(UnknownPrefixError, match="known: hf:, model:, scratch:"):
+        split_uri("ollama:llama3")
+    with pytest.raises(InputError, match="cannot load student model"):
+        load_student(f"hf:{tmp_path / 'nowhere'}", LoadOptions(ws=ws))
+
+
+def test_qlora_without_cuda_is_a_clear_error(train_ws, tiny_student, kit):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(StageError, match="needs a CUDA GPU"):
+        train(train_ws, kit.fast_config(tiny_student, method="qlora"))
+
+
+def test_tokenizer_without_template_gets_the_default(tmp_path, kit):
+    from loop.train.students import DEFAULT_CHAT_TEMPLATE, LoadOptions, load_student
+
+    folder = kit.build_tiny_student(tmp_path / "plain")
+    assert "chat_template" not in json.loads((folder / "tokenizer_config.json").read_text())
+    student = load_student(str(folder), LoadOptions(device="cpu"))
+    assert student.tokenizer.chat_template == DEFAULT_CHAT_TEMPLATE
+    assert student.tokenizer.pad_token is not None
