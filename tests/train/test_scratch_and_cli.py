@@ -1,0 +1,102 @@
+"""scratch:tiny offline, continued pretraining, the train verb and accelerate launch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loop.train import train
+from loop.train.scratch import LIMITS, SIZES
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = {
+    "harbour.md": "# Harbour\n\nThe Kell Island ferry leaves Old Quay at 7:15 every weekday. "
+                  "Tickets cost four euros. The harbour master is Ines Varga.\n",
+    "parks.md": "# Parks\n\nTarn Park opens at eight and closes at dusk. Dogs must be on a lead "
+                "near the pond. The bandstand hosts concerts on Sundays in July.\n",
+}
+
+
+@pytest.fixture
+def corpus_ws(ws, tmp_path, monkeypatch):
+    """A workspace with a two-document corpus and a scratch recipe cut to seconds."""
+    from loop.ingest.stage import ingest
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text * 3)
+    ingest(ws, [docs])
+    monkeypatch.setitem(SIZES, "tiny", {**SIZES["tiny"], "vocab": 300, "steps": 4, "block": 64})
+    return ws
+
+
+def test_scratch_tiny_builds_offline_and_trains(corpus_ws, kit, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    kit.write_dataset(corpus_ws, kit.fact_rows())
+    cfg = kit.fast_config(Path("unused"), max_steps=2)
+    r = train(corpus_ws, cfg.model_copy(update={"student": "scratch:tiny"}))
+    assert r.notes == [LIMITS] and r.steps == 2
+    base = Path(json.loads((r.path / "synthloop.json").read_text())["base_path"])
+    assert base.parent.name.startswith("scratch-") and (base / "model.safetensors").exists()
+    meta = json.loads((base.parent / "synthloop.json").read_text())
+    assert meta["params"] > 100_000 and meta["notes"] == [LIMITS]
+    from transformers import AutoTokenizer
+
+    assert "{% generation %}" in AutoTokenizer.from_pretrained(base).chat_template
+
+
+def test_pretrain_then_fine_tune_the_result(corpus_ws, kit, tiny_student):
+    kit.write_dataset(corpus_ws, kit.fact_rows())
+    pre = train(corpus_ws, kit.fast_config(tiny_student, method="pretrain", max_steps=2))
+    assert pre.kind == "pretrain" and pre.dataset_id.startswith("corpus:")
+    assert (pre.path / "model" / "model.safetensors").exists()
+    sft = train(corpus_ws, kit.fast_config(tiny_student, max_steps=2).model_copy(
+        update={"student": f"model:{pre.model_id}"}))
+    assert sft.kind == "tuned" and sft.steps == 2
+
+
+def test_train_verb_prints_the_json_summary(train_ws, tiny_student):
+    from typer.testing import CliRunner
+
+    from loop.cli import app
+
+    args = ["train", "--student", f"hf:{tiny_student}", "--max-steps", "2", "--max-length", "128",
+            "--device", "cpu", "--batch-size", "4", "--json", "-w", str(train_ws.root)]
+    train_ws.close()  # the verb opens the workspace itself
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout[out.stdout.index("{"):])
+    assert {"adapter_path", "steps", "loss_first", "loss_last", "val_loss"} <= set(data)
+    assert data["steps"] == 2 and Path(data["adapter_path"], "adapter_config.json").exists()
+
+
+def test_train_verb_errors_are_one_line(train_ws):
+    from typer.testing import CliRunner
+
+    from loop.cli import app
+
+    train_ws.close()
+    out = CliRunner().invoke(app, ["train", "--student", "nope:x", "-w", str(train_ws.root)])
+    assert out.exit_code == 1 and "unknown student prefix 'nope:'" in out.output
+    assert "Traceback" not in out.output
+
+
+@pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None,
+                    reason="accelerate launcher not installed")
+def test_accelerate_launch_at_world_size_1(train_ws, tiny_student):
+    launcher = str(Path(sys.executable).parent / "accelerate")
+    cmd = [launcher, "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--cpu", "-m", "loop", "train", "--student", f"hf:{tiny_student}",
+           "--max-steps", "2", "--max-length", "128", "--json", "-w", str(train_ws.root)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=REPO, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    data = json.loads(out.stdout[out.stdout.index("{"):])
+    assert data["steps"] == 2 and Path(data["adapter_path"], "adapter_model.safetensors").exists()
