@@ -102,12 +102,15 @@ class HFTeacher(ChatTeacher):
         with torch.inference_mode():
             out = model.generate(**enc, **gen_kwargs)
         width = enc["input_ids"].shape[1]
-        results = []
-        for row, mask in zip(out, enc["attention_mask"], strict=True):
-            new = row[width:]
-            if tok.eos_token_id is not None:
-                stop = (new == tok.eos_token_id).nonzero()
-                new = new[: int(stop[0])] if len(stop) else new
-            text = tok.decode(new, skip_special_tokens=True)
-            results.append(Completion(text, int(mask.sum()), int(len(new))))
+        # One device-to-host copy for the batch: per-row GPU ops each forced a sync.
+        new_tokens = out[:, width:].cpu()
+        prompt_lens = enc["attention_mask"].sum(dim=1).cpu().tolist()
+        eos = tok.eos_token_id
+        rows = []
+        for row in new_tokens.tolist():
+            if eos is not None and eos in row:
+                row = row[: row.index(eos)]
+            rows.append(row)
+        texts = tok.batch_decode(rows, skip_special_tokens=True)
+        results = [Completion(t, int(p), len(r)) for t, p, r in zip(texts, prompt_lens, rows, strict=True)]
         return results
