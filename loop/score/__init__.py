@@ -1,0 +1,1 @@
+"""Scoring: per-question metrics and the statistics that say which differences are real."""

@@ -1,0 +1,82 @@
+"""Per-question metrics. EM and F1 follow the official SQuAD v1.1 evaluation script exactly
+(normalisation: lower-case, drop punctuation, drop the articles a/an/the, collapse
+whitespace; the best score over the gold answers)."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation)
+
+
+def normalize_answer(s: str) -> str:
+    """SQuAD v1.1 ``normalize_answer``: lower, no punctuation, no articles, single spaces."""
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in _PUNCT)
+    s = _ARTICLES.sub(" ", s)
+    return " ".join(s.split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    p = normalize_answer(prediction)
+    return float(any(p == normalize_answer(g) for g in golds))
+
+
+def _f1(prediction: str, gold: str) -> float:
+    p, g = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    common = Counter(p) & Counter(g)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(p), same / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1_score(prediction: str, golds: Sequence[str]) -> float:
+    return max((_f1(prediction, g) for g in golds), default=0.0)
+
+
+def _lcs(a: list[str], b: list[str]) -> int:
+    # Two-row dynamic programme; the rouge-score package would add nltk for these 10 lines.
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b, 1):
+            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l(prediction: str, golds: Sequence[str]) -> float:
+    """ROUGE-L F-measure on SQuAD-normalised tokens, best over the gold answers."""
+    p = normalize_answer(prediction).split()
+    best = 0.0
+    for gold in golds:
+        g = normalize_answer(gold).split()
+        lcs = _lcs(p, g) if p and g else 0
+        if lcs:
+            prec, rec = lcs / len(p), lcs / len(g)
+            best = max(best, 2 * prec * rec / (prec + rec))
+    return best
+
+
+def hit_and_rr(retrieved: Sequence[str], gold: Sequence[str], k: int) -> tuple[float, float]:
+    """Hit@k and reciprocal rank of the first gold chunk among the retrieved ids."""
+    gold_set = set(gold)
+    for rank, cid in enumerate(retrieved, 1):
+        if cid in gold_set:
+            return float(rank <= k), 1.0 / rank
+    return 0.0, 0.0
+
+
+def faithfulness(answer: str, context: str) -> float:
+    """Share of the answer's content words that appear in the retrieved context."""
+    words = [w for w in normalize_answer(answer).split() if len(w) > 2]
+    if not words:
+        return 1.0
+    ctx = set(normalize_answer(context).split())
+    return sum(w in ctx for w in words) / len(words)

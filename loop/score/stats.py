@@ -1,0 +1,51 @@
+"""Uncertainty: bootstrap intervals per setup, paired intervals between setups, McNemar."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    ci_low: float
+    ci_high: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high}
+
+    def excludes_zero(self) -> bool:
+        return self.ci_low > 0 or self.ci_high < 0
+
+
+def bootstrap_ci(values: Sequence[float], *, n_boot: int = 2000, alpha: float = 0.05,
+                 seed: int = 0) -> Interval:
+    """Percentile bootstrap interval of the mean; deterministic under ``seed``."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return Interval(float("nan"), float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return Interval(float(x.mean()), float(lo), float(hi))
+
+
+def paired_diff_ci(a: Sequence[float], b: Sequence[float], **kw) -> Interval:  # noqa: ANN003
+    """Bootstrap interval of mean(a - b) over the same questions (resampled together)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    assert a.shape == b.shape, f"paired samples differ in length: {a.shape} vs {b.shape}"
+    return bootstrap_ci(a - b, **kw)
+
+
+def mcnemar_p(a_correct: Sequence[float], b_correct: Sequence[float]) -> float:
+    """Exact McNemar test (two-sided binomial on the discordant pairs) for paired EM."""
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(a_correct) > 0.5, np.asarray(b_correct) > 0.5
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    if only_a + only_b == 0:
+        return 1.0
+    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
