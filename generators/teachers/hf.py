@@ -88,29 +88,40 @@ class HFTeacher(ChatTeacher):
                 on_done(i, out)
 
     def generate_batch(self, batch: Sequence[Messages]) -> list[Completion]:
-        import torch
+        return generate_texts(self._model, self._tok, batch,
+                              max_new_tokens=int(self.params.get("max_tokens", 256)),
+                              temperature=float(self.params.get("temperature") or 0.0),
+                              seed=int(self.params.get("seed", 0)))
 
-        tok, model = self._tok, self._model
-        prompts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in batch]
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        temperature = float(self.params.get("temperature") or 0.0)
-        gen_kwargs = {"max_new_tokens": int(self.params.get("max_tokens", 256)),
-                      "do_sample": temperature > 0, "pad_token_id": tok.pad_token_id}
-        if temperature > 0:
-            gen_kwargs["temperature"] = temperature
-            torch.manual_seed(int(self.params.get("seed", 0)))
-        with torch.inference_mode():
-            out = model.generate(**enc, **gen_kwargs)
-        width = enc["input_ids"].shape[1]
-        # One device-to-host copy for the batch: per-row GPU ops each forced a sync.
-        new_tokens = out[:, width:].cpu()
-        prompt_lens = enc["attention_mask"].sum(dim=1).cpu().tolist()
-        eos = tok.eos_token_id
-        rows = []
-        for row in new_tokens.tolist():
-            if eos is not None and eos in row:
-                row = row[: row.index(eos)]
-            rows.append(row)
-        texts = tok.batch_decode(rows, skip_special_tokens=True)
-        results = [Completion(t, int(p), len(r)) for t, p, r in zip(texts, prompt_lens, rows, strict=True)]
-        return results
+
+def generate_texts(model, tok, batch: Sequence[Messages], *, max_new_tokens: int,  # noqa: ANN001
+                   temperature: float = 0.0, seed: int = 0) -> list[Completion]:
+    """One batched ``generate`` over chat prompts: left padding, the chat template, the KV
+    cache; the texts after the prompt, cut at EOS. Shared by teachers and the scoring stage."""
+    import torch
+
+    if tok.padding_side != "left":
+        tok.padding_side = "left"  # generation appends on the right: pads must sit left
+    prompts = [tok.apply_chat_template(list(m), tokenize=False, add_generation_prompt=True)
+               for m in batch]
+    device = next(model.parameters()).device
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    gen_kwargs = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0,
+                  "pad_token_id": tok.pad_token_id}
+    if temperature > 0:
+        gen_kwargs["temperature"] = temperature
+        torch.manual_seed(seed)
+    with torch.inference_mode():
+        out = model.generate(**enc, **gen_kwargs)
+    width = enc["input_ids"].shape[1]
+    # One device-to-host copy for the batch: per-row GPU ops each forced a sync.
+    new_tokens = out[:, width:].cpu()
+    prompt_lens = enc["attention_mask"].sum(dim=1).cpu().tolist()
+    eos = tok.eos_token_id
+    rows = []
+    for row in new_tokens.tolist():
+        if eos is not None and eos in row:
+            row = row[: row.index(eos)]
+        rows.append(row)
+    texts = tok.batch_decode(rows, skip_special_tokens=True)
+    return [Completion(t, int(p), len(r)) for t, p, r in zip(texts, prompt_lens, rows, strict=True)]
