@@ -1,0 +1,360 @@
+"""The eval stage: every setup answers the same questions; metrics with 95% intervals.
+
+Setups (DESIGN.md): ``base`` (student, closed book), ``rag`` (student + retrieved chunks),
+``tuned`` (student + SFT adapter, closed book), ``tuned+rag`` (that adapter with
+retrieval), ``combined`` (the RAFT adapter, trained with context, + retrieval). All use the
+same decoding settings, and every RAG setup the same retriever, k and context block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from loop.config import StageConfig, register_stage
+from loop.corpus import load_corpus
+from loop.errors import InputError, WorkspaceError
+from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
+from loop.score import metrics as M
+from loop.score.models import ADAPTER_OF
+from loop.score.stats import bootstrap_ci, mcnemar_p, paired_diff_ci
+from loop.workspace import Workspace, save_dataset, write_json
+
+SETUPS = ("base", "rag", "tuned", "tuned+rag", "combined")
+RAG_SETUPS = {"rag", "tuned+rag", "combined"}
+METRICS = ("em", "f1", "rouge_l", "semantic", "faithfulness", "hit", "rr")
+EVAL_RUN_META = "evaluation"
+
+
+class EvalConfig(StageConfig):
+    """How the setups are scored."""
+
+    setups: list[str] = Field(list(SETUPS), description="Setups to score (comma-separated on the CLI).")
+    student: str | None = Field(None, description="Student URI for base/rag (default: the tuned model's student).")
+    max_new_tokens: int = Field(48, ge=1, description="Answer length limit, the same for every setup.")
+    k: int | None = Field(None, ge=1, description="Chunks retrieved per question (default: the index's k).")
+    context_tokens: int = Field(1500, ge=64, description="Token budget of the RAG context block.")
+    max_questions: int | None = Field(None, ge=1, description="Score only the first N questions.")
+    n_boot: int = Field(2000, ge=100, description="Bootstrap resamples per interval.")
+    seed: int = Field(0, description="Seed of the bootstrap.")
+    batch_size: int = Field(16, ge=1, description="Questions answered per generate call.")
+    device: str = Field("auto", description="auto | cpu | cuda | mps.")
+    dtype: str = Field("auto", description="auto | bf16 | fp16 | fp32.")
+
+    execution_only: ClassVar[frozenset[str]] = frozenset({"batch_size", "device", "dtype"})
+
+
+register_stage("eval", EvalConfig)
+
+
+@dataclass
+class Question:
+    id: str
+    question: str
+    answers: list[str]
+    gold_chunks: list[str]
+    doc: str
+
+
+@dataclass
+class EvalResult:
+    eval_id: str
+    path: Path
+    origin: str
+    questions: int
+    setups: dict[str, dict[str, dict[str, float]]]
+    differences: list[dict[str, Any]]
+    verdict: str
+    notes: list[str]
+    contamination: int
+    cached: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["path"] = str(self.path)
+        return d
+
+
+def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | None = None,
+             emit: EventSink = null_sink) -> EvalResult:
+    """Score the configured setups on a gold eval set (or the generated one)."""
+    cfg = cfg or EvalConfig()
+    unknown = [s for s in cfg.setups if s not in SETUPS]
+    if unknown:
+        raise InputError(f"unknown setup(s) {unknown} (known: {', '.join(SETUPS)})")
+    with ws.writing("eval"):
+        run_id = ws.ledger.start_run("eval", [], cfg.resolved())
+        try:
+            result = _Eval(ws, cfg, emit).run(eval_set)
+        except BaseException as e:
+            ws.ledger.finish_run(run_id, status="failed", error=str(e) or type(e).__name__)
+            raise
+        ws.ledger.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=result.eval_id)
+    emit(Finished("eval", summary=result.summary()))
+    return result
+
+
+class _Eval:
+    def __init__(self, ws: Workspace, cfg: EvalConfig, emit: EventSink) -> None:
+        self.ws, self.cfg, self.emit = ws, cfg, emit
+        self.notes: list[str] = []
+
+    def run(self, eval_set: Path | None) -> EvalResult:
+        questions, origin, set_hash = self._questions(eval_set)
+        models = self._models()
+        setups = [s for s in self.cfg.setups if self._available(s, models)]
+        retriever = self._retriever() if RAG_SETUPS & set(setups) else None
+        if retriever is None:
+            setups = [s for s in setups if s not in RAG_SETUPS]
+        if not setups:
+            raise WorkspaceError("no setup can be scored", hint="train a model or build an index")
+        eval_id = self._eval_id(set_hash, setups, models, retriever)
+        final = self.ws.artefact("evals", f"score-{eval_id}")
+        if (final / "scores.json").exists():
+            data = json.loads((final / "scores.json").read_text())
+            return EvalResult(**{**data, "path": final, "cached": True})
+        contexts = self._retrieve(questions, retriever) if retriever else {}
+        preds = self._answer(questions, setups, models, contexts)
+        self._score(questions, preds, contexts)
+        table, diffs = self._aggregate(preds, setups)
+        from loop.score.report import verdict
+
+        result = EvalResult(eval_id, final, origin, len(questions), table, diffs,
+                            verdict(table, diffs), self.notes, self._contamination(questions))
+        self._write(final, result, preds)
+        return result
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def _questions(self, eval_set: Path | None) -> tuple[list[Question], str, str]:
+        from retrieval.errors import RetrievalError
+        from retrieval.evalset import load_eval_set
+
+        if eval_set is not None:
+            try:
+                items = load_eval_set(eval_set)
+            except RetrievalError as e:
+                raise InputError(str(e)) from e
+            origin = f"human gold set ({eval_set.name})"
+            raw = [(it.id, it.question, it.answers, it.chunk_ids, it.doc) for it in items]
+        else:
+            raw, origin = self._generated_set()
+        if self.cfg.max_questions:
+            raw = raw[: self.cfg.max_questions]
+        chunks = load_corpus(self.ws).select_columns(["chunk_id", "source", "text"]).to_list()
+        out = [Question(str(i), q, list(a), list(c) or _gold_chunks(a, doc, chunks), doc)
+               for i, q, a, c, doc in raw]
+        blob = json.dumps([[q.id, q.question, q.answers] for q in out]).encode()
+        return out, origin, hashlib.sha256(blob).hexdigest()[:16]
+
+    def _generated_set(self) -> tuple[list[tuple], str]:
+        from datasets import load_from_disk
+
+        from loop.generate import EVAL_META
+
+        eval_id = self.ws.ledger.get_meta(EVAL_META)
+        if not eval_id or not self.ws.artefact("evals", eval_id).exists():
+            raise InputError("no eval set: pass --eval-set FILE (a human gold set) or run "
+                             "`synthloop generate --eval` first")
+        ds = load_from_disk(str(self.ws.artefact("evals", eval_id) / "data"))
+        self.notes.append("questions are generated, not human-written: treat the figures as "
+                          "indicative; a gold set (--eval-set) is better")
+        return ([(r["id"], r["question"], r["answers"], r["chunk_ids"], "") for r in ds],
+                f"generated eval set ({eval_id})")
+
+    def _models(self) -> dict[str, Path]:
+        from loop.train.stage import current_model_id
+
+        found = {}
+        for kind in ("tuned", "combined"):
+            mid = current_model_id(self.ws, kind)
+            if mid and (self.ws.artefact("models", mid) / "synthloop.json").exists():
+                found[kind] = self.ws.artefact("models", mid)
+        return found
+
+    def _available(self, setup: str, models: dict[str, Path]) -> bool:
+        need = ADAPTER_OF.get(setup)
+        if need and need not in models:
+            how = "--with-context " if need == "combined" else ""
+            self.emit(Warned("eval", message=f"setup '{setup}' skipped: no {need} model "
+                                              f"(run `synthloop train {how}`)"))
+            return False
+        return True
+
+    def _retriever(self):  # noqa: ANN202
+        from loop.index import load_retriever
+
+        try:
+            return load_retriever(self.ws, k=self.cfg.k)
+        except WorkspaceError as e:
+            self.emit(Warned("eval", message=f"RAG setups skipped: {e}"))
+            return None
+
+    def _student_uri(self, models: dict[str, Path]) -> str:
+        if self.cfg.student:
+            return self.cfg.student
+        for path in models.values():
+            return json.loads((path / "synthloop.json").read_text())["student"]
+        raise InputError("no student to score", hint="pass --student URI or train a model first")
+
+    def _eval_id(self, set_hash: str, setups: list[str], models: dict[str, Path], retriever) -> str:  # noqa: ANN001
+        parts = [set_hash, ",".join(setups), self.cfg.digest(), self._student_uri(models),
+                 *(f"{k}={p.name}" for k, p in sorted(models.items())),
+                 getattr(retriever, "index_id", "") or "", str(getattr(getattr(retriever, "cfg", None), "k", ""))]
+        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+    # -- answering ---------------------------------------------------------------------------
+
+    def _retrieve(self, questions: list[Question], retriever) -> dict[str, tuple[str, list[str]]]:  # noqa: ANN001
+        out = {}
+        self.emit(Started("retrieve", total=len(questions), unit="questions"))
+        for n, q in enumerate(questions, 1):
+            block, hits = retriever.context(q.question, max_tokens=self.cfg.context_tokens)
+            out[q.id] = (block, [h.chunk_id for h in hits])
+            self.emit(Progress("retrieve", done=n, total=len(questions)))
+        self.emit(Finished("retrieve"))
+        return out
+
+    def _answer(self, questions, setups, models, contexts) -> list[dict[str, Any]]:  # noqa: ANN001
+        from loop.score.models import SetupModels
+
+        uri = self._student_uri(models)
+        pool = SetupModels(self.ws, uri, models, self.cfg.device, self.cfg.dtype)
+        self.notes += pool.notes
+        preds = []
+        total = len(questions) * len(setups)
+        self.emit(Started("answer", total=total, unit="answers", message=", ".join(setups)))
+        for setup in setups:
+            with pool.use(setup) as (model, tok):
+                for batch in _batches(questions, self.cfg.batch_size):
+                    preds += self._answer_batch(model, tok, batch, setup, contexts)
+                    self.emit(Progress("answer", done=len(preds), total=total))
+        self.emit(Finished("answer"))
+        return preds
+
+    def _answer_batch(self, model, tok, batch, setup, contexts) -> list[dict[str, Any]]:  # noqa: ANN001
+        from generators.teachers.hf import generate_texts
+
+        msgs = [_messages(q, contexts.get(q.id), setup) for q in batch]
+        t = time.perf_counter()
+        outs = generate_texts(model, tok, msgs, max_new_tokens=self.cfg.max_new_tokens)
+        ms = (time.perf_counter() - t) * 1000 / len(batch)
+        return [{"eval_id": q.id, "setup": setup, "doc": q.doc, "gold_chunk_ids": q.gold_chunks,
+                 "answer": clean_answer(o.text), "raw": o.text,
+                 "retrieved_chunk_ids": contexts[q.id][1] if setup in RAG_SETUPS else [],
+                 "latency_ms": round(ms, 2), "prompt_tokens": o.prompt_tokens,
+                 "completion_tokens": o.completion_tokens} for q, o in zip(batch, outs, strict=True)]
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def _score(self, questions: list[Question], preds: list[dict], contexts: dict) -> None:  # noqa: ANN001
+        by_id = {q.id: q for q in questions}
+        k = max((len(c[1]) for c in contexts.values()), default=0)
+        for p in preds:
+            q = by_id[p["eval_id"]]
+            p["em"] = M.exact_match(p["answer"], q.answers)
+            p["f1"] = M.f1_score(p["answer"], q.answers)
+            p["rouge_l"] = M.rouge_l(p["answer"], q.answers)
+            rag = p["setup"] in RAG_SETUPS
+            hit, rr = M.hit_and_rr(p["retrieved_chunk_ids"], q.gold_chunks, k) if rag and q.gold_chunks else (None, None)
+            p["hit"], p["rr"] = hit, rr
+            p["faithfulness"] = M.faithfulness(p["answer"], contexts[q.id][0]) if rag else None
+        self._semantic(questions, preds)
+
+    def _semantic(self, questions: list[Question], preds: list[dict]) -> None:
+        try:
+            from retrieval.embedders import get_embedder
+
+            emb = get_embedder()
+            golds = {q.id: q.answers[0] if q.answers else "" for q in questions}
+            a = emb.embed([p["answer"] or " " for p in preds])
+            g = emb.embed([golds[p["eval_id"]] or " " for p in preds])
+            for p, s in zip(preds, (a * g).sum(axis=1), strict=True):
+                p["semantic"] = float(s)
+        except Exception as e:  # noqa: BLE001 - the other metrics stand without this one
+            self.notes.append(f"semantic similarity skipped: {e}")
+            for p in preds:
+                p["semantic"] = None
+
+    def _aggregate(self, preds: list[dict], setups: list[str]):  # noqa: ANN202
+        kw = {"n_boot": self.cfg.n_boot, "seed": self.cfg.seed}
+        table: dict[str, dict[str, dict[str, float]]] = {}
+        per: dict[str, dict[str, list]] = {}
+        for setup in setups:
+            rows = sorted((p for p in preds if p["setup"] == setup), key=lambda p: p["eval_id"])
+            per[setup] = {m: [p[m] for p in rows] for m in METRICS}
+            table[setup] = {m: bootstrap_ci([v for v in per[setup][m] if v is not None], **kw).as_dict()
+                            for m in METRICS if any(v is not None for v in per[setup][m])}
+        diffs = []
+        for a, b in itertools.combinations(setups, 2):
+            for m in ("f1", "em"):
+                ci = paired_diff_ci(per[a][m], per[b][m], **kw)
+                d = {"a": a, "b": b, "metric": m, **ci.as_dict(), "significant": ci.excludes_zero()}
+                if m == "em":
+                    d["mcnemar_p"] = mcnemar_p(per[a][m], per[b][m])
+                diffs.append(d)
+        return table, diffs
+
+    def _contamination(self, questions: list[Question]) -> int:
+        """Eval questions that are near-duplicates of training questions (should be 0)."""
+        from generators.filters import Candidate, FilterSettings, decontaminate
+        from loop.samples import current_dataset_id, load_samples
+
+        if current_dataset_id(self.ws) is None:
+            return 0
+        train = [next(m["content"] for m in msgs if m["role"] == "user")
+                 for msgs in load_samples(self.ws)["messages"]]
+        cands = [Candidate(t, "", "", "qa") for t in train]
+        return decontaminate(cands, [q.question for q in questions], FilterSettings(), None)
+
+    def _write(self, final: Path, result: EvalResult, preds: list[dict]) -> None:
+        from datasets import Dataset
+
+        with self.ws.atomic_dir(final) as tmp:
+            save_dataset(Dataset.from_list(preds), tmp / "predictions")
+            summary = result.summary()
+            summary.pop("path")
+            write_json(tmp / "scores.json", summary)
+            write_json(tmp / "synthloop.json", {"kind": "evaluation", "config": self.cfg.resolved()})
+        self.ws.ledger.set_meta(EVAL_RUN_META, result.eval_id)
+
+
+def clean_answer(text: str) -> str:
+    """The final answer of a reply: after the last ``Answer:`` (cot/raft style), first line."""
+    if "Answer:" in text:
+        text = text.rsplit("Answer:", 1)[1]
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def _messages(q: Question, context: tuple[str, list] | None, setup: str) -> list[dict[str, str]]:
+    if setup in RAG_SETUPS and context is not None:
+        # The same layout as generators' raft rows: context block, blank line, question.
+        return [{"role": "user", "content": f"{context[0]}\n\nQuestion: {q.question}"}]
+    return [{"role": "user", "content": q.question}]
+
+
+def _gold_chunks(answers: list[str], doc: str, chunks: list[dict]) -> list[str]:
+    """Gold evidence when the set names none: chunks (of ``doc`` when given) that contain a
+    gold answer (its first ~80 normalised characters)."""
+    keys = [M.normalize_answer(a)[:80] for a in answers if M.normalize_answer(a)]
+    out = []
+    for c in chunks:
+        if doc and not c["source"].endswith(doc):
+            continue
+        text = M.normalize_answer(c["text"])
+        if any(k in text for k in keys):
+            out.append(c["chunk_id"])
+    return out
+
+
+def _batches(items: list, n: int):  # noqa: ANN202
+    for i in range(0, len(items), n):
+        yield items[i:i + n]

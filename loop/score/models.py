@@ -1,0 +1,65 @@
+"""The models behind the setups: one student in memory, its adapters switched in and out."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from loop.workspace import Workspace
+
+ADAPTER_OF = {"tuned": "tuned", "tuned+rag": "tuned", "combined": "combined"}
+
+
+class SetupModels:
+    """``use(setup)`` yields ``(model, tokenizer)`` for a setup: the base student with every
+    adapter disabled, or with the tuned or combined adapter active (PEFT multi-adapter, so
+    the base weights are loaded once)."""
+
+    def __init__(self, ws: Workspace, student_uri: str, models: dict[str, Path],
+                 device: str = "auto", dtype: str = "auto") -> None:
+        from loop.train.students import (
+            LoadOptions,
+            load_pretrained,
+            load_student,
+            resolve_device,
+            resolve_dtype,
+        )
+
+        dev = resolve_device(device)
+        self.opts = LoadOptions(ws=ws, device=dev, dtype=resolve_dtype(dtype, dev))
+        self.student = load_student(student_uri, self.opts)
+        self.tok = self.student.tokenizer
+        self.notes = list(self.student.notes)
+        self.peft: Any = None
+        self.full: dict[str, Any] = {}
+        for kind, path in sorted(models.items()):
+            if (path / "adapter" / "adapter_config.json").exists():
+                self._add_adapter(kind, path / "adapter")
+            elif (path / "model").exists():  # --method full: its own weights
+                self.full[kind] = load_pretrained(str(path / "model"), self.opts).eval()
+        self.student.model.eval()
+
+    def _add_adapter(self, kind: str, path: Path) -> None:
+        from peft import PeftModel
+
+        if self.peft is None:
+            self.peft = PeftModel.from_pretrained(self.student.model, str(path), adapter_name=kind)
+            self.peft.eval()
+        else:
+            self.peft.load_adapter(str(path), adapter_name=kind)
+
+    @contextlib.contextmanager
+    def use(self, setup: str) -> Iterator[tuple[Any, Any]]:
+        kind = ADAPTER_OF.get(setup)
+        if kind in self.full:
+            yield self.full[kind], self.tok
+        elif kind is not None:
+            self.peft.set_adapter(kind)
+            yield self.peft, self.tok
+        elif self.peft is not None:
+            with self.peft.disable_adapter():
+                yield self.peft, self.tok
+        else:
+            yield self.student.model, self.tok

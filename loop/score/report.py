@@ -1,0 +1,227 @@
+"""The report: a plain-language verdict that follows from the intervals, then the tables
+and figures (markdown, JSON and PNG)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from loop.workspace import Workspace, write_json
+
+# Cheapest first: a setup is recommended only if it beats every cheaper one measurably.
+COST_ORDER = ("base", "rag", "tuned", "tuned+rag", "combined")
+LABEL = {"base": "the base model", "rag": "RAG", "tuned": "fine-tuning",
+         "tuned+rag": "fine-tuning plus retrieval", "combined": "combining (RAFT + RAG)"}
+SHOWN_METRICS = ("em", "f1", "rouge_l", "semantic", "faithfulness", "hit", "rr")
+
+
+def _diff(diffs: list[dict], a: str, b: str, metric: str = "f1") -> dict[str, Any] | None:
+    """The paired difference a - b, whichever order it was stored in."""
+    for d in diffs:
+        if d["metric"] != metric:
+            continue
+        if (d["a"], d["b"]) == (a, b):
+            return d
+        if (d["a"], d["b"]) == (b, a):
+            return {**d, "a": a, "b": b, "mean": -d["mean"], "ci_low": -d["ci_high"],
+                    "ci_high": -d["ci_low"]}
+    return None
+
+
+def _fmt(d: dict[str, Any]) -> str:
+    return f"{abs(d['mean']):.2f} F1 [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"
+
+
+def verdict(table: dict[str, Any], diffs: list[dict]) -> str:
+    """One paragraph a person can act on; every claim backed by a paired 95% interval."""
+    have = [s for s in COST_ORDER if s in table]
+    parts = []
+    if "rag" in have and "tuned" in have:
+        d = _diff(diffs, "rag", "tuned")
+        if d["significant"]:
+            winner, loser = ("RAG", "fine-tuning") if d["mean"] > 0 else ("Fine-tuning", "RAG")
+            parts.append(f"{winner} beats {loser} by {_fmt(d)}.")
+        else:
+            parts.append(f"RAG and fine-tuning are not measurably different (rag - tuned: "
+                         f"{d['mean']:+.2f} F1 [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]).")
+    if "combined" in have:
+        ref = max((s for s in ("rag", "tuned") if s in have), key=lambda s: table[s]["f1"]["mean"],
+                  default=None)
+        if ref:
+            d = _diff(diffs, "combined", ref)
+            if d["significant"] and d["mean"] > 0:
+                parts.append(f"Combining adds {_fmt(d)} over {LABEL[ref]}.")
+            elif d["significant"]:
+                parts.append(f"Combining scores below {LABEL[ref]} by {_fmt(d)}.")
+            else:
+                parts.append(f"Combining adds nothing measurable over {LABEL[ref]} "
+                             f"({d['mean']:+.2f} F1 [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]).")
+    rec = recommend(table, diffs)
+    parts.append(f"Recommendation: {rec} (the cheapest setup that no other beats measurably).")
+    return " ".join(parts)
+
+
+def recommend(table: dict[str, Any], diffs: list[dict]) -> str:
+    have = [s for s in COST_ORDER if s in table]
+    best = have[0]
+    for s in have[1:]:
+        d = _diff(diffs, s, best)
+        if d and d["significant"] and d["mean"] > 0:
+            best = s
+    return best
+
+
+def write_report(ws: Workspace, eval_dir: Path, out: Path | None = None) -> dict[str, Any]:
+    """Write report.md, report.json and PNG figures for one evaluation; return their paths."""
+    from datasets import load_from_disk
+
+    out = out or eval_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    scores = json.loads((eval_dir / "scores.json").read_text())
+    preds = load_from_disk(str(eval_dir / "predictions")).to_list()
+    plots = [p for p in (
+        _bars(scores, out / "metrics.png"),
+        _heatmap(preds, out / "per-document.png"),
+        _losses(ws, out / "loss.png"),
+        _recall(preds, out / "retrieval-recall.png"),
+    ) if p]
+    write_json(out / "report.json", {**scores, "plots": [str(p) for p in plots]})
+    md = out / "report.md"
+    md.write_text(_markdown(scores, plots), encoding="utf-8")
+    return {"markdown": str(md), "json": str(out / "report.json"), "plots": [str(p) for p in plots]}
+
+
+def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
+    lines = ["# synthloop report", "", f"**Verdict.** {s['verdict']}", "",
+             f"Questions: {s['questions']} from the {s['origin']}. Eval questions that are "
+             f"near-duplicates of training questions: {s['contamination']}.", ""]
+    for note in s.get("notes") or []:
+        lines.append(f"> Note: {note}")
+    metrics = [m for m in SHOWN_METRICS if any(m in v for v in s["setups"].values())]
+    lines += ["", "## Scores (mean and 95% bootstrap interval)", "",
+              "| setup | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for setup, row in s["setups"].items():
+        cells = [f"{row[m]['mean']:.3f} [{row[m]['ci_low']:.3f}, {row[m]['ci_high']:.3f}]"
+                 if m in row else "—" for m in metrics]
+        lines.append(f"| {setup} | " + " | ".join(cells) + " |")
+    lines += ["", "## Paired differences (a - b)", "",
+              "| a | b | metric | difference [95% CI] | real? | McNemar p |", "|---|---|---|---|---|---|"]
+    for d in s["differences"]:
+        p = f"{d['mcnemar_p']:.3g}" if "mcnemar_p" in d else ""
+        lines.append(f"| {d['a']} | {d['b']} | {d['metric']} | {d['mean']:+.3f} "
+                     f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] | "
+                     f"{'yes' if d['significant'] else 'no'} | {p} |")
+    lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _plt():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _bars(s: dict[str, Any], path: Path) -> Path:
+    plt = _plt()
+    metrics = [m for m in ("em", "f1", "rouge_l", "semantic") if all(m in r for r in s["setups"].values())]
+    setups = list(s["setups"])
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(metrics), 3.6))
+    width = 0.8 / max(1, len(setups))
+    for i, setup in enumerate(setups):
+        row = s["setups"][setup]
+        means = [row[m]["mean"] for m in metrics]
+        err = [[row[m]["mean"] - row[m]["ci_low"] for m in metrics],
+               [row[m]["ci_high"] - row[m]["mean"] for m in metrics]]
+        ax.bar([j + i * width for j in range(len(metrics))], means, width, yerr=err, capsize=3, label=setup)
+    ax.set_xticks([j + width * (len(setups) - 1) / 2 for j in range(len(metrics))], metrics)
+    ax.set_ylim(0, 1)
+    ax.set_title("Scores per setup (95% bootstrap intervals)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _heatmap(preds: list[dict], path: Path) -> Path | None:
+    docs = sorted({p.get("doc") or "" for p in preds} - {""})
+    setups = list(dict.fromkeys(p["setup"] for p in preds))
+    if not docs:
+        return None
+    plt = _plt()
+    import numpy as np
+
+    grid = np.zeros((len(docs), len(setups)))
+    for i, d in enumerate(docs):
+        for j, s in enumerate(setups):
+            vals = [p["f1"] for p in preds if p.get("doc") == d and p["setup"] == s]
+            grid[i, j] = sum(vals) / len(vals) if vals else np.nan
+    fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(setups), 1.2 + 0.28 * len(docs)))
+    im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(setups)), setups)
+    ax.set_yticks(range(len(docs)), [d[-40:] for d in docs], fontsize=7)
+    for i in range(len(docs)):
+        best = int(np.nanargmax(grid[i])) if not np.all(np.isnan(grid[i])) else None
+        if best is not None and grid[i, best] > 0:
+            ax.text(best, i, "★", ha="center", va="center", color="white", fontsize=8)
+    fig.colorbar(im, ax=ax, label="mean F1")
+    ax.set_title("Mean F1 per document (★ = best setup)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _losses(ws: Workspace, path: Path) -> Path | None:
+    from loop.train.stage import current_model_id
+
+    curves = {}
+    for kind in ("tuned", "combined"):
+        mid = current_model_id(ws, kind)
+        f = ws.artefact("models", mid) / "curves.json" if mid else None
+        if f and f.exists():
+            curves[kind] = json.loads(f.read_text())
+    if not curves:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for kind, c in curves.items():
+        for key, style in (("train", "-"), ("val", "--")):
+            pts = c.get(key) or []
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=f"{kind} {key}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("Training and validation loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _recall(preds: list[dict], path: Path) -> Path | None:
+    rag = [p for p in preds if p["setup"] == "rag" and p.get("gold_chunk_ids")]
+    if not rag:
+        return None
+    k_max = max(len(p["retrieved_chunk_ids"]) for p in rag)
+    if k_max == 0:
+        return None
+    ks = list(range(1, k_max + 1))
+    recall = [sum(bool(set(p["retrieved_chunk_ids"][:k]) & set(p["gold_chunk_ids"])) for p in rag) / len(rag)
+              for k in ks]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot(ks, recall, marker="o")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("k")
+    ax.set_ylabel("recall@k")
+    ax.set_title("Retrieval: gold chunk in the top k")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
