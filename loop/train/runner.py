@@ -122,7 +122,8 @@ class EventsCallback(TrainerCallback):
         done = state.global_step - self.step0
         rate = (state.num_input_tokens_seen - self.tokens0) / elapsed
         eta = (state.max_steps - state.global_step) * elapsed / max(done, 1)
-        info: dict[str, Any] = {"step": state.global_step, "tok/s": round(rate), "eta_s": round(eta)}
+        info: dict[str, Any] = {"step": state.global_step, "tok/s": round(rate), "eta_s": round(eta),
+                                "tokens": int(state.num_input_tokens_seen)}
         if self.loss is not None:
             info["loss"] = round(self.loss, 4)
         if self.val_loss is not None:
