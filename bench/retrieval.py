@@ -137,6 +137,8 @@ def percentiles(fn, repeats: int) -> tuple[float, float]:
 
 
 def bench_latency(sizes: list[int], repeats: int = 200) -> None:
+    # One query at a time: FAISS's OpenMP threads only add spin-wait noise on a shared box.
+    faiss.omp_set_num_threads(1)
     for n in sizes:
         index = synthetic_index(n)
         q = index.embedder.embed(["q"])

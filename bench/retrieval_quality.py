@@ -37,7 +37,7 @@ GRID = {
     "rrf-all4-k5": replace(BASE, fusion="rrf", rrf_k=5, weights=ALL4),
     "zscore-all4": replace(BASE, fusion="zscore", weights=ALL4),
     "zscore-units": replace(BASE, fusion="zscore", weights={"bm25": 1.0, "dense": 1.0}),
-    "chunks, no window (rrf-all4-k10)": replace(BASE, window_words=0),
+    "zscore-all4, whole chunks (no window)": replace(BASE, window_words=0),
 }
 
 
