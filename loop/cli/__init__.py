@@ -33,8 +33,16 @@ def _root(
 
 def _register() -> None:
     # Each verb lives in its own module and registers itself on ``app``.
-    from loop.cli import export, generate, index, ingest, retrieval_eval, search  # noqa: F401  # noqa: F401
-    from loop.cli import train  # noqa: F401
+    from loop.cli import (  # noqa: F401
+        export,
+        generate,
+        index,
+        ingest,
+        retrieval_eval,
+        score,
+        search,
+        train,
+    )
 
 
 def main() -> None:

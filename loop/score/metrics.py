@@ -73,10 +73,11 @@ def hit_and_rr(retrieved: Sequence[str], gold: Sequence[str], k: int) -> tuple[f
     return 0.0, 0.0
 
 
-def faithfulness(answer: str, context: str) -> float:
-    """Share of the answer's content words that appear in the retrieved context."""
+def faithfulness(answer: str, context: str) -> float | None:
+    """Share of the answer's content words that appear in the retrieved context; None for
+    an answer with no content words (nothing to be faithful about)."""
     words = [w for w in normalize_answer(answer).split() if len(w) > 2]
     if not words:
-        return 1.0
+        return None
     ctx = set(normalize_answer(context).split())
     return sum(w in ctx for w in words) / len(words)

@@ -1,0 +1,91 @@
+"""``synthloop eval`` and ``synthloop report``: score the setups, then explain the scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loop.cli import app
+from loop.cli.common import DEFAULT_WS, ConfigOpt, JsonOpt, WorkspaceOpt, console, emit_json, verb
+from loop.config import read_config_file, resolve
+from loop.errors import InputError
+from loop.render import RichSink
+from loop.workspace import Workspace
+
+
+@app.command("eval")
+def eval_(
+    eval_set: Annotated[Path | None, typer.Option(
+        help="Human gold set: JSONL {question, answers, doc?} or SQuAD JSON (default: the "
+             "generated eval set).")] = None,
+    setups: Annotated[str | None, typer.Option(
+        help="Comma-separated: base,rag,tuned,tuned+rag,combined.")] = None,
+    student: Annotated[str | None, typer.Option(help="Student URI (default: the tuned model's).")] = None,
+    max_questions: Annotated[int | None, typer.Option(help="Score only the first N questions.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Answer length limit (all setups).")] = None,
+    k: Annotated[int | None, typer.Option(help="Chunks retrieved per question.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | mps.")] = None,
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score every setup on one question set, with 95% intervals and paired differences,
+    and write the report."""
+    from loop.score.evaluate import EvalConfig, evaluate
+    from loop.score.report import write_report
+
+    with verb(as_json):
+        cfg = resolve(EvalConfig, read_config_file(config).get("eval"), student=student,
+                      max_questions=max_questions, max_new_tokens=max_new_tokens, k=k,
+                      device=device,
+                      setups=[s.strip() for s in setups.split(",")] if setups else None)
+        sink = RichSink(console)
+        with Workspace(workspace) as ws:
+            try:
+                result = evaluate(ws, cfg, eval_set=eval_set, emit=sink)
+            finally:
+                sink.close()
+            report = write_report(ws, result.path)
+        _show(result.summary(), report, as_json)
+
+
+@app.command()
+def report(
+    evaluation: Annotated[str | None, typer.Argument(
+        help="Evaluation id (default: the latest).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder to write into (default: beside the scores).")] = None,
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the report of an evaluation: markdown with the verdict, JSON and PNG figures."""
+    import json
+
+    from loop.score.evaluate import EVAL_RUN_META
+    from loop.score.report import write_report
+
+    with verb(as_json):
+        with Workspace(workspace) as ws:
+            eid = evaluation or ws.ledger.get_meta(EVAL_RUN_META)
+            if not eid:
+                raise InputError("no evaluation yet", hint="run `synthloop eval` first")
+            path = ws.artefact("evals", eid if eid.startswith("score-") else f"score-{eid}")
+            if not (path / "scores.json").exists():
+                raise InputError(f"no evaluation {eid} in {ws.root}")
+            paths = write_report(ws, path, out)
+        _show(json.loads((path / "scores.json").read_text()), paths, as_json)
+
+
+def _show(summary: dict, report: dict, as_json: bool) -> None:
+    if as_json:
+        emit_json({**summary, "report": report})
+        return
+    console.print(f"[bold]Verdict.[/] {summary['verdict']}", highlight=False)
+    for setup, row in summary["setups"].items():
+        f1, em = row["f1"], row["em"]
+        console.print(f"  {setup:<10} F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}]"
+                      f"   EM {em['mean']:.3f}", highlight=False)
+    for note in summary.get("notes") or []:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"report: {report['markdown']}", highlight=False)
