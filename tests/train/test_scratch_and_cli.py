@@ -100,3 +100,27 @@ def test_accelerate_launch_at_world_size_1(train_ws, tiny_student):
     assert out.returncode == 0, out.stderr[-3000:]
     data = json.loads(out.stdout[out.stdout.index("{"):])
     assert data["steps"] == 2 and Path(data["adapter_path"], "adapter_model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_resumes(train_ws, tiny_student):
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "loop", "train", "--student", f"hf:{tiny_student}", "--max-steps", "40",
+            "--save-steps", "2", "--eval-steps", "2", "--patience", "0", "--max-length", "128",
+            "--batch-size", "2", "--device", "cpu", "--json", "-w", str(train_ws.root)]
+    train_ws.close()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ckpts = train_ws.root / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(ckpts.glob("*/checkpoint-4/trainer_state.json")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    data = json.loads(again.stdout[again.stdout.index("{"):])
+    assert data["steps"] == 40 and data["resumed_from"].startswith("checkpoint-")
