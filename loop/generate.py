@@ -7,6 +7,7 @@ gives), rejects are kept with their reasons, and the dataset is content-addresse
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -52,9 +53,11 @@ class GenerateConfig(StageConfig):
     tasks: list[str] = Field(["qa", "raft"], description="Tasks to generate (comma-separated on the CLI).")
     per_chunk: int = Field(3, ge=1, le=50, description="Items asked for per chunk and task.")
     limit: int | None = Field(None, ge=1, description="Use at most this many chunks (spread over the corpus).")
+    focus: list[str] | None = Field(None, description="Only these chunk ids (targeted generation for missed questions).")
     val_share: float = Field(0.1, ge=0, lt=1, description="Share of chunks whose samples go to validation.")
     raft_distractors: int = Field(3, ge=0, le=20, description="Distractor chunks shown with each raft question.")
     raft_oracle_share: float = Field(0.8, ge=0, le=1, description="Share of raft rows that show the oracle chunk.")
+    context_tokens: int = Field(1500, ge=64, description="Token budget of a raft row's context block (match eval's).")
     temperature: float = Field(0.0, ge=0, le=2, description="Teacher sampling temperature.")
     max_tokens: int = Field(768, ge=16, description="Most tokens a teacher reply may have.")
     seed: int = Field(0, description="Seed for chunk sampling, distractors and the teacher.")
@@ -80,14 +83,14 @@ class GenerateConfig(StageConfig):
 register_stage("generate", GenerateConfig)
 
 
-def rag_context(chunks: list[Chunk]) -> str:
+def rag_context(chunks: list[Chunk], max_tokens: int = 1500) -> str:
     """RAFT rows show their chunks through the retrieval package's RAG prompt block, the
     same one the ``combined`` setup sees at inference, so training matches use."""
     from retrieval.index import Hit
     from retrieval.prompt import build_context
 
     return build_context([Hit(c.chunk_id, 0.0, c.text, c.source, c.title, "", 0, len(c.text))
-                          for c in chunks])
+                          for c in chunks], max_tokens=max_tokens)
 
 
 def _embed_fn(uri: str | None):  # noqa: ANN202
@@ -137,10 +140,15 @@ class GenerateResult:
 
 def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: bool = False,
              eval_questions: list[str] | None = None, style: str = "",
-             emit: EventSink = null_sink, embed=None, api_key: str | None = None) -> GenerateResult:  # noqa: ANN001
+             emit: EventSink = null_sink, embed=None, api_key: str | None = None,  # noqa: ANN001
+             merge: bool = False) -> GenerateResult:
     """Run the teacher over the corpus and write the dataset (or, with ``eval_mode``, the
-    generated eval set, decontaminated against the training questions)."""
+    generated eval set, decontaminated against the training questions). With ``merge`` the
+    new samples are added to the current dataset (targeted rounds of the loop)."""
     cfg = cfg or GenerateConfig()
+    from loop.samples import current_dataset_id
+
+    previous = current_dataset_id(ws) if merge and not eval_mode else None
     with ws.writing("generate"):
         run_id = ws.ledger.start_run("generate", [], cfg.resolved())
         try:
@@ -152,8 +160,42 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
         except BaseException as e:
             ws.ledger.finish_run(run_id, status="failed", error=str(e) or type(e).__name__)
             raise
+        if previous and previous != result.dataset_id:
+            result = _merge(ws, previous, result)
         ws.ledger.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=result.dataset_id)
     emit(Finished("generate", summary=result.summary()))
+    return result
+
+
+def _merge(ws: Workspace, previous: str, new: GenerateResult) -> GenerateResult:
+    """The previous dataset plus the new rows (a row already there is not added twice)."""
+    from datasets import concatenate_datasets
+
+    from loop.samples import load_samples
+
+    merged_id = hashlib.sha256(f"merge:{previous}:{new.dataset_id}".encode()).hexdigest()[:16]
+    final = ws.artefact("datasets", merged_id)
+    old, add = load_samples(ws, previous), load_samples(ws, new.dataset_id)
+    seen = set(old["id"])
+    add = add.select([i for i, x in enumerate(add["id"]) if x not in seen])
+    ds = concatenate_datasets([old, add])
+    train = sum(1 for x in ds["split"] if x == "train")
+    result = GenerateResult(merged_id, final, "train", len(ds), train, len(ds) - train,
+                            new.rejected, new.failed_chunks, new.usage, cached=final.exists(),
+                            decontaminated=new.decontaminated,
+                            by_task=dict(Counter(ds["task"])))
+    if not final.exists():
+        with ws.atomic_dir(final) as tmp:
+            save_dataset(ds, tmp / "data")
+            write_json(tmp / "synthloop.json", {"kind": "train", "merged_from": [previous, new.dataset_id],
+                                                 "summary": result.summary()})
+    with ws.ledger.transaction() as c:
+        c.execute("INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  (merged_id, "train", current_corpus_id(ws), str(final), time.time(), "merge",
+                   len(ds), 0, json.dumps({"merged_from": [previous, new.dataset_id]}),
+                   json.dumps(result.summary())))
+        c.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                  (DATASET_META, merged_id))
     return result
 
 
@@ -199,7 +241,8 @@ class _Generate:
             why = getattr(teacher, "why_not", lambda n: "unsupported")
             raise ConfigError("; ".join(f"the {cfg.teacher} teacher cannot do '{n}': {why(n)}"
                                         for n in unsupported))
-        type(get_task("raft")).format_context = staticmethod(rag_context)
+        type(get_task("raft")).format_context = staticmethod(
+            functools.partial(rag_context, max_tokens=cfg.context_tokens))
         jobs = [_job(t, c, cfg, chunks, self.style) for t in tasks for c in chunks]
         results = self._run_jobs(teacher, jobs)
         teacher.close()
@@ -374,6 +417,9 @@ def _select_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
     ds = load_corpus(ws)
     rows = ds.select_columns(["chunk_id", "text", "title", "source"]).to_list()
     chunks = [Chunk(r["chunk_id"], r["text"], r["title"], r["source"]) for r in rows]
+    if cfg.focus:
+        wanted = set(cfg.focus)
+        chunks = [c for c in chunks if c.chunk_id in wanted]
     if cfg.limit and cfg.limit < len(chunks):
         # Evenly spaced, not the first N: every document gets its share.
         step = len(chunks) / cfg.limit

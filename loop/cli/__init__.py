@@ -39,6 +39,7 @@ def _register() -> None:
         index,
         ingest,
         retrieval_eval,
+        run,
         score,
         search,
         train,
