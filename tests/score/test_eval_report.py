@@ -1,0 +1,125 @@
+"""The eval stage and the report on a tiny corpus with a tiny student (base and rag)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from loop.ingest import ingest
+from loop.score.evaluate import EvalConfig, clean_answer, evaluate
+from loop.score.report import recommend, verdict, write_report
+from loop.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def tiny_student(tmp_path_factory):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = tmp_path_factory.mktemp("student")
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(["The ferry leaves Pier 3 at 7:15. Fees are 12 crowns."] * 30, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", pad_token="<pad>")
+    fast.save_pretrained(path)
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+                      bos_token_id=1, eos_token_id=2, pad_token_id=3)
+    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory, tiny_student):
+    from loop.index import IndexConfig, build_index
+
+    root = tmp_path_factory.mktemp("eval")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "ferry.md").write_text("# Ferry\n\nThe ferry leaves Pier 3 at 7:15 every morning.\n")
+    (docs / "fees.md").write_text("# Fees\n\nHarbour mooring fees are 12 crowns a night.\n")
+    (docs / "lib.md").write_text("# Library\n\nThe library opens at nine on Saturdays.\n")
+    gold = root / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps(r) for r in [
+        {"question": "When does the boat to the islands go?", "answers": ["7:15"], "doc": "ferry.md"},
+        {"question": "What does a night's mooring cost?", "answers": ["12 crowns"], "doc": "fees.md"},
+        {"question": "When can I borrow books on Saturday?", "answers": ["nine"], "doc": "lib.md"},
+    ]))
+    ws = Workspace(root / "ws")
+    ingest(ws, [docs])
+    build_index(ws, IndexConfig())
+    cfg = EvalConfig(student=f"hf:{tiny_student}", setups=["base", "rag"], max_new_tokens=6,
+                     n_boot=200)
+    result = evaluate(ws, cfg, eval_set=gold)
+    yield ws, result, cfg, gold
+    ws.close()
+
+
+def test_every_setup_answers_every_question(scored):
+    from datasets import load_from_disk
+
+    _, result, _, _ = scored
+    preds = load_from_disk(str(result.path / "predictions")).to_list()
+    assert len(preds) == 6 and {p["setup"] for p in preds} == {"base", "rag"}
+    for p in preds:
+        assert {"eval_id", "setup", "answer", "retrieved_chunk_ids", "latency_ms",
+                "prompt_tokens", "completion_tokens", "em", "f1"} <= set(p)
+        assert bool(p["retrieved_chunk_ids"]) == (p["setup"] == "rag")
+    rag = [p for p in preds if p["setup"] == "rag"]
+    assert all(p["hit"] is not None and p["gold_chunk_ids"] for p in rag)
+    assert result.setups["rag"]["hit"]["mean"] > 0  # the retriever finds the gold chunks
+    assert result.origin.startswith("human gold set")
+
+
+def test_intervals_differences_and_verdict(scored):
+    _, result, _, _ = scored
+    for row in result.setups.values():
+        for m in ("em", "f1"):
+            assert row[m]["ci_low"] <= row[m]["mean"] <= row[m]["ci_high"]
+    assert {(d["a"], d["b"], d["metric"]) for d in result.differences} == {
+        ("base", "rag", "f1"), ("base", "rag", "em")}
+    assert "Recommendation: base" in result.verdict
+
+
+def test_unchanged_rerun_is_cached(scored):
+    ws, result, cfg, gold = scored
+    again = evaluate(ws, cfg, eval_set=gold)
+    assert again.cached and again.eval_id == result.eval_id
+
+
+def test_report_files(scored, tmp_path):
+    ws, result, _, _ = scored
+    paths = write_report(ws, result.path, tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert md.startswith("# synthloop report") and "**Verdict.**" in md
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["questions"] == 3
+    assert paths["plots"]
+    for png in paths["plots"]:
+        with open(png, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_verdict_follows_the_intervals():
+    table = {s: {"f1": {"mean": m}} for s, m in (("base", .1), ("rag", .6), ("tuned", .3), ("combined", .62))}
+    diffs = [
+        {"a": "rag", "b": "tuned", "metric": "f1", "mean": .3, "ci_low": .2, "ci_high": .4, "significant": True},
+        {"a": "base", "b": "rag", "metric": "f1", "mean": -.5, "ci_low": -.6, "ci_high": -.4, "significant": True},
+        {"a": "combined", "b": "rag", "metric": "f1", "mean": .02, "ci_low": -.03, "ci_high": .07, "significant": False},
+        {"a": "tuned", "b": "base", "metric": "f1", "mean": .2, "ci_low": .1, "ci_high": .3, "significant": True},
+        {"a": "combined", "b": "base", "metric": "f1", "mean": .52, "ci_low": .4, "ci_high": .6, "significant": True},
+        {"a": "combined", "b": "tuned", "metric": "f1", "mean": .32, "ci_low": .2, "ci_high": .4, "significant": True},
+    ]
+    text = verdict(table, diffs)
+    assert text.startswith("RAG beats fine-tuning by 0.30 F1")
+    assert "Combining adds nothing measurable over RAG" in text
+    assert recommend(table, diffs) == "rag"
+
+
+def test_clean_answer():
+    assert clean_answer('The text says "x", so...\nAnswer: 7:15\n') == "7:15"
+    assert clean_answer("\n\n12 crowns\nmore") == "12 crowns"
+    assert clean_answer("") == ""
