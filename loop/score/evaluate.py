@@ -74,6 +74,7 @@ class EvalResult:
     verdict: str
     notes: list[str]
     contamination: int
+    probes: dict[str, Any] = None  # type: ignore[assignment]
     cached: bool = False
 
     def summary(self) -> dict[str, Any]:
@@ -121,13 +122,14 @@ class _Eval:
             data = json.loads((final / "scores.json").read_text())
             return EvalResult(**{**data, "path": final, "cached": True})
         contexts = self._retrieve(questions, retriever) if retriever else {}
-        preds = self._answer(questions, setups, models, contexts)
+        preds, probes = self._answer(questions, setups, models, contexts)
         self._score(questions, preds, contexts)
         table, diffs = self._aggregate(preds, setups)
         from loop.score.report import verdict
 
         result = EvalResult(eval_id, final, origin, len(questions), table, diffs,
-                            verdict(table, diffs), self.notes, self._contamination(questions))
+                            verdict(table, diffs), self.notes, self._contamination(questions),
+                            probes)
         self._write(final, result, preds)
         return result
 
@@ -237,7 +239,24 @@ class _Eval:
                     preds += self._answer_batch(model, tok, batch, setup, contexts)
                     self.emit(Progress("answer", done=len(preds), total=total))
         self.emit(Finished("answer"))
-        return preds
+        return preds, {"forgetting": self._forgetting(pool, setups)}
+
+    def _forgetting(self, pool, setups: list[str]) -> dict[str, Any]:  # noqa: ANN001
+        """Perplexity on general text and F1 on general questions, base against tuned."""
+        from generators.teachers.hf import generate_texts
+        from loop.score.probes import general_questions, general_text, perplexity
+
+        text, qs = general_text(), general_questions()
+        out = {}
+        for setup in [s for s in ("base", "tuned", "combined") if s in setups]:
+            with pool.use(setup) as (model, tok):
+                window = min(512, getattr(model.config, "max_position_embeddings", 512) - 1)
+                answers = generate_texts(model, tok, [[{"role": "user", "content": q["question"]}]
+                                                      for q in qs], max_new_tokens=self.cfg.max_new_tokens)
+                f1 = [M.f1_score(clean_answer(a.text), q["answers"]) for a, q in zip(answers, qs, strict=True)]
+                out[setup] = {"perplexity": round(perplexity(model, tok, text, window), 3),
+                              "general_f1": round(sum(f1) / len(f1), 4)}
+        return out
 
     def _answer_batch(self, model, tok, batch, setup, contexts) -> list[dict[str, Any]]:  # noqa: ANN001
         from generators.teachers.hf import generate_texts

@@ -112,6 +112,15 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
         lines.append(f"| {d['a']} | {d['b']} | {d['metric']} | {d['mean']:+.3f} "
                      f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] | "
                      f"{'yes' if d['significant'] else 'no'} | {p} |")
+    forgetting = (s.get("probes") or {}).get("forgetting") or {}
+    if forgetting:
+        lines += ["", "## Forgetting probe (general text and questions, shipped with synthloop)", "",
+                  "| setup | perplexity on general text | F1 on general questions |", "|---|---|---|"]
+        for setup, row in forgetting.items():
+            lines.append(f"| {setup} | {row['perplexity']:.2f} | {row['general_f1']:.3f} |")
+        lines.append("")
+        lines.append("Higher perplexity or lower F1 after tuning than for `base` means the tuning "
+                     "cost general ability (catastrophic forgetting).")
     lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(lines) + "\n"
 

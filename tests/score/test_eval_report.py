@@ -123,3 +123,11 @@ def test_clean_answer():
     assert clean_answer('The text says "x", so...\nAnswer: 7:15\n') == "7:15"
     assert clean_answer("\n\n12 crowns\nmore") == "12 crowns"
     assert clean_answer("") == ""
+
+
+def test_forgetting_probe_is_reported(scored, tmp_path):
+    ws, result, _, _ = scored
+    row = result.probes["forgetting"]["base"]
+    assert row["perplexity"] > 1 and 0 <= row["general_f1"] <= 1
+    write_report(ws, result.path, tmp_path / "r")
+    assert "Forgetting probe" in (tmp_path / "r" / "report.md").read_text()
