@@ -54,12 +54,17 @@ class IndexConfig(StageConfig):
     window_words: int = Field(
         _DEFAULTS.window_words, ge=0,
         description="Words returned around a matched sentence (0: return its whole chunk).")
+    distinct_windows: bool = Field(
+        _DEFAULTS.distinct_windows,
+        description="Windows from one document do not overlap: a window that would grow into "
+                    "one already returned takes its words from the other side.")
     fusion: Literal["rrf", "zscore"] = Field(
         _DEFAULTS.fusion, description="Hybrid fusion: reciprocal-rank or z-score.")
     rrf_k: float = Field(_DEFAULTS.rrf_k, gt=0, description="RRF constant k (smaller favours top ranks).")
     weights: dict[str, float] = Field(
         default_factory=lambda: dict(_DEFAULTS.weights),
-        description="Hybrid weight per ranker: bm25, dense (sentences), bm25_chunk, dense_chunk.")
+        description="Hybrid weight per ranker: bm25, dense (sentences), bm25_chunk, dense_chunk, "
+                    "bm25_local (sentences, IDF within their document; off by default).")
     candidates: int = Field(_DEFAULTS.candidates, ge=1, description="Candidates taken per ranker.")
     k: int = Field(5, ge=1, description="Hits retrieved per question (the RAG budget).")
     method: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="Default method.")

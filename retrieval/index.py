@@ -2,7 +2,10 @@
 fused, with persistence (a manifest beside the files) and incremental rebuilds.
 
 Rankers: ``bm25`` / ``dense`` score sentence units, ``bm25_chunk`` / ``dense_chunk`` score
-whole chunks (each unit inherits its chunk's rank). A method is a weighting of rankers;
+whole chunks (each unit inherits its chunk's rank), ``bm25_local`` scores sentence units with
+BM25 whose IDF is counted among the sentences of the unit's own document: a word found all
+over a paper (its topic) says little about which of its sentences answers, a word rare in it
+says much. A method is a weighting of rankers;
 the top units become hits, each a window of words around its unit.
 """
 
@@ -24,11 +27,11 @@ from retrieval.dense import DenseIndex, choose_kind
 from retrieval.embedders import Embedder, get_embedder
 from retrieval.errors import IndexMismatchError, RetrievalError
 from retrieval.fusion import FUSIONS, Ranked, fuse
-from retrieval.lexical import BM25Index
+from retrieval.lexical import BM25Index, idf
 from retrieval.units import Unit, Windows, documents, make_units
 
 FORMAT = 1
-RANKERS = ("bm25", "dense", "bm25_chunk", "dense_chunk")
+RANKERS = ("bm25", "dense", "bm25_chunk", "dense_chunk", "bm25_local")
 METHODS = ("bm25", "dense", "hybrid")
 CHUNK_FIELDS = ("chunk_id", "doc_id", "source", "title", "text", "start", "end")
 Progress = Callable[[str, int, int], None]
@@ -43,6 +46,7 @@ class Settings:
     unit_min_words: int = 8
     unit_max_words: int = 60
     window_words: int = 200
+    distinct_windows: bool = True
     fusion: str = "zscore"
     rrf_k: float = 10.0
     weights: dict[str, float] = field(
@@ -116,6 +120,10 @@ class RetrievalIndex:
         self.stats = BuildStats(chunks=len(chunks), units=len(units))
         self.unit_chunk = np.array([u.chunk for u in units], dtype=np.int64)
         self.chunk_units = np.searchsorted(self.unit_chunk, np.arange(len(chunks) + 1))
+        doc_row = {d: i for i, d in enumerate(dict.fromkeys(c["doc_id"] for c in chunks))}
+        chunk_doc = np.array([doc_row[c["doc_id"]] for c in chunks], np.int64)
+        self.unit_doc = chunk_doc[self.unit_chunk] if len(units) else np.zeros(0, np.int64)
+        self.doc_units = np.bincount(self.unit_doc, minlength=len(doc_row))
         self.windows = Windows(documents(chunks))
 
     # -- building ----------------------------------------------------------------------------
@@ -213,6 +221,8 @@ class RetrievalIndex:
             scores, rows = self.dense_units.search(qv, n)
             keep = rows[0] >= 0
             return Ranked.of(rows[0][keep], scores[0][keep])
+        if name == "bm25_local":
+            return self._rank_local(query, n)
         if name == "bm25_chunk":
             scores, rows = self.bm25_chunks.search(query, n)
         else:
@@ -220,6 +230,19 @@ class RetrievalIndex:
             keep = r[0] >= 0
             scores, rows = s[0][keep], r[0][keep]
         return self._chunks_to_units(rows, scores)
+
+    def _rank_local(self, query: str, n: int) -> Ranked:
+        """BM25 over units with each word's IDF counted within the unit's document."""
+        total = np.zeros(len(self.units), np.float32)
+        for rows, weight in self.bm25_units.postings(query):
+            docs = self.unit_doc[rows]
+            df = np.bincount(docs, minlength=len(self.doc_units))
+            total[rows] += idf(self.doc_units, df)[docs] * weight
+        top = np.flatnonzero(total > 0)
+        if len(top) > n:
+            top = top[np.argpartition(-total[top], n - 1)[:n]]
+        top = top[np.lexsort((top, -total[top]))]  # by score, ties by row
+        return Ranked.of(top, total[top])
 
     def _chunks_to_units(self, rows: np.ndarray, scores: np.ndarray) -> Ranked:
         """Each unit of a ranked chunk takes the chunk's rank and score."""
@@ -239,7 +262,7 @@ class RetrievalIndex:
             mid = (unit.start + unit.end) // 2
             if any(d == doc and a <= mid < b for d, a, b in taken):
                 continue  # already inside a returned window
-            a, b = self._span(unit, chunk)
+            a, b = self._span(unit, chunk, [(x, y) for d, x, y in taken if d == doc])
             taken.append((doc, a, b))
             hits.append(Hit(chunk["chunk_id"], float(score), self.windows.docs[doc][a:b],
                             chunk["source"], chunk["title"], doc, a, b))
@@ -247,11 +270,12 @@ class RetrievalIndex:
                 break
         return hits
 
-    def _span(self, unit: Unit, chunk: dict) -> tuple[int, int]:
+    def _span(self, unit: Unit, chunk: dict, taken: list[tuple[int, int]]) -> tuple[int, int]:
         if self.settings.window_words <= 0:  # plain chunks, no small-to-big window
             return chunk["start"], chunk["end"]
         return self.windows.around(chunk["doc_id"], unit.start, unit.end,
-                                   self.settings.window_words)
+                                   self.settings.window_words,
+                                   taken if self.settings.distinct_windows else ())
 
     # -- persistence -------------------------------------------------------------------------
 

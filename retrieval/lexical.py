@@ -48,6 +48,24 @@ class BM25Index:
         keep = scores[top] > 0
         return scores[top][keep].astype(np.float32), top[keep].astype(np.int64)
 
+    def postings(self, query: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each distinct indexed query word: the rows holding it and their BM25 term
+        weight without the IDF factor (term frequency saturated and length normalised), so a
+        caller can apply an IDF of its own."""
+        if self.model is None:
+            return []
+        vocab, sc = self.model.vocab_dict, self.model.scores
+        out = []
+        for t in dict.fromkeys(self._tokens([query])[0]):
+            if t not in vocab:
+                continue
+            a, b = sc["indptr"][vocab[t]], sc["indptr"][vocab[t] + 1]
+            if a == b:
+                continue
+            rows = np.asarray(sc["indices"][a:b], np.int64)
+            out.append((rows, np.asarray(sc["data"][a:b], np.float32) / idf(self.size, b - a)))
+        return out
+
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         if self.model is not None:
@@ -62,3 +80,8 @@ class BM25Index:
         except (OSError, ValueError) as e:
             raise RetrievalError(f"cannot read BM25 index {path}: {e}") from e
         return cls(model, size, language)
+
+
+def idf(n: int | np.ndarray, df: int | np.ndarray) -> np.ndarray:
+    """BM25's (Lucene) inverse document frequency of a word in ``df`` of ``n`` texts."""
+    return np.log1p((np.asarray(n, np.float32) - df + 0.5) / (np.asarray(df, np.float32) + 0.5))

@@ -102,15 +102,27 @@ class Windows:
             self._ends[doc_id] = [e for _, e in spans]
         return self._starts[doc_id], self._ends[doc_id]
 
-    def around(self, doc_id: str, start: int, end: int, size: int) -> tuple[int, int]:
-        """Character span of a ``size``-word window centred on ``[start, end)``."""
+    def around(self, doc_id: str, start: int, end: int, size: int,
+               taken: Sequence[tuple[int, int]] = ()) -> tuple[int, int]:
+        """Character span of a ``size``-word window centred on ``[start, end)``.
+
+        ``taken`` are character spans of this document already returned: the window does
+        not grow into them, and takes the words it cannot have on one side from the other,
+        so windows from the same document hold distinct text.
+        """
         starts, ends = self._index(doc_id)
         if not starts:
             return start, end
         i = max(bisect.bisect_right(starts, start) - 1, 0)
         j = max(bisect.bisect_left(starts, end), i + 1)
-        width = max(size, j - i)
-        lo = max(0, i - (width - (j - i)) // 2)
-        hi = min(len(starts), lo + width)
-        lo = max(0, hi - width)
+        floor, ceil = 0, len(starts)
+        for a, b in taken:  # the free run of words around the unit (which it keeps)
+            if a < starts[i]:
+                floor = max(floor, min(bisect.bisect_left(starts, b), i))
+            elif b > ends[j - 1]:
+                ceil = min(ceil, max(bisect.bisect_left(starts, a), j))
+        spare = max(size - (j - i), 0)
+        lo = max(floor, i - spare // 2)
+        hi = min(ceil, j + spare - (i - lo))
+        lo = max(floor, min(lo, hi - max(size, j - i)))
         return starts[lo], ends[hi - 1]

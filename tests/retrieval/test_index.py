@@ -131,3 +131,53 @@ def test_retrieval_never_imports_loop_or_ui():
             "bad = [m for m in sys.modules if m.split('.')[0] in "
             "('loop', 'generators', 'tui', 'textual')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_windows_of_one_document_do_not_overlap():
+    from retrieval.units import Windows
+
+    doc = " ".join(f"w{i}" for i in range(100))
+    win = Windows({"d": doc})
+    start = doc.index("w50")
+    a, b = win.around("d", start, start + 3, 20)
+    assert doc[a:b].split()[0] == "w41" and len(doc[a:b].split()) == 20  # centred
+    taken = [(doc.index("w30"), doc.index("w48") + 3)]  # w30..w48 already returned
+    a, b = win.around("d", start, start + 3, 20, taken)
+    words = doc[a:b].split()
+    assert words[0] == "w49" and len(words) == 20  # shifted right, same size, no overlap
+    a, b = win.around("d", start, start + 3, 20, [*taken, (doc.index("w53"), len(doc))])
+    assert doc[a:b].split() == ["w49", "w50", "w51", "w52"]  # boxed in: only the free words
+
+
+def test_distinct_windows_return_more_distinct_text():
+    sents = [f"Sentence {i} mentions the walrus colony." if i % 4 == 0 else
+             f"Plain filler line number {i} here." for i in range(80)]
+    text = " ".join(sents)
+    big = [chunk("zoo", 0, text)]
+    words = {}
+    for distinct in (False, True):
+        index = RetrievalIndex.build(big, Settings(embedder="fake:t", window_words=40, unit_min_words=1,
+                                                   distinct_windows=distinct))
+        hits = index.search("walrus colony", 4, "bm25")
+        spans = sorted((h.start, h.end) for h in hits)
+        words[distinct] = len(set().union(*(set(range(a, b)) for a, b in spans)))
+    # the matched sentences lie ~24 words apart: centred 40-word windows overlap by ~16;
+    # spans are in characters (about 6 per word)
+    assert words[True] > words[False] + 150
+
+
+def test_local_bm25_prefers_the_word_rare_within_its_document():
+    # "walrus" is in every sentence of the zoo document (its topic), "feeding" in one: within
+    # that document the feeding sentence wins, though globally "walrus" is the rarer word.
+    zoo = ("The walrus enclosure opened in May. The walrus pool is cold. Walrus keepers "
+           "train daily. The walrus feeding time is noon. Walrus calves stay inside.")
+    other = ("Feeding the ducks is allowed at the pond. Feeding bread is discouraged. "
+             "Seed feeding is better. Feeding stations are by the gate.")
+    index = RetrievalIndex.build([chunk("zoo", 0, zoo), chunk("pond", 0, other)],
+                                 Settings(embedder="fake:t", unit_min_words=1, window_words=6))
+    lists = index._rank("bm25_local", "walrus feeding time", None)
+    best = index.units[int(lists.ids[0])]
+    assert "walrus feeding time" in index.windows.docs["zoo"][best.start : best.end]
+    plain = index._rank("bm25", "walrus feeding", None)
+    assert len(plain.ids) and len(lists.ids)
+    assert index.search("walrus feeding time", 1, "bm25_local")[0].doc_id == "zoo"
