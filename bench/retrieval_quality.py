@@ -38,6 +38,15 @@ GRID = {
     "zscore-all4": replace(BASE, fusion="zscore", weights=ALL4),
     "zscore-units": replace(BASE, fusion="zscore", weights={"bm25": 1.0, "dense": 1.0}),
     "zscore-all4, whole chunks (no window)": replace(BASE, window_words=0),
+    "zscore-all4, overlapping windows": replace(BASE, distinct_windows=False),
+    "zscore, dense_chunk 0.5": replace(BASE, weights={**ALL4, "dense_chunk": 0.5}),
+    "zscore, bm25 1.5": replace(BASE, weights={**ALL4, "bm25": 1.5}),
+    "zscore, bm25 2": replace(BASE, weights={**ALL4, "bm25": 2.0}),
+    "zscore, all4 + bm25_local 0.5": replace(BASE, weights={**ALL4, "bm25_local": 0.5}),
+    "zscore, all4 + bm25_local 1": replace(BASE, weights={**ALL4, "bm25_local": 1.0}),
+    "zscore, all4 + bm25_local 1.5": replace(BASE, weights={**ALL4, "bm25_local": 1.5}),
+    "zscore, bm25 0.5 + bm25_local 1": replace(
+        BASE, weights={**ALL4, "bm25": 0.5, "bm25_local": 1.0}),
 }
 
 
