@@ -42,12 +42,15 @@ def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set:
                  api_key: str | None = None) -> dict[str, Any]:
     """Run every stage; return the summary ``run --json`` prints."""
     timings: dict[str, float] = {}
+    cached: dict[str, bool] = {}
 
     def stage(name: str, fn, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
         emit(Started("run", message=name))
         t = time.perf_counter()
         out = fn(*a, **kw)
         timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t, 2)
+        if hasattr(out, "cached"):
+            cached[name] = bool(out.cached)
         emit(Finished("run"))
         return out
 
@@ -68,7 +71,8 @@ def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set:
             break
     last = rounds[-1]
     return {"setups": last["setups"], "verdict": last["verdict"], "report": last["report"],
-            "iterations": rounds, "stage_seconds": timings, "workspace": str(ws.root)}
+            "iterations": rounds, "stage_seconds": timings, "cached": cached,
+            "workspace": str(ws.root)}
 
 
 def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict[str, str]:  # noqa: ANN001
@@ -107,12 +111,18 @@ def _gold_questions(path: Path) -> list[str]:
 
 
 def demo_configs() -> RunConfigs:
-    """The offline demo: rules teacher, scratch:tiny student, small and fast settings
-    (the whole loop in under 10 minutes on 2 CPU cores, bench/demo.py measures it)."""
+    """The offline demo: rules teacher, scratch:tiny student, small and fast settings (the
+    whole loop in well under 10 minutes on 2 CPU cores; bench/demo.py measures it).
+
+    A 1.6M-parameter scratch model barely moves under LoRA (loss 5.4 -> 4.1 in 30 epochs,
+    0% EM on its own training questions), so the demo fine-tunes it fully at a high rate
+    (72% EM on training questions after 30 epochs) without early stopping: memorising the
+    trained facts is all such a model can show."""
     return RunConfigs(
         generate=GenerateConfig(teacher="rules", tasks=["qa", "raft"], raft_distractors=1,
-                                context_tokens=320),
-        train=TrainConfig(student="scratch:tiny", epochs=8, max_length=512, batch_size=16,
-                          eval_steps=25, save_steps=50),
-        eval=EvalConfig(max_new_tokens=24, context_tokens=320, n_boot=1000),
+                                context_tokens=160),
+        train=TrainConfig(student="scratch:tiny", method="full", lr=3e-3, epochs=20,
+                          max_length=320, batch_size=16, patience=0, eval_steps=50,
+                          save_steps=100),
+        eval=EvalConfig(max_new_tokens=16, context_tokens=160, n_boot=1000),
     )

@@ -30,7 +30,8 @@ def _diff(diffs: list[dict], a: str, b: str, metric: str = "f1") -> dict[str, An
 
 
 def _fmt(d: dict[str, Any]) -> str:
-    return f"{abs(d['mean']):.2f} F1 [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"
+    """A positive difference (winner - loser) and its interval."""
+    return f"{d['mean']:.2f} F1 [{d['ci_low']:.2f}, {d['ci_high']:.2f}]"
 
 
 def verdict(table: dict[str, Any], diffs: list[dict]) -> str:
@@ -40,8 +41,10 @@ def verdict(table: dict[str, Any], diffs: list[dict]) -> str:
     if "rag" in have and "tuned" in have:
         d = _diff(diffs, "rag", "tuned")
         if d["significant"]:
-            winner, loser = ("RAG", "fine-tuning") if d["mean"] > 0 else ("Fine-tuning", "RAG")
-            parts.append(f"{winner} beats {loser} by {_fmt(d)}.")
+            if d["mean"] > 0:
+                parts.append(f"RAG beats fine-tuning by {_fmt(d)}.")
+            else:
+                parts.append(f"Fine-tuning beats RAG by {_fmt(_diff(diffs, 'tuned', 'rag'))}.")
         else:
             parts.append(f"RAG and fine-tuning are not measurably different (rag - tuned: "
                          f"{d['mean']:+.2f} F1 [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]).")
@@ -53,7 +56,8 @@ def verdict(table: dict[str, Any], diffs: list[dict]) -> str:
             if d["significant"] and d["mean"] > 0:
                 parts.append(f"Combining adds {_fmt(d)} over {LABEL[ref]}.")
             elif d["significant"]:
-                parts.append(f"Combining scores below {LABEL[ref]} by {_fmt(d)}.")
+                parts.append(f"Combining scores below {LABEL[ref]} by "
+                             f"{_fmt(_diff(diffs, ref, 'combined'))}.")
             else:
                 parts.append(f"Combining adds nothing measurable over {LABEL[ref]} "
                              f"({d['mean']:+.2f} F1 [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]).")

@@ -13,11 +13,13 @@ O((batch x length)^2) attention without FlashAttention's varlen kernels (40x slo
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from datasets import Dataset
 
+from loop.errors import InputError
 from loop.train import runner
 
 IGNORE = -100
@@ -75,6 +77,8 @@ def prepare(ds: Dataset, tok: Any, *, max_length: int, packing: bool, seed: int,
     if not (text and packing):  # text packing splits long chunks instead of cutting them
         ds = ds.map(lambda r: {k: r[k][:max_length] for k in ("input_ids", "labels")})
     ds = ds.filter(lambda r: any(t != IGNORE for t in r["labels"][1:]))
+    if len(ds) == 0:  # every row lost its answer to max_length: the caller says so
+        return ds
     ds = ds.shuffle(seed=seed)
     if packing:
         return pack_dataset(ds, max_length, "bfd_split" if text else "bfd")
@@ -112,7 +116,14 @@ def sft_trainer(model: Any, tokenizer: Any, train: Dataset, val: Dataset | None,
     cfg = plan.cfg
     kw = dict(max_length=cfg.max_length, packing=cfg.packing, seed=cfg.seed, text=text)
     train = prepare(train, tokenizer, **kw)
+    if len(train) == 0:
+        raise InputError(f"no training row keeps an answer token within max_length={cfg.max_length}",
+                         hint="raise --max-length (rows with context chunks are long) or "
+                              "lower the raft context budget")
     val = prepare(val, tokenizer, **kw) if val is not None else None
+    if val is not None and len(val) == 0:  # no validation after all: no eval, no early stop
+        val = None
+        plan = dataclasses.replace(plan, has_val=False)
     args = TrainingArguments(**runner.trainer_kwargs(plan), remove_unused_columns=False)
     return Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
                    data_collator=PackedCollator(tokenizer.pad_token_id), processing_class=tokenizer,

@@ -13,27 +13,6 @@ from loop.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
-def tiny_student(tmp_path_factory):
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    path = tmp_path_factory.mktemp("student")
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(["The ferry leaves Pier 3 at 7:15. Fees are 12 crowns."] * 30, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", pad_token="<pad>")
-    fast.save_pretrained(path)
-    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
-                      bos_token_id=1, eos_token_id=2, pad_token_id=3)
-    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
-    return path
-
-
-@pytest.fixture(scope="module")
 def scored(tmp_path_factory, tiny_student):
     from loop.index import IndexConfig, build_index
 
@@ -131,3 +110,10 @@ def test_forgetting_probe_is_reported(scored, tmp_path):
     assert row["perplexity"] > 1 and 0 <= row["general_f1"] <= 1
     write_report(ws, result.path, tmp_path / "r")
     assert "Forgetting probe" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_verdict_prints_the_winners_interval():
+    table = {"rag": {"f1": {"mean": .1}}, "tuned": {"f1": {"mean": .3}}}
+    diffs = [{"a": "rag", "b": "tuned", "metric": "f1", "mean": -.2, "ci_low": -.3,
+              "ci_high": -.1, "significant": True}]
+    assert verdict(table, diffs).startswith("Fine-tuning beats RAG by 0.20 F1 [0.10, 0.30]")

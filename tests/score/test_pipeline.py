@@ -1,0 +1,51 @@
+"""``synthloop run`` end to end on a tiny corpus with a tiny student, then unchanged again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SCRIPT = Path(sys.executable).parent / "synthloop"
+
+
+def test_run_end_to_end_then_every_cache_hits(tmp_path, tiny_student):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    texts = [
+        "# Ferry\n\nThe island ferry leaves Pier 3 at 7:15 every morning. The harbour master is Ilse Brannock.",
+        "# Market\n\nThe fish market on the quay opens at 9:30 on weekdays. A stall licence costs 40 crowns.",
+        "# Lighthouse\n\nThe lighthouse at Kestrel Point was built in 1842. Tours start at 11:45 in summer.",
+        "# Library\n\nThe Saltgate library lends up to 12 books per card. Late fees rise to 3 crowns a week.",
+    ]
+    for i, text in enumerate(texts):
+        (docs / f"d{i}.md").write_text(text + "\n")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps({"question": q, "answers": [a], "doc": f"d{i}.md"})
+                              for i, (q, a) in enumerate([
+                                  ("When does the boat to the island go?", "7:15"),
+                                  ("What time do fish sellers open?", "9:30"),
+                                  ("When can I tour the lighthouse?", "11:45"),
+                                  ("How many books can I borrow?", "12 books")])))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[generate]\ncontext_tokens = 120\n[train]\nmax_steps = 4\nbatch_size = 4\nmax_length = 1024\n"
+                   "[eval]\nmax_new_tokens = 6\nn_boot = 200\ncontext_tokens = 120\n")
+    cmd = [str(SCRIPT), "run", str(docs), "--eval-set", str(gold), "--student",
+           f"hf:{tiny_student}", "-w", str(tmp_path / "ws"), "--config", str(cfg), "--json"]
+    t = time.perf_counter()
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    cold = time.perf_counter() - t
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = json.loads(first.stdout)
+    assert set(out["setups"]) == {"base", "rag", "tuned", "tuned+rag", "combined"}
+    assert out["setups"]["rag"]["f1"]["ci_low"] <= out["setups"]["rag"]["f1"]["mean"]
+    assert out["verdict"] and Path(out["report"]["markdown"]).exists()
+    assert all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in out["report"]["plots"])
+    assert cold < 240
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    second = json.loads(again.stdout)
+    assert all(second["cached"].values()) and len(second["cached"]) >= 6, second["cached"]
+    assert second["setups"] == out["setups"]
