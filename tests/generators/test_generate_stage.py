@@ -223,3 +223,15 @@ def test_raft_rows_use_the_rag_prompt_block(example_ws):
     generate(example_ws, GenerateConfig(limit=20, tasks=["raft"]))
     user = load_samples(example_ws)[0]["messages"][0]["content"]
     assert user.startswith("Use the documents below to answer") and "<document index=" in user
+
+
+def test_style_guide_reaches_the_prompt_as_a_delimited_block(tmp_path, server):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Fees\n\nHarbour mooring fees rise to twelve crowns in spring.")
+    ws = Workspace(tmp_path / "ws")
+    ingest(ws, [docs])
+    generate(ws, GenerateConfig(teacher="openai:m", teacher_url=server.url, tasks=["qa"]),
+             style="Answer like a friendly harbour clerk, in one sentence.")
+    prompt = server.requests[0]["messages"][1]["content"]
+    assert "<style>\nAnswer like a friendly harbour clerk, in one sentence.\n</style>" in prompt

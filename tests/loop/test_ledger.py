@@ -77,3 +77,14 @@ def test_runs_are_recorded(tmp_path):
     db.finish_run(run, status="ok", summary={"chunks": 3}, artefact_id="abc")
     row = db.conn.execute("SELECT * FROM runs WHERE id = ?", (run,)).fetchone()
     assert row["status"] == "ok" and row["artefact_id"] == "abc" and '"chunks": 3' in row["summary"]
+
+
+def test_0003_generation_columns(tmp_path):
+    c = Ledger(tmp_path / "s.db").conn
+    assert _columns(c, "teacher_calls") == [
+        ("key", "TEXT", False, True), ("value", "TEXT", True, False), ("created_at", "REAL", True, False)]
+    assert [col[0] for col in _columns(c, "datasets")] == [
+        "id", "kind", "corpus_id", "path", "created_at", "teacher", "n_samples", "n_rejected",
+        "config", "summary"]
+    assert [col[0] for col in _columns(c, "rejects")] == [
+        "dataset_id", "seq", "task", "chunk_id", "reason", "detail", "raw"]
