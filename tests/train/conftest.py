@@ -104,13 +104,3 @@ def kit():
 
     return SimpleNamespace(fact_rows=fact_rows, write_dataset=write_dataset, fast_config=fast_config,
                            build_tiny_student=build_tiny_student, read_json=read_json)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Slow trainer tests (a real kill -9) run only when asked for: ``pytest -m slow``."""
-    if "slow" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason="slow: run with -m slow")
-    for item in items:
-        if "slow" in item.keywords and "tests/train" in str(item.fspath):
-            item.add_marker(skip)
