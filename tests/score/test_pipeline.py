@@ -11,7 +11,7 @@ from pathlib import Path
 SCRIPT = Path(sys.executable).parent / "synthloop"
 
 
-def test_run_end_to_end_then_every_cache_hits(tmp_path, tiny_student):
+def _corpus(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     texts = [
@@ -29,11 +29,19 @@ def test_run_end_to_end_then_every_cache_hits(tmp_path, tiny_student):
                                   ("What time do fish sellers open?", "9:30"),
                                   ("When can I tour the lighthouse?", "11:45"),
                                   ("How many books can I borrow?", "12 books")])))
+    return docs, gold
+
+
+def _cmd(tmp_path, docs, gold, student, *extra):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[generate]\ncontext_tokens = 120\n[train]\nmax_steps = 4\nbatch_size = 4\nmax_length = 1024\n"
                    "[eval]\nmax_new_tokens = 6\nn_boot = 200\ncontext_tokens = 120\n")
-    cmd = [str(SCRIPT), "run", str(docs), "--eval-set", str(gold), "--student",
-           f"hf:{tiny_student}", "-w", str(tmp_path / "ws"), "--config", str(cfg), "--json"]
+    return [str(SCRIPT), "run", str(docs), "--eval-set", str(gold), "--student",
+            f"hf:{student}", "-w", str(tmp_path / "ws"), "--config", str(cfg), "--json", *extra]
+
+
+def test_run_end_to_end_then_every_cache_hits(tmp_path, tiny_student):
+    cmd = _cmd(tmp_path, *_corpus(tmp_path), tiny_student)
     t = time.perf_counter()
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     cold = time.perf_counter() - t
@@ -49,3 +57,21 @@ def test_run_end_to_end_then_every_cache_hits(tmp_path, tiny_student):
     second = json.loads(again.stdout)
     assert all(second["cached"].values()) and len(second["cached"]) >= 6, second["cached"]
     assert second["setups"] == out["setups"]
+
+
+def test_iterations_add_targeted_data_and_report_each_round(tmp_path, tiny_student):
+    from loop.samples import load_samples
+    from loop.workspace import Workspace
+
+    out = subprocess.run(_cmd(tmp_path, *_corpus(tmp_path), tiny_student, "--iterations", "2"),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout)
+    rounds = summary["iterations"]
+    assert [r["iteration"] for r in rounds] == [1, 2]
+    assert rounds[0]["models"]["tuned"] != rounds[1]["models"]["tuned"]  # retrained
+    with Workspace(tmp_path / "ws") as ws:
+        merged = ws.ledger.conn.execute(
+            "SELECT config FROM datasets WHERE teacher = 'merge'").fetchone()
+        assert merged is not None and "merged_from" in merged["config"]
+        assert len(load_samples(ws)) > 0
