@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny data made on the fly; nothing from the network or ../shared."""
+"""Shared fixtures: tiny data made on the fly; nothing from the network or outside the repo."""
 
 from __future__ import annotations
 
