@@ -16,11 +16,15 @@ from loop.workspace import Workspace
 
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File (or, with --merge, folder) to write.")],
     fmt: Annotated[str, typer.Option(
         "--format", "-f", help="messages | alpaca | sharegpt | parquet")] = "messages",
     split: Annotated[str, typer.Option(help="train | val | all")] = "train",
     dataset: Annotated[str | None, typer.Option(help="Dataset id (default: the latest).")] = None,
+    merge: Annotated[bool, typer.Option(
+        "--merge", help="Write the tuned model merged with its adapter (plain transformers "
+                        "loads it) and a model card, instead of the dataset.")] = False,
+    model: Annotated[str | None, typer.Option(help="Model id for --merge (default: the latest).")] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     as_json: JsonOpt = False,
 ) -> None:
@@ -29,6 +33,9 @@ def export(
     from loop.samples import load_samples
 
     with verb(as_json):
+        if merge:
+            _merge(workspace, out, model, as_json)
+            return
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
         if split not in ("train", "val", "all"):
@@ -52,3 +59,26 @@ def export(
             emit_json(summary)
         else:
             console.print(f"wrote {len(ds)} rows ({fmt}, {split}) to {out}", highlight=False)
+
+
+def _merge(workspace: Path, out: Path, model: str | None, as_json: bool) -> None:
+    from loop.score.evaluate import EVAL_RUN_META
+    from loop.train.merge import export_merged
+
+    with Workspace(workspace) as ws:
+        scores = {}
+        eid = ws.ledger.get_meta(EVAL_RUN_META)
+        scores_file = ws.artefact("evals", f"score-{eid}") / "scores.json" if eid else None
+        if scores_file and scores_file.exists():
+            data = json.loads(scores_file.read_text())
+            scores[f"evaluation {eid}"] = f"{data['questions']} questions, {data['origin']}"
+            for setup, row in data["setups"].items():
+                f1, em = row["f1"], row["em"]
+                scores[setup] = (f"F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}], "
+                                 f"EM {em['mean']:.3f}")
+            scores["verdict"] = data["verdict"]
+        path = export_merged(ws, out, model, scores=scores or None)
+    if as_json:
+        emit_json({"path": str(path), "merged": True})
+    else:
+        console.print(f"wrote the merged model and its model card to {path}", highlight=False)

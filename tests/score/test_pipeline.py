@@ -57,6 +57,16 @@ def test_run_end_to_end_then_every_cache_hits(tmp_path, tiny_student):
     second = json.loads(again.stdout)
     assert all(second["cached"].values()) and len(second["cached"]) >= 6, second["cached"]
     assert second["setups"] == out["setups"]
+    merged = tmp_path / "merged"
+    exported = subprocess.run([str(SCRIPT), "export", "--merge", "-o", str(merged), "-w",
+                               str(tmp_path / "ws"), "--json"], capture_output=True, text=True,
+                              timeout=300)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(merged, use_safetensors=True) is not None
+    card = (merged / "README.md").read_text()
+    assert "tuned: F1" in card and "human gold set" in card
 
 
 def test_iterations_add_targeted_data_and_report_each_round(tmp_path, tiny_student):
