@@ -39,8 +39,9 @@ class RunConfigs:
 
 def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set: Path | None,
                  iterations: int = 1, emit: EventSink = null_sink,
-                 api_key: str | None = None) -> dict[str, Any]:
-    """Run every stage; return the summary ``run --json`` prints."""
+                 api_key: str | None = None, fresh: list[Path] | None = None) -> dict[str, Any]:
+    """Run every stage; return the summary ``run --json`` prints. ``fresh`` documents are
+    indexed after training and never trained on (the freshness probe)."""
     timings: dict[str, float] = {}
     cached: dict[str, bool] = {}
 
@@ -54,7 +55,7 @@ def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set:
         emit(Finished("run"))
         return out
 
-    stage("ingest", ingest, ws, docs, cfgs.ingest, emit=emit)
+    trained_on = stage("ingest", ingest, ws, docs, cfgs.ingest, emit=emit, only=True)
     questions = _gold_questions(eval_set) if eval_set else []
     stage("generate", generate, ws, cfgs.generate, eval_questions=questions, emit=emit, api_key=api_key)
     if eval_set is None:
@@ -63,11 +64,18 @@ def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set:
     rounds = []
     for it in range(1, iterations + 1):
         trained = _train_both(ws, cfgs, stage, emit)
-        result = stage("eval", evaluate, ws, cfgs.eval, eval_set=eval_set, emit=emit)
-        report = stage("report", write_report, ws, result.path)
+        fresh_sources = _add_fresh(ws, docs, fresh, trained_on, cfgs, stage, emit) if fresh else None
+        result = stage("eval", evaluate, ws, cfgs.eval, eval_set=eval_set, emit=emit,
+                       fresh_sources=fresh_sources)
+        report = stage("report", write_report, ws, result.path, None,
+                       rounds + [{"iteration": it, "setups": result.setups}])
         rounds.append({"iteration": it, "eval_id": result.eval_id, "models": trained,
                        "setups": result.setups, "verdict": result.verdict, "report": report})
-        if it < iterations and not _targeted_round(ws, cfgs, result, questions, stage, emit):
+        if it == iterations:
+            break
+        if fresh:  # targeted data comes from the training corpus only, never the fresh documents
+            stage("ingest", ingest, ws, docs, cfgs.ingest, emit=emit, only=True)
+        if not _targeted_round(ws, cfgs, result, questions, stage, emit):
             break
     last = rounds[-1]
     return {"setups": last["setups"], "verdict": last["verdict"], "report": last["report"],
@@ -86,6 +94,16 @@ def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict
         except SynthloopError as e:  # e.g. no raft rows: the combined setup is skipped
             emit(Warned("run", message=f"{kind} model not trained: {e}"))
     return out
+
+
+def _add_fresh(ws, docs, fresh, trained_on, cfgs, stage, emit) -> set[str]:  # noqa: ANN001
+    """Ingest and index the fresh documents beside the training corpus; their sources."""
+    from loop.corpus import load_corpus
+
+    before = set(load_corpus(ws, trained_on.corpus_id)["source"])
+    stage("ingest-fresh", ingest, ws, [*docs, *fresh], cfgs.ingest, emit=emit, only=True)
+    stage("index-fresh", build_index, ws, cfgs.index, emit=emit)
+    return set(load_corpus(ws)["source"]) - before
 
 
 def _targeted_round(ws, cfgs, result, questions, stage, emit) -> bool:  # noqa: ANN001

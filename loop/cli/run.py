@@ -29,6 +29,8 @@ def run(
     student: Annotated[str | None, typer.Option(help="Student URI: hf:PATH_OR_ID | scratch:tiny.")] = None,
     eval_set: Annotated[Path | None, typer.Option(help="Human gold set (JSONL or SQuAD JSON).")] = None,
     iterations: Annotated[int, typer.Option(min=1, max=10, help="Rounds of targeted generation and retraining.")] = 1,
+    fresh: Annotated[list[Path] | None, typer.Option(
+        help="Documents indexed after training and never trained on (the freshness probe); repeatable.")] = None,
     teacher_url: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Training steps per adapter (-1: epochs decide).")] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
@@ -46,7 +48,7 @@ def run(
         table = read_config_file(config)
         cfgs = _configs(RunConfigs(), table, teacher=teacher, student=student,
                         teacher_url=teacher_url, max_steps=max_steps)
-        _go(workspace, docs, cfgs, eval_set, iterations, as_json, demo=False)
+        _go(workspace, docs, cfgs, eval_set, iterations, as_json, demo=False, fresh=fresh)
 
 
 @app.command()
@@ -83,14 +85,16 @@ def _configs(cfgs, table: dict, **flags):  # noqa: ANN001, ANN003, ANN202
     return cfgs
 
 
-def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, demo: bool) -> None:  # noqa: ANN001
+def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, demo: bool,  # noqa: ANN001
+        fresh: list[Path] | None = None) -> None:
     from loop.pipeline import run_pipeline
 
     sink = RichSink(console)
     with Workspace(workspace) as ws:
         try:
             summary = run_pipeline(ws, docs, cfgs, eval_set=eval_set, iterations=iterations,
-                                   emit=sink, api_key=os.environ.get("OPENAI_API_KEY"))
+                                   emit=sink, api_key=os.environ.get("OPENAI_API_KEY"),
+                                   fresh=fresh)
         finally:
             sink.close()
     if demo:

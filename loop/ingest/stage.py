@@ -122,17 +122,23 @@ def ingest(
     paths: Iterable[str | Path],
     cfg: IngestConfig | None = None,
     emit: EventSink = null_sink,
+    *,
+    only: bool = False,
 ) -> IngestResult:
-    """Ingest files and folders into the workspace's corpus; see the module docstring."""
+    """Ingest files and folders into the workspace's corpus; see the module docstring.
+
+    By default the corpus keeps what earlier runs ingested from other paths; with ``only``
+    it becomes exactly ``paths`` (``synthloop run`` uses this, so a re-run does not depend
+    on what else was ingested in the workspace before)."""
     cfg = cfg or IngestConfig()
     paths = [str(p) for p in paths]
     with ws.writing("ingest"):
-        return _Ingest(ws, cfg, emit).run(paths)
+        return _Ingest(ws, cfg, emit, only).run(paths)
 
 
 class _Ingest:
-    def __init__(self, ws: Workspace, cfg: IngestConfig, emit: EventSink) -> None:
-        self.ws, self.cfg, self.emit = ws, cfg, emit
+    def __init__(self, ws: Workspace, cfg: IngestConfig, emit: EventSink, only: bool = False) -> None:
+        self.ws, self.cfg, self.emit, self.only = ws, cfg, emit, only
         self.digest = cfg.digest()
         self.skipped: list[dict[str, str]] = []
         self.warnings: list[dict[str, str]] = []
@@ -162,7 +168,8 @@ class _Ingest:
                 found.append(item)
             else:
                 self._skip(item.path, item.reason)
-        found += self._stale_elsewhere(paths, known, found, chunk_counts)
+        if not self.only:
+            found += self._stale_elsewhere(paths, known, found, chunk_counts)
 
         pending = self.ws.dir("tmp") / f"chunks.{os.getpid()}.{time.time_ns()}.arrow"
         writer = _ChunkWriter(pending)
@@ -294,7 +301,10 @@ class _Ingest:
 
     def _removed(self, paths: list[str], known: dict[str, _Known],
                  seen: dict[str, FileState]) -> list[str]:
-        """Known files under a PATH argument that are gone now (deleted or renamed)."""
+        """Known files under a PATH argument that are gone now (deleted or renamed); with
+        ``only``, every known file this run did not see."""
+        if self.only:
+            return [p for p in known if p not in seen]
         return [p for p in self._under(paths, known) if p not in seen]
 
     @staticmethod

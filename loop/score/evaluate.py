@@ -84,8 +84,11 @@ class EvalResult:
 
 
 def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | None = None,
-             emit: EventSink = null_sink) -> EvalResult:
-    """Score the configured setups on a gold eval set (or the generated one)."""
+             emit: EventSink = null_sink, fresh_sources: set[str] | None = None) -> EvalResult:
+    """Score the configured setups on a gold eval set (or the generated one).
+
+    ``fresh_sources`` names documents indexed after the models were trained: the freshness
+    probe compares the setups on the questions whose evidence lies only in them."""
     cfg = cfg or EvalConfig()
     unknown = [s for s in cfg.setups if s not in SETUPS]
     if unknown:
@@ -93,7 +96,7 @@ def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | N
     with ws.writing("eval"):
         run_id = ws.ledger.start_run("eval", [], cfg.resolved())
         try:
-            result = _Eval(ws, cfg, emit).run(eval_set)
+            result = _Eval(ws, cfg, emit, fresh_sources or set()).run(eval_set)
         except BaseException as e:
             ws.ledger.finish_run(run_id, status="failed", error=str(e) or type(e).__name__)
             raise
@@ -103,8 +106,10 @@ def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | N
 
 
 class _Eval:
-    def __init__(self, ws: Workspace, cfg: EvalConfig, emit: EventSink) -> None:
+    def __init__(self, ws: Workspace, cfg: EvalConfig, emit: EventSink,
+                 fresh_sources: set[str] | None = None) -> None:
         self.ws, self.cfg, self.emit = ws, cfg, emit
+        self.fresh = fresh_sources or set()
         self.notes: list[str] = []
 
     def run(self, eval_set: Path | None) -> EvalResult:
@@ -125,6 +130,8 @@ class _Eval:
         preds, probes = self._answer(questions, setups, models, contexts)
         self._score(questions, preds, contexts)
         table, diffs = self._aggregate(preds, setups)
+        if self.fresh:
+            probes["freshness"] = self._freshness(questions, preds, setups)
         from loop.score.report import verdict
 
         result = EvalResult(eval_id, final, origin, len(questions), table, diffs,
@@ -209,7 +216,8 @@ class _Eval:
     def _eval_id(self, set_hash: str, setups: list[str], models: dict[str, Path], retriever) -> str:  # noqa: ANN001
         parts = [set_hash, ",".join(setups), self.cfg.digest(), self._student_uri(models),
                  *(f"{k}={p.name}" for k, p in sorted(models.items())),
-                 getattr(retriever, "index_id", "") or "", str(getattr(getattr(retriever, "cfg", None), "k", ""))]
+                 getattr(retriever, "index_id", "") or "", str(getattr(getattr(retriever, "cfg", None), "k", "")),
+                 ",".join(sorted(self.fresh))]
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
     # -- answering ---------------------------------------------------------------------------
@@ -320,6 +328,22 @@ class _Eval:
                     d["mcnemar_p"] = mcnemar_p(per[a][m], per[b][m])
                 diffs.append(d)
         return table, diffs
+
+    def _freshness(self, questions: list[Question], preds: list[dict], setups: list[str]) -> dict[str, Any]:
+        """The setups on questions whose evidence is only in documents added after training."""
+        source = dict(zip(*load_corpus(self.ws).select_columns(["chunk_id", "source"]).to_dict().values(),
+                          strict=True))
+        fresh = {q.id for q in questions
+                 if q.gold_chunks and all(source.get(c) in self.fresh for c in q.gold_chunks)}
+        kw = {"n_boot": self.cfg.n_boot, "seed": self.cfg.seed}
+        per = {s: [p["f1"] for p in sorted(preds, key=lambda p: p["eval_id"])
+                   if p["setup"] == s and p["eval_id"] in fresh] for s in setups}
+        out: dict[str, Any] = {"questions": len(fresh), "documents": sorted(self.fresh),
+                               "setups": {s: bootstrap_ci(v, **kw).as_dict() for s, v in per.items() if v}}
+        if fresh and "rag" in per and "tuned" in per:
+            d = paired_diff_ci(per["rag"], per["tuned"], **kw)
+            out["rag_minus_tuned"] = {**d.as_dict(), "significant": d.excludes_zero()}
+        return out
 
     def _contamination(self, questions: list[Question]) -> int:
         """Eval questions that are near-duplicates of training questions (should be 0)."""

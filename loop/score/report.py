@@ -76,13 +76,18 @@ def recommend(table: dict[str, Any], diffs: list[dict]) -> str:
     return best
 
 
-def write_report(ws: Workspace, eval_dir: Path, out: Path | None = None) -> dict[str, Any]:
-    """Write report.md, report.json and PNG figures for one evaluation; return their paths."""
+def write_report(ws: Workspace, eval_dir: Path, out: Path | None = None,
+                 iterations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write report.md, report.json and PNG figures for one evaluation; return their paths.
+    ``iterations`` (from ``run --iterations``) adds the rounds side by side."""
     from datasets import load_from_disk
 
     out = out or eval_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     scores = json.loads((eval_dir / "scores.json").read_text())
+    if iterations:
+        scores["iterations"] = [{"iteration": it["iteration"], "setups": it["setups"]}
+                                for it in iterations]
     preds = load_from_disk(str(eval_dir / "predictions")).to_list()
     plots = [p for p in (
         _bars(scores, out / "metrics.png"),
@@ -125,6 +130,28 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
         lines.append("")
         lines.append("Higher perplexity or lower F1 after tuning than for `base` means the tuning "
                      "cost general ability (catastrophic forgetting).")
+    fresh = (s.get("probes") or {}).get("freshness") or {}
+    if fresh:
+        lines += ["", "## Freshness probe: documents added after training", "",
+                  f"{fresh['questions']} questions have their evidence only in the "
+                  f"{len(fresh['documents'])} documents indexed after the models were trained.", "",
+                  "| setup | F1 on those questions |", "|---|---|"]
+        for setup, ci in fresh["setups"].items():
+            lines.append(f"| {setup} | {ci['mean']:.3f} [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}] |")
+        if "rag_minus_tuned" in fresh:
+            d = fresh["rag_minus_tuned"]
+            lines += ["", f"rag - tuned on fresh documents: {d['mean']:+.3f} F1 "
+                          f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]: what the training cutoff "
+                          "costs a tuned model that retrieval does not."]
+    iterations = s.get("iterations") or []
+    if len(iterations) > 1:
+        setups = list(iterations[-1]["setups"])
+        lines += ["", "## Iterations (targeted generation for missed questions, then retraining)", "",
+                  "| iteration | " + " | ".join(f"{x} F1" for x in setups) + " |",
+                  "|---" * (len(setups) + 1) + "|"]
+        for it in iterations:
+            cells = [f"{it['setups'][x]['f1']['mean']:.3f}" if x in it["setups"] else "—" for x in setups]
+            lines.append(f"| {it['iteration']} | " + " | ".join(cells) + " |")
     lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(lines) + "\n"
 

@@ -280,3 +280,16 @@ def test_bundled_gold_answers_are_in_their_documents(ws, example_dir):
     for item in items:
         assert item["question"] and item["answers"], item
         assert " ".join(item["answers"][0].split()) in text_of[item["doc"]], item
+
+
+def test_only_makes_the_corpus_exactly_the_given_paths(ws, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x.md").write_text("# X\n\nAlpha text.")
+    (b / "y.md").write_text("# Y\n\nBeta text.")
+    first = ingest(ws, [a])
+    both = ingest(ws, [b])
+    assert both.documents == 2  # by default the corpus keeps a/
+    again = ingest(ws, [a], only=True)
+    assert again.documents == 1 and again.corpus_id == first.corpus_id and again.cached

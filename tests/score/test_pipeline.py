@@ -85,3 +85,34 @@ def test_iterations_add_targeted_data_and_report_each_round(tmp_path, tiny_stude
             "SELECT config FROM datasets WHERE teacher = 'merge'").fetchone()
         assert merged is not None and "merged_from" in merged["config"]
         assert len(load_samples(ws)) > 0
+
+
+def test_fresh_documents_are_indexed_but_never_trained_on(tmp_path, tiny_student):
+    from loop.corpus import load_corpus
+    from loop.samples import load_samples
+    from loop.workspace import Workspace
+
+    docs, gold = _corpus(tmp_path)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "new.md").write_text("# Bridge\n\nThe new Tidewater bridge opened on 3 May 2031. "
+                                  "Its toll is 2 crowns for cars.\n")
+    with open(gold, "a") as f:
+        f.write("\n" + json.dumps({"question": "When did the Tidewater bridge open?",
+                                   "answers": ["3 May 2031"], "doc": "new.md"}))
+    out = subprocess.run(_cmd(tmp_path, docs, gold, tiny_student, "--fresh", str(fresh)),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout)
+    report = Path(summary["report"]["json"])
+    probe = json.loads(report.read_text())["probes"]["freshness"]
+    assert probe["questions"] == 1 and probe["documents"] == ["fresh/new.md"]
+    assert "rag_minus_tuned" in probe
+    assert "Freshness probe" in Path(summary["report"]["markdown"]).read_text()
+    with Workspace(tmp_path / "ws") as ws:
+        sources = dict(zip(*load_corpus(ws).select_columns(["chunk_id", "source"]).to_dict().values(),
+                           strict=True))
+        fresh_chunks = {c for c, s in sources.items() if s.startswith("fresh/")}
+        assert fresh_chunks  # indexed and in the corpus for retrieval
+        trained = {c for ids in load_samples(ws)["chunk_ids"] for c in ids}
+        assert not trained & fresh_chunks  # never trained on
