@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,3 +33,117 @@ def ws(tmp_path):
 @pytest.fixture
 def example_dir() -> Path:
     return EXAMPLES / "marrowick"
+
+
+# -- a real OpenAI-compatible HTTP server on 127.0.0.1, scripted per test -----------------
+
+
+def good_reply(messages: list[dict]) -> str:
+    """A deterministic, grounded QA reply built from the <document> in the prompt."""
+    user = messages[-1]["content"]
+    if "Grade a training sample" in user:  # the generate stage's judge
+        score = 1 if "Which word number 1" in user else 4
+        return json.dumps({"score": score, "reason": "scripted"})
+    if "Grade a candidate answer" in user:  # the eval stage's judge: right if it echoes a reference
+        cand = user.split("Candidate answer:", 1)[1].split("\n", 1)[0].strip().lower()
+        refs = user.split("Reference answer(s):", 1)[1].split("\n", 1)[0].lower()
+        return json.dumps({"score": 5 if cand and cand in refs else 1, "reason": "scripted"})
+    m = re.search(r"<document[^>]*>\n(.*?)\n</document>", user, re.DOTALL)
+    doc = m.group(1) if m else user
+    words = re.findall(r"[A-Za-z][a-z]{3,}", doc)
+    pairs = []
+    for i, w in enumerate(dict.fromkeys(words)):
+        if i >= 2:
+            break
+        pairs.append({"question": f"Which word number {i} appears in the passage about {words[0]}?",
+                      "answer": w})
+    if "<document" in user and "reasoning" in user:  # cot / raft prompts
+        return json.dumps({"question": f"What is {words[0]}?",
+                           "reasoning": f'The text says "{words[0]}".', "answer": words[0]})
+    return json.dumps({"pairs": pairs or [{"question": "q?", "answer": "a"}]})
+
+
+class Scripted:
+    """Each request pops a behaviour ('ok', '429', '500', 'hang', 'malformed', 'truncated',
+    'garbage'); when the script is empty every request gets 'ok'."""
+
+    def __init__(self) -> None:
+        self.script: deque[str] = deque()
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.lock = threading.Lock()
+        self.delay = 0.0
+        self.retry_after = "1"
+        self.hang = 5.0
+
+    def next(self) -> str:
+        with self.lock:
+            return self.script.popleft() if self.script else "ok"
+
+
+def _handler(state: Scripted):
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle's algorithm and delayed ACKs
+        # each reply would stall ~40 ms, and the figure would measure that.
+        disable_nagle_algorithm = True
+
+        def log_message(self, *a):  # keep test output clean
+            pass
+
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with state.lock:
+                state.requests.append(body)
+                state.headers.append(dict(self.headers))
+            mode = state.next()
+            if state.delay:
+                time.sleep(state.delay)
+            if mode == "429":
+                return self._send(429, b'{"error": "rate limited"}', {"Retry-After": state.retry_after})
+            if mode == "400":
+                return self._send(400, b'{"error": "bad request"}')
+            if mode == "500":
+                return self._send(500, b'{"error": "boom"}')
+            if mode == "hang":
+                time.sleep(state.hang)
+                return self._send(200, b"{}")
+            text = good_reply(body["messages"]) if mode != "garbage" else "I am not JSON at all"
+            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}],
+                                  "usage": {"prompt_tokens": 11, "completion_tokens": 7}}).encode()
+            if mode == "malformed":
+                payload = b'{"choices": [ {"message": '
+            if mode == "truncated":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return None
+            return self._send(200, payload)
+
+        def _send(self, code, payload, headers=None):
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return H
+
+
+@pytest.fixture
+def server():
+    state = Scripted()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()

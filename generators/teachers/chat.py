@@ -63,6 +63,16 @@ class ChatTeacher:
             raise out[0]
         return out[0]
 
+    def complete_all(self, requests: Sequence[Messages]) -> list[Completion | Exception]:
+        """Many calls through the cache, results in request order (the eval's judge)."""
+        out: list[Completion | Exception | None] = [None] * len(requests)
+
+        def done(i: int, result: Completion | Exception, usage: Usage) -> None:
+            out[i] = result
+
+        self._cached_many(requests, done)
+        return out  # type: ignore[return-value]
+
     def run(self, jobs: Sequence[Job], on_result: OnResult) -> None:
         firsts = [job.task.messages(job) for job in jobs]
         repairs: list[tuple[Job, Messages, Usage]] = []

@@ -27,6 +27,8 @@ def eval_(
     max_new_tokens: Annotated[int | None, typer.Option(help="Answer length limit (all setups).")] = None,
     k: Annotated[int | None, typer.Option(help="Chunks retrieved per question.")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | mps.")] = None,
+    judge: Annotated[str | None, typer.Option(help="LLM judge URI (openai:MODEL or hf:PATH): a reference-guided correctness grade.")] = None,
+    judge_url: Annotated[str | None, typer.Option(help="Base URL of the judge's server (else $OPENAI_BASE_URL).")] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -39,7 +41,7 @@ def eval_(
     with verb(as_json):
         cfg = resolve(EvalConfig, read_config_file(config).get("eval"), student=student,
                       max_questions=max_questions, max_new_tokens=max_new_tokens, k=k,
-                      device=device,
+                      device=device, judge=judge, judge_url=judge_url,
                       setups=[s.strip() for s in setups.split(",")] if setups else None)
         sink = RichSink(console)
         with Workspace(workspace) as ws:

@@ -29,7 +29,16 @@ from loop.workspace import Workspace, save_dataset, write_json
 
 SETUPS = ("base", "rag", "tuned", "tuned+rag", "combined")
 RAG_SETUPS = {"rag", "tuned+rag", "combined"}
-METRICS = ("em", "f1", "rouge_l", "semantic", "faithfulness", "hit", "rr")
+METRICS = ("em", "f1", "rouge_l", "semantic", "faithfulness", "hit", "rr", "judge")
+JUDGE_PROMPT = """Grade a candidate answer against the reference answer(s) to a question.
+5 = says the same as a reference (wording may differ); 3 = partly right; 1 = wrong, empty or
+unrelated. Judge correctness only, not style.
+
+Question: {question}
+Reference answer(s): {references}
+Candidate answer: {candidate}
+
+Reply with JSON only: {{"score": 1-5, "reason": "..."}}"""
 EVAL_RUN_META = "evaluation"
 
 
@@ -44,11 +53,13 @@ class EvalConfig(StageConfig):
     max_questions: int | None = Field(None, ge=1, description="Score only the first N questions.")
     n_boot: int = Field(2000, ge=100, description="Bootstrap resamples per interval.")
     seed: int = Field(0, description="Seed of the bootstrap.")
+    judge: str | None = Field(None, description="Teacher URI of an LLM judge: a reference-guided correctness grade per answer.")
+    judge_url: str | None = Field(None, description="Base URL of the judge's OpenAI-compatible server.")
     batch_size: int = Field(16, ge=1, description="Questions answered per generate call.")
     device: str = Field("auto", description="auto | cpu | cuda | mps.")
     dtype: str = Field("auto", description="auto | bf16 | fp16 | fp32.")
 
-    execution_only: ClassVar[frozenset[str]] = frozenset({"batch_size", "device", "dtype"})
+    execution_only: ClassVar[frozenset[str]] = frozenset({"batch_size", "device", "dtype", "judge_url"})
 
 
 register_stage("eval", EvalConfig)
@@ -294,6 +305,37 @@ class _Eval:
             p["hit"], p["rr"] = hit, rr
             p["faithfulness"] = M.faithfulness(p["answer"], contexts[q.id][0]) if rag else None
         self._semantic(questions, preds)
+        self._judge(questions, preds)
+
+    def _judge(self, questions: list[Question], preds: list[dict]) -> None:
+        """Reference-guided correctness, 1-5 from the judge, kept as (score - 1) / 4."""
+        for p in preds:
+            p["judge"] = None
+        if not self.cfg.judge:
+            return
+        import os
+
+        from generators.filters import JudgeOut
+        from generators.parsing import ParseFailure, parse_json
+        from generators.teachers import get_teacher
+        from loop.generate import LedgerCache
+
+        judge = get_teacher(self.cfg.judge, cache=LedgerCache(self.ws), base_url=self.cfg.judge_url,
+                            api_key=os.environ.get("OPENAI_API_KEY"),
+                            params={"temperature": 0.0, "max_tokens": 200, "seed": 0})
+        by_id = {q.id: q for q in questions}
+        todo = [p for p in preds if p["answer"]]
+        msgs = [[{"role": "user", "content": JUDGE_PROMPT.format(
+            question=by_id[p["eval_id"]].question, references=" | ".join(by_id[p["eval_id"]].answers),
+            candidate=p["answer"])}] for p in todo]
+        for p, reply in zip(todo, judge.complete_all(msgs), strict=True):
+            try:
+                p["judge"] = (parse_json(reply.text, JudgeOut).score - 1) / 4
+            except (ParseFailure, AttributeError):
+                p["judge"] = None  # an unusable grade is missing, not zero
+        for p in preds:
+            if not p["answer"]:
+                p["judge"] = 0.0  # an empty answer is wrong whatever a judge would say
 
     def _semantic(self, questions: list[Question], preds: list[dict]) -> None:
         try:

@@ -13,7 +13,7 @@ from loop.workspace import Workspace, write_json
 COST_ORDER = ("base", "rag", "tuned", "tuned+rag", "combined")
 LABEL = {"base": "the base model", "rag": "RAG", "tuned": "fine-tuning",
          "tuned+rag": "fine-tuning plus retrieval", "combined": "combining (RAFT + RAG)"}
-SHOWN_METRICS = ("em", "f1", "rouge_l", "semantic", "faithfulness", "hit", "rr")
+SHOWN_METRICS = ("em", "f1", "rouge_l", "semantic", "judge", "faithfulness", "hit", "rr")
 
 
 def _diff(diffs: list[dict], a: str, b: str, metric: str = "f1") -> dict[str, Any] | None:

@@ -117,3 +117,15 @@ def test_verdict_prints_the_winners_interval():
     diffs = [{"a": "rag", "b": "tuned", "metric": "f1", "mean": -.2, "ci_low": -.3,
               "ci_high": -.1, "significant": True}]
     assert verdict(table, diffs).startswith("Fine-tuning beats RAG by 0.20 F1 [0.10, 0.30]")
+
+
+def test_llm_judge_grades_every_answer(scored, server):
+    from loop.score.evaluate import EvalConfig, evaluate
+
+    ws, _, cfg, gold = scored
+    judged = evaluate(ws, cfg.model_copy(update={"judge": "openai:judge", "judge_url": server.url}),
+                      eval_set=gold)
+    grades = [r["judge"]["mean"] for r in judged.setups.values()]
+    assert all(0 <= g <= 1 for g in grades)
+    prompts = [r["messages"][0]["content"] for r in server.requests]
+    assert prompts and all("Reference answer(s):" in p for p in prompts)
