@@ -104,11 +104,9 @@ def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, d
     if as_json:
         emit_json(summary)
         return
-    console.print(f"[bold]Verdict.[/] {summary['verdict']}", highlight=False)
-    for setup, row in summary["setups"].items():
-        f1, em = row["f1"], row["em"]
-        console.print(f"  {setup:<10} F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}]"
-                      f"   EM {em['mean']:.3f}", highlight=False)
+    from loop.cli.score import show_scores
+
+    show_scores(summary)
     console.print(f"stage seconds: {summary['stage_seconds']}", highlight=False)
     console.print(f"report: {summary['report']['markdown']}", highlight=False)
     if demo:

@@ -83,11 +83,16 @@ def _show(summary: dict, report: dict, as_json: bool) -> None:
     if as_json:
         emit_json({**summary, "report": report})
         return
+    show_scores(summary)
+    for note in summary.get("notes") or []:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"report: {report['markdown']}", highlight=False)
+
+
+def show_scores(summary: dict) -> None:
+    """The verdict and one line per setup (F1 with its interval, EM) on the console."""
     console.print(f"[bold]Verdict.[/] {summary['verdict']}", highlight=False)
     for setup, row in summary["setups"].items():
         f1, em = row["f1"], row["em"]
         console.print(f"  {setup:<10} F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}]"
                       f"   EM {em['mean']:.3f}", highlight=False)
-    for note in summary.get("notes") or []:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
-    console.print(f"report: {report['markdown']}", highlight=False)
