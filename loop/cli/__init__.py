@@ -34,6 +34,7 @@ def _root(
 def _register() -> None:
     # Each verb lives in its own module and registers itself on ``app``.
     from loop.cli import (  # noqa: F401
+        dashboard,
         export,
         generate,
         index,

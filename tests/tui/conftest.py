@@ -1,0 +1,80 @@
+"""A small workspace for the dashboard: two ingested docs and a hand-written scoreboard."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+SETUPS = {
+    "base": {"em": (0.0, 0.0, 0.0), "f1": (0.10, 0.02, 0.20)},
+    "rag": {"em": (0.67, 0.33, 1.0), "f1": (0.80, 0.60, 0.95), "hit": (1.0, 1.0, 1.0)},
+}
+QUESTIONS = [
+    ("q1", "When does the ferry leave?", ["7:15"], {"base": "noon", "rag": "7:15"}),
+    ("q2", "How much is the fee?", ["12 crowns"], {"base": "12 crowns", "rag": "12 crowns"}),
+    ("q3", "Which pier?", ["Pier 3"], {"base": "Pier 9", "rag": "Pier 3"}),
+]
+
+
+def build(root):
+    from datasets import Dataset
+
+    from loop.corpus import load_corpus
+    from loop.generate import EVAL_META
+    from loop.index import IndexConfig, build_index
+    from loop.ingest import ingest
+    from loop.score.evaluate import EVAL_RUN_META
+    from loop.workspace import Workspace, save_dataset, write_json
+
+    docs = root / "docs"
+    docs.mkdir(parents=True)
+    (docs / "ferry.md").write_text("# Ferry\n\nThe ferry leaves Pier 3 at 7:15 every morning.\n")
+    (docs / "fees.md").write_text("# Fees\n\nThe fee is 12 crowns for adults.\n")
+    ws_path = root / "ws"
+    with Workspace(ws_path) as ws:
+        ingest(ws, [docs])
+        build_index(ws, IndexConfig())
+        chunks = load_corpus(ws).to_list()
+        ferry = next(c["chunk_id"] for c in chunks if "ferry" in c["source"])
+        eval_set = ws.artefact("evals", "set-1")
+        save_dataset(Dataset.from_list([{"id": q, "question": text, "answers": gold, "chunk_ids": [ferry]}
+                                        for q, text, gold, _ in QUESTIONS]), eval_set / "data")
+        ws.ledger.set_meta(EVAL_META, "set-1")
+        table = {s: {m: dict(zip(("mean", "ci_low", "ci_high"), v, strict=True)) for m, v in ms.items()}
+                 for s, ms in SETUPS.items()}
+        diffs = [{"a": "base", "b": "rag", "metric": "f1", "mean": -0.7, "ci_low": -0.9,
+                  "ci_high": -0.5, "significant": True},
+                 {"a": "base", "b": "rag", "metric": "em", "mean": -0.67, "ci_low": -1.0,
+                  "ci_high": 0.0, "significant": False, "mcnemar_p": 0.25}]
+        score = ws.artefact("evals", "score-abc123")
+        score.mkdir(parents=True)
+        write_json(score / "scores.json", {
+            "eval_id": "abc123", "origin": "generated eval set (set-1)", "questions": 3,
+            "setups": table, "differences": diffs,
+            "verdict": "Recommendation: rag (the cheapest setup that no other beats measurably).",
+            "notes": [], "contamination": 0})
+        preds = [{"eval_id": q, "setup": s, "answer": ans[s], "em": float(ans[s] == gold[0]),
+                  "f1": float(ans[s] == gold[0]),
+                  "retrieved_chunk_ids": [ferry] if s == "rag" else []}
+                 for q, _, gold, ans in QUESTIONS for s in ("base", "rag")]
+        save_dataset(Dataset.from_list(preds), score / "predictions")
+        ws.ledger.set_meta(EVAL_RUN_META, "abc123")
+        rid = ws.ledger.start_run("eval", [], {})
+        ws.ledger.finish_run(rid, status="ok", summary={"questions": 3}, artefact_id="abc123")
+        rid = ws.ledger.start_run("train", [], {})
+        ws.ledger.finish_run(rid, status="failed", error="out of memory")
+    return ws_path
+
+
+@pytest.fixture(scope="session")
+def dash_ws_template(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("dash"))
+
+
+@pytest.fixture
+def dash_ws(dash_ws_template, tmp_path):
+    """A private copy per test: the app may open the ledger."""
+    dest = tmp_path / "ws"
+    shutil.copytree(dash_ws_template, dest)
+    return dest

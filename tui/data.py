@@ -1,0 +1,218 @@
+"""What the dashboard shows, read from a workspace: plain data, no Textual.
+
+Every loader opens its own ``Workspace`` (SQLite connections belong to the thread that made
+them) and returns dataclasses the screens render. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SETUP_ORDER = ("base", "rag", "tuned", "tuned+rag", "combined")
+METRIC_ORDER = ("em", "f1", "rouge_l", "semantic", "faithfulness", "hit", "rr")
+
+
+@dataclass
+class Scores:
+    eval_id: str
+    path: Path
+    questions: int
+    origin: str
+    setups: dict[str, dict[str, dict[str, float]]]
+    differences: list[dict[str, Any]]
+    verdict: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def setup_names(self) -> list[str]:
+        known = [s for s in SETUP_ORDER if s in self.setups]
+        return known + [s for s in self.setups if s not in known]
+
+    @property
+    def metric_names(self) -> list[str]:
+        seen = {m for t in self.setups.values() for m in t}
+        return [m for m in METRIC_ORDER if m in seen] + sorted(seen - set(METRIC_ORDER))
+
+    def significant(self, metric: str = "f1") -> list[dict[str, Any]]:
+        return [d for d in self.differences if d.get("metric") == metric and d.get("significant")]
+
+    def beats(self, setup: str, metric: str) -> list[str]:
+        """The setups this one beats measurably on ``metric`` (paired 95% interval above 0)."""
+        out = []
+        for d in self.significant(metric):
+            if d["a"] == setup and d["mean"] > 0:
+                out.append(d["b"])
+            elif d["b"] == setup and d["mean"] < 0:
+                out.append(d["a"])
+        return out
+
+
+@dataclass
+class Overview:
+    workspace: Path
+    corpus: dict[str, Any] | None
+    dataset: dict[str, Any] | None
+    index: dict[str, Any] | None
+    models: list[dict[str, Any]]
+    runs: int
+    scores: Scores | None
+
+
+@dataclass
+class Answer:
+    setup: str
+    answer: str
+    em: float | None
+    f1: float | None
+    retrieved: list[tuple[str, str, str]]  # chunk_id, source, text
+
+
+@dataclass
+class QuestionRow:
+    id: str
+    question: str
+    gold: list[str]
+    answers: dict[str, Answer]
+
+    @property
+    def disagree(self) -> bool:
+        """Setups disagree when some get it right (EM) and others do not."""
+        ems = {a.em for a in self.answers.values() if a.em is not None}
+        return len(ems) > 1
+
+
+def _open(path: Path):  # noqa: ANN202
+    from loop.workspace import Workspace
+
+    return Workspace(path, create=False)
+
+
+def _row(conn, sql: str, *args: Any) -> dict[str, Any] | None:  # noqa: ANN001
+    r = conn.execute(sql, args).fetchone()
+    return dict(r) if r else None
+
+
+def load_scores(ws_path: Path, eval_id: str | None = None) -> Scores | None:
+    with _open(ws_path) as ws:
+        return _scores(ws, eval_id)
+
+
+def _scores(ws, eval_id: str | None = None) -> Scores | None:  # noqa: ANN001
+    from loop.score.evaluate import EVAL_RUN_META
+
+    eval_id = eval_id or ws.ledger.get_meta(EVAL_RUN_META)
+    if not eval_id:
+        return None
+    path = ws.artefact("evals", f"score-{eval_id}")
+    f = path / "scores.json"
+    if not f.exists():
+        return None
+    d = json.loads(f.read_text())
+    return Scores(eval_id=eval_id, path=path, questions=int(d.get("questions", 0)),
+                  origin=d.get("origin", ""), setups=d.get("setups", {}),
+                  differences=d.get("differences", []), verdict=d.get("verdict", ""),
+                  notes=d.get("notes", []) or [])
+
+
+def load_overview(ws_path: Path) -> Overview:
+    from loop.corpus import current_corpus_id
+    from loop.index import INDEX_META
+    from loop.samples import current_dataset_id
+
+    with _open(ws_path) as ws:
+        conn = ws.ledger.conn
+        cid = current_corpus_id(ws)
+        corpus = _row(conn, "SELECT id, n_documents, n_chunks, created_at FROM corpora WHERE id = ?",
+                      cid) if cid else None
+        did = current_dataset_id(ws)
+        dataset = _row(conn, "SELECT id, kind, teacher, n_samples, n_rejected, created_at "
+                             "FROM datasets WHERE id = ?", did) if did else None
+        iid = ws.ledger.get_meta(INDEX_META)
+        index = _row(conn, "SELECT id, embedder, created_at, config FROM indexes WHERE id = ?",
+                     iid) if iid else None
+        if index:
+            cfg = json.loads(index.pop("config") or "{}")
+            index["method"] = cfg.get("method", "")
+            index["k"] = cfg.get("k", "")
+        models = [dict(r) for r in conn.execute(
+            "SELECT id, kind, method, student, steps, loss_last, val_loss, created_at FROM models "
+            "ORDER BY created_at DESC")]
+        runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        return Overview(Path(ws_path), corpus, dataset, index, models, int(runs), _scores(ws))
+
+
+def load_runs(ws_path: Path, limit: int = 500) -> list[dict[str, Any]]:
+    with _open(ws_path) as ws:
+        rows = [dict(r) for r in ws.ledger.conn.execute(
+            "SELECT id, stage, status, started_at, finished_at, artefact_id, error, summary "
+            "FROM runs ORDER BY id DESC LIMIT ?", (limit,))]
+    for r in rows:
+        r["duration"] = (r["finished_at"] - r["started_at"]) if r["finished_at"] else None
+        r["started"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"]))
+    return rows
+
+
+def load_questions(ws_path: Path, scores: Scores) -> list[QuestionRow]:
+    """Every question of an evaluation with each setup's answer and retrieved chunks."""
+    from datasets import load_from_disk
+
+    preds = load_from_disk(str(scores.path / "predictions")).to_list()
+    texts: dict[str, tuple[str, str]] = {}
+    gold: dict[str, tuple[str, list[str]]] = {}
+    with _open(ws_path) as ws:
+        wanted = {c for p in preds for c in (p.get("retrieved_chunk_ids") or [])}
+        if wanted:
+            try:
+                from loop.corpus import load_corpus
+
+                for c in load_corpus(ws).select_columns(["chunk_id", "source", "text"]):
+                    if c["chunk_id"] in wanted:
+                        texts[c["chunk_id"]] = (c["source"], c["text"])
+            except Exception:  # noqa: BLE001 - the answers still show without the chunk texts
+                pass
+        gold = _eval_set(ws)
+    rows: dict[str, QuestionRow] = {}
+    for p in preds:
+        qid = p["eval_id"]
+        q, answers = gold.get(qid, (p.get("question", "") or qid, p.get("answers") or []))
+        row = rows.setdefault(qid, QuestionRow(qid, q, list(answers), {}))
+        retrieved = [(c, *texts.get(c, ("?", ""))) for c in (p.get("retrieved_chunk_ids") or [])]
+        row.answers[p["setup"]] = Answer(p["setup"], p.get("answer", ""), p.get("em"), p.get("f1"),
+                                         retrieved)
+    return sorted(rows.values(), key=lambda r: r.id)
+
+
+def _eval_set(ws) -> dict[str, tuple[str, list[str]]]:  # noqa: ANN001
+    from loop.generate import EVAL_META
+
+    eid = ws.ledger.get_meta(EVAL_META)
+    if not eid or not (ws.artefact("evals", eid) / "data").exists():
+        return {}
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(ws.artefact("evals", eid) / "data"))
+    return {r["id"]: (r["question"], list(r["answers"])) for r in ds}
+
+
+def fmt_interval(cell: dict[str, float] | None) -> str:
+    if not cell:
+        return "-"
+    return f"{cell['mean']:.2f} [{cell['ci_low']:.2f}, {cell['ci_high']:.2f}]"
+
+
+def fmt_age(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def open_retriever(ws_path: Path):  # noqa: ANN201
+    """The workspace's index, loaded once (the embedder takes a few seconds)."""
+    from loop.index import load_retriever
+
+    with _open(ws_path) as ws:
+        return load_retriever(ws)
