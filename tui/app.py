@@ -323,6 +323,86 @@ class RunsScreen(_Loading, Screen):
         self.query_one("#run-detail", Static).update("\n".join(lines))
 
 
+# -- corpus --------------------------------------------------------------------------------
+
+
+class CorpusScreen(_Loading, Screen):
+    """Documents and their chunks; the files ingest skipped and why."""
+
+    BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("slash", "find", "Filter")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view: D.CorpusView | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="Filter documents by source or title", id="doc-filter")
+        with Horizontal(id="corpus-split"):
+            yield DataTable(id="documents", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="chunks-pane"):
+                yield Static("Select a document to see its chunks.", id="chunks")
+        yield Static("", id="skipped")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        self.load("corpus", D.load_corpus_view, self._ws())
+
+    def action_find(self) -> None:
+        self.query_one("#doc-filter", Input).focus()
+
+    def on_loaded(self, msg: Loaded) -> None:
+        if msg.what == "corpus":
+            self.view = msg.value
+            self.fill()
+            skipped = self.view.skipped
+            self.query_one("#skipped", Static).update(
+                f"[b]Skipped files ({len(skipped)})[/]: " + "; ".join(
+                    f"{escape(f['source'])} ({escape(f['reason'] or '?')})" for f in skipped[:20])
+                if skipped else "[dim]No file was skipped.[/]")
+        elif msg.what == "chunks":
+            lines = []
+            for n, c in enumerate(msg.value, 1):
+                lines.append(f"[b]chunk {n}[/] [dim]{escape(c['chunk_id'][:12])}[/]\n"
+                             f"{escape(c['text'].strip())}\n")
+            self.query_one("#chunks", Static).update("\n".join(lines) or "[dim]no chunks[/]")
+
+    def fill(self) -> None:
+        table = self.query_one("#documents", DataTable)
+        table.clear(columns=True)
+        table.add_columns("source", "title", "chunks")
+        needle = self.query_one("#doc-filter", Input).value.strip().lower()
+        for n, d in enumerate(self.view.documents if self.view else []):
+            if needle and needle not in f"{d['source']} {d['title']}".lower():
+                continue
+            table.add_row(d["source"], d["title"][:40], str(d["n_chunks"]), key=f"{n}:{d['doc_id']}")
+
+    @on(Input.Changed, "#doc-filter")
+    def _filter(self) -> None:
+        self.fill()
+
+    @on(DataTable.RowHighlighted, "#documents")
+    def _pick(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value:
+            doc_id = event.row_key.value.split(":", 1)[1]
+            self.load_chunks(doc_id)
+
+    @work(thread=True, exclusive=True, group="chunks")
+    def load_chunks(self, doc_id: str) -> None:
+        worker = get_current_worker()
+        try:
+            chunks = D.load_chunks(self._ws(), doc_id)
+        except Exception as e:  # noqa: BLE001
+            if not worker.is_cancelled:
+                self.post_message(LoadFailed("chunks", str(e) or type(e).__name__))
+            return
+        if not worker.is_cancelled:
+            self.post_message(Loaded("chunks", chunks))
+
+
 # -- search --------------------------------------------------------------------------------
 
 SEARCH_METHODS = ("bm25", "dense", "hybrid")
@@ -403,6 +483,7 @@ HELP = """\
 | `2` | Scoreboard: every question, drill-down on select |
 | `3` | Runs: the ledger's history |
 | `4` | Search: one query, bm25 / dense / hybrid hits side by side |
+| `5` | Corpus: documents, their chunks, skipped files (`/` filters) |
 | `d` | (Scoreboard) only questions where setups disagree |
 | `r` | reload the screen from the workspace |
 | `ctrl+p` | command palette |
@@ -437,13 +518,14 @@ class SynthloopApp(App[None]):
     TITLE = "synthloop"
     ENABLE_COMMAND_PALETTE = True
     MODES = {"overview": OverviewScreen, "scoreboard": ScoreboardScreen, "runs": RunsScreen,
-             "search": SearchScreen}
+             "search": SearchScreen, "corpus": CorpusScreen}
     DEFAULT_MODE = "overview"
     BINDINGS = [
         Binding("1", "switch_mode('overview')", "Overview"),
         Binding("2", "switch_mode('scoreboard')", "Scoreboard"),
         Binding("3", "switch_mode('runs')", "Runs"),
         Binding("4", "switch_mode('search')", "Search"),
+        Binding("5", "switch_mode('corpus')", "Corpus"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]

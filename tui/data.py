@@ -216,3 +216,28 @@ def open_retriever(ws_path: Path):  # noqa: ANN201
 
     with _open(ws_path) as ws:
         return load_retriever(ws)
+
+
+@dataclass
+class CorpusView:
+    documents: list[dict[str, Any]]  # source, title, doc_id, n_chunks
+    skipped: list[dict[str, Any]]  # source, reason
+
+
+def load_corpus_view(ws_path: Path) -> CorpusView:
+    with _open(ws_path) as ws:
+        conn = ws.ledger.conn
+        docs = [dict(r) for r in conn.execute(
+            "SELECT d.source, d.title, d.doc_id, d.n_chunks FROM file_documents d "
+            "JOIN files f ON f.path = d.path WHERE f.status = 'ok' ORDER BY d.source, d.seq")]
+        skipped = [dict(r) for r in conn.execute(
+            "SELECT source, reason FROM files WHERE status != 'ok' ORDER BY source")]
+    return CorpusView(docs, skipped)
+
+
+def load_chunks(ws_path: Path, doc_id: str) -> list[dict[str, Any]]:
+    from loop.corpus import load_corpus
+
+    with _open(ws_path) as ws:
+        ds = load_corpus(ws)
+        return [c for c in ds.select_columns(["chunk_id", "doc_id", "text"]) if c["doc_id"] == doc_id]

@@ -6,6 +6,7 @@ import pytest
 from textual.widgets import Checkbox, DataTable, Input, Static
 
 from tui.app import (
+    CorpusScreen,
     HelpScreen,
     Loaded,
     LoadFailed,
@@ -138,3 +139,21 @@ async def test_search_shows_every_method_side_by_side(dash_ws):
             assert text.startswith(m) and "ferry.md" in text
     done = [m for m in messages if isinstance(m, SearchDone)]
     assert len(done) == 1 and set(done[0].hits) == {"bm25", "dense", "hybrid"}
+
+
+async def test_corpus_lists_documents_and_their_chunks(dash_ws):
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await _settle(app, pilot)
+        assert isinstance(app.screen, CorpusScreen)
+        docs = app.screen.query_one("#documents", DataTable)
+        sources = [str(docs.get_row_at(i)[0]) for i in range(docs.row_count)]
+        assert len(sources) == 2 and any("ferry.md" in s for s in sources)
+        assert "No file was skipped" in _text(app, "#skipped")
+        await pilot.press("slash", *"fees")
+        await _settle(app, pilot)
+        assert docs.row_count == 1 and "fees.md" in str(docs.get_row_at(0)[0])
+        docs.focus()
+        await _settle(app, pilot)
+        assert "12 crowns" in _text(app, "#chunks")
