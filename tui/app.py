@@ -330,6 +330,7 @@ class CorpusScreen(_Loading, Screen):
     """Documents and their chunks; the files ingest skipped and why."""
 
     BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("slash", "find", "Filter")]
+    AUTO_FOCUS = "#documents"
 
     def __init__(self) -> None:
         super().__init__()
@@ -384,6 +385,10 @@ class CorpusScreen(_Loading, Screen):
     def _filter(self) -> None:
         self.fill()
 
+    @on(Input.Submitted, "#doc-filter")
+    def _filtered(self) -> None:
+        self.query_one("#documents", DataTable).focus()
+
     @on(DataTable.RowHighlighted, "#documents")
     def _pick(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is not None and event.row_key.value:
@@ -417,7 +422,9 @@ class SearchDone(Message, bubble=False):
 class SearchScreen(_Loading, Screen):
     """One query, the hits of bm25, dense and hybrid side by side."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel search")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel / leave the box"),
+                Binding("slash", "find", "Search box")]
+    AUTO_FOCUS = "#query"
 
     def __init__(self) -> None:
         super().__init__()
@@ -441,6 +448,10 @@ class SearchScreen(_Loading, Screen):
 
     def action_cancel(self) -> None:
         self.workers.cancel_group(self, "search")
+        self.query(".hits-col").first().focus()  # the app's keys (1-5, q) work again
+
+    def action_find(self) -> None:
+        self.query_one("#query", Input).focus()
 
     @work(thread=True, exclusive=True, group="search")
     def search(self, query: str) -> None:
@@ -492,6 +503,8 @@ HELP = """\
 
 A `▲` marks an F1/EM score that beats another setup measurably (paired 95% interval
 excludes 0); the last column names the setups it beats.
+
+In a text box, `escape` (Search) or `enter` (Corpus filter) gives the keys back to the app.
 
 Press `escape` to close.
 """

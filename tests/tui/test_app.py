@@ -137,6 +137,10 @@ async def test_search_shows_every_method_side_by_side(dash_ws):
         for m in ("bm25", "dense", "hybrid"):
             text = _text(app, f"#hits-{m}")
             assert text.startswith(m) and "ferry.md" in text
+        await pilot.press("escape")  # leaves the box: the app's keys work again
+        await pilot.press("1")
+        await pilot.pause()
+        assert isinstance(app.screen, OverviewScreen)
     done = [m for m in messages if isinstance(m, SearchDone)]
     assert len(done) == 1 and set(done[0].hits) == {"bm25", "dense", "hybrid"}
 
@@ -154,6 +158,7 @@ async def test_corpus_lists_documents_and_their_chunks(dash_ws):
         await pilot.press("slash", *"fees")
         await _settle(app, pilot)
         assert docs.row_count == 1 and "fees.md" in str(docs.get_row_at(0)[0])
-        docs.focus()
+        await pilot.press("enter")  # back to the table
         await _settle(app, pilot)
+        assert app.focused is docs
         assert "12 crowns" in _text(app, "#chunks")
