@@ -84,10 +84,15 @@ def scoreboard_rows(scores: D.Scores) -> tuple[list[str], list[list[Text | str]]
     return cols, rows
 
 
+@dataclass
+class ReportWritten(Message, bubble=False):
+    path: Path
+
+
 class OverviewScreen(_Loading, Screen):
     """The workspace at a glance and the latest scoreboard."""
 
-    BINDINGS = [Binding("r", "refresh", "Refresh")]
+    BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("w", "report", "Write report")]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -107,6 +112,25 @@ class OverviewScreen(_Loading, Screen):
     def on_loaded(self, msg: Loaded) -> None:
         if msg.what == "overview":
             self.show(msg.value)
+
+    def action_report(self) -> None:
+        self.notify("writing the report ...")
+        self.write_report()
+
+    @work(thread=True, exclusive=True, group="report")
+    def write_report(self) -> None:
+        worker = get_current_worker()
+        try:
+            path = D.write_latest_report(self._ws())
+        except Exception as e:  # noqa: BLE001 - a notification, never a traceback
+            if not worker.is_cancelled:
+                self.post_message(LoadFailed("report", str(e) or type(e).__name__))
+            return
+        if not worker.is_cancelled:
+            self.post_message(ReportWritten(path))
+
+    def on_report_written(self, msg: ReportWritten) -> None:
+        self.notify(f"report written: {msg.path}", title="report")
 
     def show(self, ov: D.Overview) -> None:
         self.query_one("#ws-summary", Static).update(_summary(ov))
@@ -496,6 +520,7 @@ HELP = """\
 | `4` | Search: one query, bm25 / dense / hybrid hits side by side |
 | `5` | Corpus: documents, their chunks, skipped files (`/` filters) |
 | `d` | (Scoreboard) only questions where setups disagree |
+| `w` | (Overview) write the latest evaluation's report (markdown and figures) |
 | `r` | reload the screen from the workspace |
 | `ctrl+p` | command palette |
 | `?` | this help |

@@ -241,3 +241,17 @@ def load_chunks(ws_path: Path, doc_id: str) -> list[dict[str, Any]]:
     with _open(ws_path) as ws:
         ds = load_corpus(ws)
         return [c for c in ds.select_columns(["chunk_id", "doc_id", "text"]) if c["doc_id"] == doc_id]
+
+
+def write_latest_report(ws_path: Path) -> Path:
+    """``report.md`` (and figures) of the latest evaluation; returns its path."""
+    from loop.errors import WorkspaceError
+    from loop.score.report import write_report
+
+    with _open(ws_path) as ws:
+        scores = _scores(ws)
+        if scores is None:
+            raise WorkspaceError("no evaluation yet: run synthloop score first")
+        out = write_report(ws, scores.path)
+    md = out.get("markdown") if isinstance(out, dict) else None
+    return Path(md) if md else scores.path / "report" / "report.md"

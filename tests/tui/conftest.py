@@ -54,7 +54,8 @@ def build(root):
             "setups": table, "differences": diffs,
             "verdict": "Recommendation: rag (the cheapest setup that no other beats measurably).",
             "notes": [], "contamination": 0})
-        preds = [{"eval_id": q, "setup": s, "answer": ans[s], "em": float(ans[s] == gold[0]),
+        preds = [{"eval_id": q, "setup": s, "doc": "ferry.md", "gold_chunk_ids": [ferry],
+                  "answer": ans[s], "em": float(ans[s] == gold[0]),
                   "f1": float(ans[s] == gold[0]),
                   "retrieved_chunk_ids": [ferry] if s == "rag" else []}
                  for q, _, gold, ans in QUESTIONS for s in ("base", "rag")]

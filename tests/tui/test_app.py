@@ -162,3 +162,14 @@ async def test_corpus_lists_documents_and_their_chunks(dash_ws):
         await _settle(app, pilot)
         assert app.focused is docs
         assert "12 crowns" in _text(app, "#chunks")
+
+
+async def test_write_report_runs_in_a_worker_and_notifies(dash_ws):
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("w")
+        await _settle(app, pilot)
+        notes = [n.message for n in app._notifications]
+        assert any(n.startswith("report written:") for n in notes), notes
+    assert (dash_ws / "evals" / "score-abc123" / "report" / "report.md").exists()
