@@ -146,16 +146,17 @@ class OverviewScreen(_Loading, Screen):
         table.add_columns(*cols)
         table.add_rows(rows)
         sig = ov.scores.significant("f1")
-        lines = [f"[b]Verdict[/] ({ov.scores.questions} questions, {escape(ov.scores.origin)})",
-                 escape(ov.scores.verdict)]
+        lines = [Text.assemble(("Verdict", "bold"), f" ({ov.scores.questions} questions, {ov.scores.origin})"),
+                 Text(ov.scores.verdict)]
         if sig:
-            lines.append("[b]Significant F1 differences[/] (paired 95% interval excludes 0):")
-            lines += [f"  {d['a']} - {d['b']}: {d['mean']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"
+            lines.append(Text.assemble(("Significant F1 differences", "bold"),
+                                       " (paired 95% interval excludes 0):"))
+            lines += [Text(f"  {d['a']} - {d['b']}: {d['mean']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]")
                       for d in sig]
         else:
-            lines.append("[dim]No F1 difference is significant at 95%.[/]")
-        lines += [f"[dim]note: {escape(n)}[/]" for n in ov.scores.notes]
-        verdict.update("\n".join(lines))
+            lines.append(Text("No F1 difference is significant at 95%.", style="dim"))
+        lines += [Text(f"note: {n}", style="dim") for n in ov.scores.notes]
+        verdict.update(Text("\n").join(lines))
 
 
 def _summary(ov: D.Overview) -> str:
@@ -190,6 +191,7 @@ class ScoreboardScreen(_Loading, Screen):
         Binding("d", "toggle_disagree", "Disagreements"),
         Binding("r", "refresh", "Refresh"),
     ]
+    AUTO_FOCUS = "#questions"
 
     def __init__(self) -> None:
         super().__init__()
@@ -270,21 +272,22 @@ def _load_board(ws_path: Path) -> tuple[D.Scores | None, list[D.QuestionRow]]:
     return scores, (D.load_questions(ws_path, scores) if scores else [])
 
 
-def drill_down(q: D.QuestionRow, scores: D.Scores | None) -> str:
+def drill_down(q: D.QuestionRow, scores: D.Scores | None) -> Text:
     setups = scores.setup_names if scores else list(q.answers)
-    out = [f"[b]{escape(q.id)}[/]  {escape(q.question)}",
-           "[b]gold:[/] " + escape(" | ".join(q.gold) if q.gold else "(not in the eval set)"), ""]
+    out = [Text.assemble((q.id, "bold"), "  ", q.question),
+           Text.assemble(("gold:", "bold"), " ", " | ".join(q.gold) if q.gold else "(not in the eval set)"),
+           Text("")]
     for s in setups:
         a = q.answers.get(s)
         if a is None:
             continue
-        mark = "[green]✓[/]" if a.em else "[red]✗[/]"
+        mark = ("✓", "green") if a.em else ("✗", "red")
         f1 = f"F1 {a.f1:.2f}" if a.f1 is not None else ""
-        out.append(f"{mark} [b]{escape(s)}[/] {f1}: {escape(a.answer or '(empty)')}")
+        out.append(Text.assemble(mark, " ", (s, "bold"), f" {f1}: {a.answer or '(empty)'}"))
         for cid, source, text in a.retrieved:
             snippet = " ".join(text.split())[:160]
-            out.append(f"    [dim]{escape(cid[:10])} {escape(source)}[/] {escape(snippet)}")
-    return "\n".join(out)
+            out.append(Text.assemble("    ", (f"{cid[:10]} {source}", "dim"), f" {snippet}"))
+    return Text("\n").join(out)
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -333,9 +336,9 @@ class RunsScreen(_Loading, Screen):
         r = next((r for r in self.runs if str(r["id"]) == event.row_key.value), None)
         if r is None:
             return
-        lines = [f"[b]run {r['id']}[/]  {escape(r['stage'])}  {escape(r['status'])}"]
+        lines = [Text.assemble((f"run {r['id']}", "bold"), f"  {r['stage']}  {r['status']}")]
         if r["error"]:
-            lines.append(f"[red]error:[/] {escape(r['error'])}")
+            lines.append(Text.assemble(("error:", "red"), f" {r['error']}"))
         try:
             summary = json.loads(r["summary"] or "{}")
         except ValueError:
@@ -343,8 +346,8 @@ class RunsScreen(_Loading, Screen):
         for k, v in summary.items():
             if isinstance(v, (dict, list)):
                 v = json.dumps(v)[:200]
-            lines.append(f"[b]{escape(str(k))}[/]: {escape(str(v))}")
-        self.query_one("#run-detail", Static).update("\n".join(lines))
+            lines.append(Text.assemble((str(k), "bold"), f": {v}"))
+        self.query_one("#run-detail", Static).update(Text("\n").join(lines))
 
 
 # -- corpus --------------------------------------------------------------------------------
@@ -385,15 +388,16 @@ class CorpusScreen(_Loading, Screen):
             self.fill()
             skipped = self.view.skipped
             self.query_one("#skipped", Static).update(
-                f"[b]Skipped files ({len(skipped)})[/]: " + "; ".join(
-                    f"{escape(f['source'])} ({escape(f['reason'] or '?')})" for f in skipped[:20])
-                if skipped else "[dim]No file was skipped.[/]")
+                Text.assemble((f"Skipped files ({len(skipped)})", "bold"), ": " + "; ".join(
+                    f"{f['source']} ({f['reason'] or '?'})" for f in skipped[:20]))
+                if skipped else Text("No file was skipped.", style="dim"))
         elif msg.what == "chunks":
             lines = []
             for n, c in enumerate(msg.value, 1):
-                lines.append(f"[b]chunk {n}[/] [dim]{escape(c['chunk_id'][:12])}[/]\n"
-                             f"{escape(c['text'].strip())}\n")
-            self.query_one("#chunks", Static).update("\n".join(lines) or "[dim]no chunks[/]")
+                lines.append(Text.assemble((f"chunk {n}", "bold"), " ", (c["chunk_id"][:12], "dim"),
+                                           "\n", c["text"].strip(), "\n"))
+            self.query_one("#chunks", Static).update(Text("\n").join(lines) if lines
+                                                     else Text("no chunks", style="dim"))
 
     def fill(self) -> None:
         table = self.query_one("#documents", DataTable)
@@ -497,14 +501,14 @@ class SearchScreen(_Loading, Screen):
 
     def on_search_done(self, msg: SearchDone) -> None:
         for m, hits in msg.hits.items():
-            lines = [f"[b]{m}[/]  [dim]{len(hits)} hits[/]"]
+            lines = [Text.assemble((m, "bold"), "  ", (f"{len(hits)} hits", "dim"))]
             for n, h in enumerate(hits, 1):
                 text = " ".join(h.text.split())
-                lines.append(f"[b]{n}.[/] [cyan]{escape(h.source)}[/] [dim]{h.score:.3f}[/]\n"
-                             f"{escape(text[:300])}")
+                lines.append(Text.assemble((f"{n}.", "bold"), " ", (h.source, "cyan"), " ",
+                                           (f"{h.score:.3f}", "dim"), "\n", text[:300]))
             if not hits:
-                lines.append("[dim]no hits[/]")
-            self.query_one(f"#hits-{m}", Static).update("\n".join(lines))
+                lines.append(Text("no hits", style="dim"))
+            self.query_one(f"#hits-{m}", Static).update(Text("\n").join(lines))
 
 
 # -- help ------------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def load_questions(ws_path: Path, scores: Scores) -> list[QuestionRow]:
         retrieved = [(c, *texts.get(c, ("?", ""))) for c in (p.get("retrieved_chunk_ids") or [])]
         row.answers[p["setup"]] = Answer(p["setup"], p.get("answer", ""), p.get("em"), p.get("f1"),
                                          retrieved)
-    return sorted(rows.values(), key=lambda r: r.id)
+    return sorted(rows.values(), key=lambda r: (0, int(r.id), "") if r.id.isdigit() else (1, 0, r.id))
 
 
 def _eval_set(ws) -> dict[str, tuple[str, list[str]]]:  # noqa: ANN001
