@@ -64,7 +64,8 @@ def build(root):
         rid = ws.ledger.start_run("eval", [], {})
         ws.ledger.finish_run(rid, status="ok", summary={"questions": 3}, artefact_id="abc123")
         rid = ws.ledger.start_run("train", [], {})
-        ws.ledger.finish_run(rid, status="failed", error="out of memory")
+        ws.ledger.finish_run(rid, status="failed", error="out of memory [/] [b",
+                             summary={"note": "brackets [/x] are text, not markup [/]"})
     return ws_path
 
 

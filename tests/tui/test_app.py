@@ -98,7 +98,9 @@ async def test_runs_screen_lists_history(dash_ws):
         assert "ingest" in stages and "eval" in stages and stages[0] == "train"
         runs.focus()
         await pilot.pause()
-        assert "out of memory" in _text(app, "#run-detail")
+        detail = _text(app, "#run-detail")
+        assert "out of memory [/] [b" in detail  # workspace text is never read as markup
+        assert "brackets [/x] are text, not markup [/]" in detail
 
 
 async def test_help_and_quit(dash_ws):
