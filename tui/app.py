@@ -6,7 +6,9 @@ post dataclass messages back; a failure becomes an error notification, never a t
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,20 @@ class Loaded(Message, bubble=False):
 class LoadFailed(Message, bubble=False):
     what: str
     error: str
+
+
+def guarded(fn: Callable) -> Callable:
+    """A handler whose failure becomes an error notification, not a traceback on screen."""
+
+    @functools.wraps(fn)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+        try:
+            return fn(self, *args, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            self.app.notify(f"{type(e).__name__}: {e}", title="dashboard error", severity="error")
+            return None
+
+    return wrapper
 
 
 class _Loading:
@@ -109,6 +125,7 @@ class OverviewScreen(_Loading, Screen):
     def action_refresh(self) -> None:
         self.load("overview", D.load_overview, self._ws())
 
+    @guarded
     def on_loaded(self, msg: Loaded) -> None:
         if msg.what == "overview":
             self.show(msg.value)
@@ -215,6 +232,7 @@ class ScoreboardScreen(_Loading, Screen):
     def action_refresh(self) -> None:
         self.load("scoreboard", _load_board, self._ws())
 
+    @guarded
     def on_loaded(self, msg: Loaded) -> None:
         if msg.what != "scoreboard":
             return
@@ -255,11 +273,13 @@ class ScoreboardScreen(_Loading, Screen):
         box.value = not box.value
 
     @on(Checkbox.Changed, "#disagree")
+    @guarded
     def _filter(self) -> None:
         self.fill()
 
     @on(DataTable.RowHighlighted, "#questions")
     @on(DataTable.RowSelected, "#questions")
+    @guarded
     def _pick(self, event: DataTable.RowHighlighted | DataTable.RowSelected) -> None:
         key = event.row_key.value if event.row_key is not None else None
         q = next((q for q in self.questions if q.id == key), None)
@@ -316,6 +336,7 @@ class RunsScreen(_Loading, Screen):
     def action_refresh(self) -> None:
         self.load("runs", D.load_runs, self._ws())
 
+    @guarded
     def on_loaded(self, msg: Loaded) -> None:
         if msg.what != "runs":
             return
@@ -332,6 +353,7 @@ class RunsScreen(_Loading, Screen):
             self.query_one("#run-detail", Static).update("No runs yet.")
 
     @on(DataTable.RowHighlighted, "#runs")
+    @guarded
     def _pick(self, event: DataTable.RowHighlighted) -> None:
         r = next((r for r in self.runs if str(r["id"]) == event.row_key.value), None)
         if r is None:
@@ -382,6 +404,7 @@ class CorpusScreen(_Loading, Screen):
     def action_find(self) -> None:
         self.query_one("#doc-filter", Input).focus()
 
+    @guarded
     def on_loaded(self, msg: Loaded) -> None:
         if msg.what == "corpus":
             self.view = msg.value
@@ -410,14 +433,17 @@ class CorpusScreen(_Loading, Screen):
             table.add_row(d["source"], d["title"][:40], str(d["n_chunks"]), key=f"{n}:{d['doc_id']}")
 
     @on(Input.Changed, "#doc-filter")
+    @guarded
     def _filter(self) -> None:
         self.fill()
 
     @on(Input.Submitted, "#doc-filter")
+    @guarded
     def _filtered(self) -> None:
         self.query_one("#documents", DataTable).focus()
 
     @on(DataTable.RowHighlighted, "#documents")
+    @guarded
     def _pick(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is not None and event.row_key.value:
             doc_id = event.row_key.value.split(":", 1)[1]
@@ -468,6 +494,7 @@ class SearchScreen(_Loading, Screen):
         yield Footer()
 
     @on(Input.Submitted, "#query")
+    @guarded
     def _submit(self, event: Input.Submitted) -> None:
         if event.value.strip():
             for m in SEARCH_METHODS:
@@ -499,6 +526,7 @@ class SearchScreen(_Loading, Screen):
         if not worker.is_cancelled:
             self.post_message(SearchDone(query, hits))
 
+    @guarded
     def on_search_done(self, msg: SearchDone) -> None:
         for m, hits in msg.hits.items():
             lines = [Text.assemble((m, "bold"), "  ", (f"{len(hits)} hits", "dim"))]

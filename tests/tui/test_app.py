@@ -175,3 +175,14 @@ async def test_write_report_runs_in_a_worker_and_notifies(dash_ws):
         notes = [n.message for n in app._notifications]
         assert any(n.startswith("report written:") for n in notes), notes
     assert (dash_ws / "evals" / "score-abc123" / "report" / "report.md").exists()
+
+
+async def test_a_failing_handler_is_a_notification_not_a_traceback(dash_ws):
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        app.screen.post_message(Loaded("overview", None))  # show(None) raises
+        await pilot.pause()
+        notes = [n for n in app._notifications if n.severity == "error"]
+        assert notes and "AttributeError" in notes[0].message
+        assert app.is_running
