@@ -83,19 +83,20 @@ class _Loading:
 
 
 def scoreboard_rows(scores: D.Scores) -> tuple[list[str], list[list[Text | str]]]:
-    """Columns and rows of the side-by-side table: a column per metric with its interval and
-    a last column naming the setups each one beats measurably on F1."""
+    """Columns and rows of the side-by-side table: the setups each one beats measurably on
+    F1 (second, so it shows on a narrow terminal), then a column per metric with its interval."""
     metrics = scores.metric_names
-    cols = ["setup", *metrics, "beats (F1)"]
+    cols = ["setup", "beats (F1)", *metrics]
     rows = []
     for s in scores.setup_names:
-        cells: list[Text | str] = [Text(s, style="bold")]
+        beaten = scores.beats(s, "f1")
+        cells: list[Text | str] = [
+            Text(s, style="bold"),
+            Text(", ".join(beaten) if beaten else "-", style="green" if beaten else "dim")]
         for m in metrics:
             cell = D.fmt_interval(scores.setups[s].get(m))
             cells.append(Text(cell + (" ▲" if m in ("f1", "em") and scores.beats(s, m) else ""),
                               style="green" if scores.beats(s, m) else ""))
-        beaten = scores.beats(s, "f1")
-        cells.append(Text(", ".join(beaten) if beaten else "-", style="green" if beaten else "dim"))
         rows.append(cells)
     return cols, rows
 

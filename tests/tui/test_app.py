@@ -49,10 +49,10 @@ async def test_overview_shows_workspace_and_scoreboard(dash_ws):
         table = app.screen.query_one("#scoreboard", DataTable)
         assert table.row_count == 2
         labels = [str(c.label) for c in table.columns.values()]
-        assert labels[:3] == ["setup", "em", "f1"] and labels[-1] == "beats (F1)"
+        assert labels[:4] == ["setup", "beats (F1)", "em", "f1"]
         rag = [str(c) for c in table.get_row_at(1)]
-        assert rag[0] == "rag" and rag[2].startswith("0.80 [0.60, 0.95]") and "▲" in rag[2]
-        assert rag[-1] == "base"
+        assert rag[0] == "rag" and rag[1] == "base"
+        assert rag[3].startswith("0.80 [0.60, 0.95]") and "▲" in rag[3]
         verdict = _text(app, "#verdict")
         assert "Recommendation: rag" in verdict and "base - rag: -0.70" in verdict
     # The worker's flow: one Loaded message for the overview, no failure.
