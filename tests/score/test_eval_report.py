@@ -120,7 +120,7 @@ def test_verdict_prints_the_winners_interval():
 
 
 def test_llm_judge_grades_every_answer(scored, server):
-    from loop.score.evaluate import EvalConfig, evaluate
+    from loop.score.evaluate import evaluate
 
     ws, _, cfg, gold = scored
     judged = evaluate(ws, cfg.model_copy(update={"judge": "openai:judge", "judge_url": server.url}),
