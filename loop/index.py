@@ -58,6 +58,16 @@ class IndexConfig(StageConfig):
         _DEFAULTS.distinct_windows,
         description="Windows from one document do not overlap: a window that would grow into "
                     "one already returned takes its words from the other side.")
+    scored_windows: bool = Field(
+        _DEFAULTS.scored_windows,
+        description="A window slides (still holding its sentence) to hold the most other "
+                    "matched sentences; off: centred on its sentence.")
+    coverage_weight: float = Field(
+        _DEFAULTS.coverage_weight, ge=0,
+        description="Hybrid only: weight of query-word coverage (IDF share of the question's "
+                    "words a window holds) when the first rerank_pool windows are reordered.")
+    rerank_pool: int = Field(_DEFAULTS.rerank_pool, ge=1,
+                             description="Windows reordered by coverage.")
     fusion: Literal["rrf", "zscore"] = Field(
         _DEFAULTS.fusion, description="Hybrid fusion: reciprocal-rank or z-score.")
     rrf_k: float = Field(_DEFAULTS.rrf_k, gt=0, description="RRF constant k (smaller favours top ranks).")

@@ -43,16 +43,42 @@ def _jsonl(raw: str, path: Path) -> list[EvalItem]:
 
 
 def _squad(raw: str, path: Path) -> list[EvalItem]:
+    """Each question is tied to its paragraph: ``doc`` is the source name the ingester gives
+    that paragraph (``FILE#article.paragraph``), so an answer found in another paper does not
+    count."""
     try:
         data = json.loads(raw)
         items = []
-        for article in data["data"]:
-            for para in article["paragraphs"]:
+        for i, article in enumerate(data["data"]):
+            for j, para in enumerate(article["paragraphs"]):
+                context = para.get("context") or ""
                 for qa in para["qas"]:
-                    answers = [a["text"] for a in qa.get("answers", [])]
+                    answers = [whole_words(context, a.get("answer_start"), a["text"])
+                               for a in qa.get("answers", [])]
                     if answers:
-                        items.append(EvalItem(qa["question"], answers, [], str(qa.get("id", ""))))
+                        items.append(EvalItem(qa["question"], answers, [], str(qa.get("id", "")),
+                                              f"{path.name}#{i}.{j}"))
         return items
     except (ValueError, KeyError, TypeError) as e:
         raise RetrievalError(f"{path}: not SQuAD JSON ({{'data': [{{'paragraphs': "
                              f"[{{'qas': ...}}]}}]}}): {e}") from e
+
+
+def whole_words(context: str, start: object, text: str) -> str:
+    """A SQuAD answer widened to the whole words of its context.
+
+    Some sets (covidqa among them) hold spans that start or end inside a word ("he clean
+    area" for "the clean area"); whole-word matching can never find those, so a span that
+    lies at ``start`` in ``context`` (or, when that offset is off, anywhere in it) is widened
+    to word boundaries. An answer not in its context is kept as it is.
+    """
+    if not text or not isinstance(start, int) or context[start : start + len(text)] != text:
+        start = context.find(text) if text else -1
+    if start < 0:
+        return text
+    a, b = start, start + len(text)
+    while a > 0 and context[a - 1].isalnum():
+        a -= 1
+    while b < len(context) and context[b].isalnum():
+        b += 1
+    return context[a:b]

@@ -34,7 +34,7 @@ def fuse(lists: dict[str, Ranked], weights: dict[str, float], *, fusion: str = "
     rest 0).
     """
     assert fusion in FUSIONS, f"unknown fusion {fusion}"
-    total: dict[int, float] = {}
+    all_ids, all_parts = [], []
     floors = 0.0
     for name, r in lists.items():
         w = weights.get(name, 0.0)
@@ -51,11 +51,11 @@ def fuse(lists: dict[str, Ranked], weights: dict[str, float], *, fusion: str = "
                 z = (r.scores - r.scores.mean()) / std
                 part, floor = w * z, w * float(z.min())
         floors += floor
-        for i, s in zip(r.ids.tolist(), (part - floor).tolist(), strict=True):
-            total[i] = total.get(i, 0.0) + s
-    if not total:
+        all_ids.append(r.ids)
+        all_parts.append(np.asarray(part, np.float64) - floor)
+    if not all_ids:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    ids = np.fromiter(total, np.int64, len(total))
-    scores = np.fromiter(total.values(), np.float64, len(total)) + floors
+    ids, inverse = np.unique(np.concatenate(all_ids), return_inverse=True)
+    scores = np.bincount(inverse, weights=np.concatenate(all_parts), minlength=len(ids)) + floors
     order = np.lexsort((ids, -scores))
     return ids[order], scores[order].astype(np.float32)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,9 @@ class Settings:
     unit_max_words: int = 60
     window_words: int = 200
     distinct_windows: bool = True
+    scored_windows: bool = True
+    coverage_weight: float = 0.5
+    rerank_pool: int = 20
     fusion: str = "zscore"
     rrf_k: float = 10.0
     weights: dict[str, float] = field(
@@ -123,6 +127,8 @@ class RetrievalIndex:
         doc_row = {d: i for i, d in enumerate(dict.fromkeys(c["doc_id"] for c in chunks))}
         chunk_doc = np.array([doc_row[c["doc_id"]] for c in chunks], np.int64)
         self.unit_doc = chunk_doc[self.unit_chunk] if len(units) else np.zeros(0, np.int64)
+        self.doc_row = doc_row
+        self.unit_mid = np.array([(u.start + u.end) // 2 for u in units], np.int64)
         self.doc_units = np.bincount(self.unit_doc, minlength=len(doc_row))
         self.windows = Windows(documents(chunks))
 
@@ -203,7 +209,11 @@ class RetrievalIndex:
             qv = self.embedder.embed([query]) if qv is None else qv[None, :]
         lists = {name: self._rank(name, query, qv) for name in weights}
         ids, scores = fuse(lists, weights, fusion=self.settings.fusion, rrf_k=self.settings.rrf_k)
-        return self._hits(ids, scores, k)
+        cover = self.settings.coverage_weight if method == "hybrid" else 0.0
+        if not cover or self.settings.window_words <= 0:
+            return self._hits(ids, scores, k)
+        return self._rerank(query, self._hits(ids, scores, max(k, self.settings.rerank_pool)),
+                            cover)[:k]
 
     def prepare_queries(self, queries: Sequence[str]) -> None:
         """Embed many queries in one batch (an evaluation's questions): one batched call is
@@ -248,13 +258,16 @@ class RetrievalIndex:
         """Each unit of a ranked chunk takes the chunk's rank and score."""
         starts, ends = self.chunk_units[rows], self.chunk_units[rows + 1]
         counts = ends - starts
-        ids = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)]) if len(rows) else rows
+        # unit ids of every ranked chunk, in rank order: each run starts at its chunk's first
+        first = np.repeat(starts - np.cumsum(counts) + counts, counts)
+        ids = first + np.arange(int(counts.sum()), dtype=np.int64)
         return Ranked(ids.astype(np.int64), np.repeat(scores, counts),
                       np.repeat(np.arange(len(rows)), counts))
 
     def _hits(self, ids: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:
         hits: list[Hit] = []
         taken: list[tuple[str, int, int]] = []
+        matched = self._matched(ids, scores)
         for uid, score in zip(ids.tolist(), scores.tolist(), strict=True):
             unit = self.units[uid]
             chunk = self.chunks[unit.chunk]
@@ -262,7 +275,8 @@ class RetrievalIndex:
             mid = (unit.start + unit.end) // 2
             if any(d == doc and a <= mid < b for d, a, b in taken):
                 continue  # already inside a returned window
-            a, b = self._span(unit, chunk, [(x, y) for d, x, y in taken if d == doc])
+            a, b = self._span(unit, chunk, [(x, y) for d, x, y in taken if d == doc],
+                              matched.get(doc, ()))
             taken.append((doc, a, b))
             hits.append(Hit(chunk["chunk_id"], float(score), self.windows.docs[doc][a:b],
                             chunk["source"], chunk["title"], doc, a, b))
@@ -270,12 +284,56 @@ class RetrievalIndex:
                 break
         return hits
 
-    def _span(self, unit: Unit, chunk: dict, taken: list[tuple[int, int]]) -> tuple[int, int]:
+    def _matched(self, ids: np.ndarray, scores: np.ndarray,
+                 top: int = 50) -> dict[str, list[tuple[int, int, float]]]:
+        """The best ``top`` fused units per document, weighted by how far their score lies
+        above the ``top``-th: what a scored window tries to hold."""
+        if not self.settings.scored_windows or not len(ids):
+            return {}
+        floor = float(scores[min(top, len(scores)) - 1])
+        out: dict[str, list[tuple[int, int, float]]] = {}
+        for uid, score in zip(ids[:top].tolist(), scores[:top].tolist(), strict=True):
+            unit = self.units[uid]
+            out.setdefault(self.chunks[unit.chunk]["doc_id"], []).append(
+                (unit.start, unit.end, score - floor))
+        return out
+
+    def _rerank(self, query: str, hits: list[Hit], weight: float) -> list[Hit]:
+        """Reorder windows by fused score plus ``weight`` times query coverage (both
+        standardised): the share of the query's IDF mass whose words the window holds.
+
+        A unit can match a question's topic words alone (a paper's title matches every
+        question about that paper); the window that holds the rest of the question's words
+        too is the likelier answer. Term coverage over a passage is cheap and has no
+        parameters to learn, so it is computed here rather than with a cross-encoder.
+        """
+        terms = [(rows, float(idf(self.bm25_units.size, len(rows))))
+                 for rows, _ in self.bm25_units.postings(query)]
+        total = sum(w for _, w in terms)
+        if len(hits) < 2 or not total:
+            return hits
+        fused = np.array([h.score for h in hits], np.float64)
+        # A window holds a word when a sentence unit holding it has its middle inside the
+        # window: read off the BM25 postings, no re-tokenising of the windows.
+        docs = np.array([self.doc_row[h.doc_id] for h in hits])[:, None]
+        starts = np.array([h.start for h in hits])[:, None]
+        ends = np.array([h.end for h in hits])[:, None]
+        cover = np.zeros(len(hits))
+        for rows, term_idf in terms:
+            mid, doc = self.unit_mid[rows][None, :], self.unit_doc[rows][None, :]
+            held = ((doc == docs) & (mid >= starts) & (mid < ends)).any(axis=1)
+            cover += term_idf * held
+        cover /= total
+        key = _standard(fused) + weight * _standard(cover)
+        return [hits[i] for i in np.argsort(-key, kind="stable")]
+
+    def _span(self, unit: Unit, chunk: dict, taken: list[tuple[int, int]],
+              matched: Sequence[tuple[int, int, float]] = ()) -> tuple[int, int]:
         if self.settings.window_words <= 0:  # plain chunks, no small-to-big window
             return chunk["start"], chunk["end"]
         return self.windows.around(chunk["doc_id"], unit.start, unit.end,
                                    self.settings.window_words,
-                                   taken if self.settings.distinct_windows else ())
+                                   taken if self.settings.distinct_windows else (), matched)
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -350,6 +408,11 @@ _MANIFEST_OWN = {"format", "embedder", "dim", "dense_kind", "chunks", "units", "
                  "settings"}
 
 
+def _standard(x: np.ndarray) -> np.ndarray:
+    std = float(x.std())
+    return (x - x.mean()) / std if std > 1e-12 else np.zeros_like(x)
+
+
 def chunk_ids_digest(ids: Sequence[str] | Any) -> str:
     h = hashlib.sha256()
     for i in ids:
@@ -386,9 +449,14 @@ def _check_window(embedder: Embedder, texts: list[str], stats: BuildStats) -> No
     stats.max_tokens = max(counts)
     stats.over_window = sum(c > embedder.max_tokens for c in counts)
     if stats.over_window:
+        # Chunking estimates tokens as words x tokens_per_word; this text's real ratio under
+        # the embedder's tokenizer tells the setting that keeps its chunks inside the window.
+        ratio = sum(counts) / max(sum(len(t.split()) for t in texts), 1)
         stats.warnings.append(
             f"{stats.over_window} of {len(texts)} chunks exceed the embedder's "
             f"{embedder.max_tokens}-token window (longest {stats.max_tokens}); their tails are "
-            f"not embedded (units still are). Re-ingest with a smaller chunk_tokens, about "
-            f"{int(embedder.max_tokens * 0.85)} / (tokens per word of your text)."
+            f"not embedded (sentence units still are). This text has {ratio:.2f} tokens per "
+            f"word under the embedder's tokenizer: re-ingest with `tokens_per_word = "
+            f"{math.ceil(ratio * 100) / 100:.2f}` under [ingest] in the config file (or a "
+            f"smaller --chunk-tokens) so chunking fits the window."
         )

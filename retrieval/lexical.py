@@ -20,6 +20,7 @@ class BM25Index:
         self.size = size
         self.language = language
         self.stemmer = Stemmer.Stemmer(language)
+        self._recent: dict[str, list[str]] = {}
 
     @classmethod
     def build(cls, texts: Sequence[str], language: str = "english") -> BM25Index:
@@ -33,12 +34,21 @@ class BM25Index:
         return bm25s.tokenize(list(texts), stopwords="en", stemmer=self.stemmer,
                               return_ids=False, show_progress=False)
 
+    def query_tokens(self, query: str) -> list[str]:
+        """The query's words as indexed; the last few queries are remembered, since one
+        search asks each lexical index (and the coverage rerank) for the same query."""
+        if query not in self._recent:
+            if len(self._recent) > 64:
+                self._recent.clear()
+            self._recent[query] = self._tokens([query])[0]
+        return self._recent[query]
+
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, rows) for one query; empty when no query word is indexed."""
         empty = np.zeros(0, np.float32), np.zeros(0, np.int64)
         if self.model is None:
             return empty
-        tokens = [t for t in self._tokens([query])[0] if t in self.model.vocab_dict]
+        tokens = [t for t in self.query_tokens(query) if t in self.model.vocab_dict]
         if not tokens:
             return empty
         scores = self.model.get_scores(tokens)
@@ -56,7 +66,7 @@ class BM25Index:
             return []
         vocab, sc = self.model.vocab_dict, self.model.scores
         out = []
-        for t in dict.fromkeys(self._tokens([query])[0]):
+        for t in dict.fromkeys(self.query_tokens(query)):
             if t not in vocab:
                 continue
             a, b = sc["indptr"][vocab[t]], sc["indptr"][vocab[t] + 1]

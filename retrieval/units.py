@@ -103,12 +103,18 @@ class Windows:
         return self._starts[doc_id], self._ends[doc_id]
 
     def around(self, doc_id: str, start: int, end: int, size: int,
-               taken: Sequence[tuple[int, int]] = ()) -> tuple[int, int]:
-        """Character span of a ``size``-word window centred on ``[start, end)``.
+               taken: Sequence[tuple[int, int]] = (),
+               weights: Sequence[tuple[int, int, float]] = ()) -> tuple[int, int]:
+        """Character span of a ``size``-word window holding ``[start, end)``.
 
         ``taken`` are character spans of this document already returned: the window does
         not grow into them, and takes the words it cannot have on one side from the other,
         so windows from the same document hold distinct text.
+
+        ``weights`` are other matched spans of the document with their scores: of the
+        windows that hold the unit, the one holding the most score is cut (ties: the one
+        nearest the centred window), so a window around one match also covers the matches
+        next to it. Without weights the window is centred on the unit.
         """
         starts, ends = self._index(doc_id)
         if not starts:
@@ -125,4 +131,25 @@ class Windows:
         lo = max(floor, i - spare // 2)
         hi = min(ceil, j + spare - (i - lo))
         lo = max(floor, min(lo, hi - max(size, j - i)))
+        if weights and hi - lo > j - i:
+            lo, hi = self._best_placement(starts, lo, hi, i, j, floor, ceil, weights)
         return starts[lo], ends[hi - 1]
+
+    @staticmethod
+    def _best_placement(starts: list[int], lo: int, hi: int, i: int, j: int, floor: int,
+                        ceil: int, weights: Sequence[tuple[int, int, float]]) -> tuple[int, int]:
+        """Slide the window ``[lo, hi)`` (words) over the positions that still hold the unit
+        ``[i, j)`` and stay in ``[floor, ceil)``; keep the one holding most weight."""
+        length = hi - lo
+        first, last = max(floor, j - length), min(i, ceil - length)
+        spans = [(max(bisect.bisect_right(starts, a) - 1, 0), bisect.bisect_left(starts, b), w)
+                 for a, b, w in weights]
+        # The sum only changes where a span's edge meets the window's: try those positions.
+        tries = {lo, first, last}
+        for a, b, _ in spans:
+            tries.update((a, b - length))
+        best = (float("-inf"), 0, lo)
+        for t in sorted(x for x in tries if first <= x <= last):
+            held = sum(w for a, b, w in spans if a >= t and b <= t + length)
+            best = max(best, (held, -abs(t - lo), t))
+        return best[2], best[2] + length

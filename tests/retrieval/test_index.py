@@ -109,6 +109,10 @@ def test_window_check_warns_with_counts(fake_embedder):
     index = RetrievalIndex.build([chunk("a", 0, long), chunk("b", 0, "short text here")], FAKE)
     assert index.stats.over_window == 1
     assert "1 of 2 chunks exceed" in index.stats.warnings[0]
+    # the text's measured tokens per word, so the user can re-chunk to fit the window
+    # (the fake tokenizer counts words + 2: (102 + 5) tokens / 103 words)
+    assert "1.04 tokens per word" in index.stats.warnings[0]
+    assert "tokens_per_word = " in index.stats.warnings[0]
 
 
 def test_empty_corpus_and_empty_query(chunks):
@@ -181,3 +185,40 @@ def test_local_bm25_prefers_the_word_rare_within_its_document():
     plain = index._rank("bm25", "walrus feeding", None)
     assert len(plain.ids) and len(lists.ids)
     assert index.search("walrus feeding time", 1, "bm25_local")[0].doc_id == "zoo"
+
+
+def test_scored_window_slides_to_hold_the_next_match_too():
+    from retrieval.units import Windows
+
+    text = " ".join(f"w{i}" for i in range(100))
+    w = Windows({"d": text})
+    def span(a, b):  # character span of words a..b
+        return text.index(f"w{a} "), text.index(f"w{b} ") + len(f"w{b}")
+
+    unit, other = span(50, 52), span(62, 64)
+    centred = w.around("d", *unit, 20)
+    scored = w.around("d", *unit, 20, weights=[(*unit, 1.0), (*other, 0.5)])
+    assert not (centred[0] <= other[0] and other[1] <= centred[1])  # centred misses it
+    assert scored[0] <= unit[0] and scored[1] >= other[1]  # the scored window holds both
+    assert len(text[slice(*scored)].split()) == 20  # same budget
+    assert w.around("d", *unit, 20, weights=[(*unit, 1.0)]) == centred  # nothing to gain
+
+
+def test_coverage_rerank_prefers_the_window_holding_the_whole_question():
+    from retrieval.index import Hit
+
+    zoo = ("The walrus enclosure opened in May. The walrus pool is cold. The walrus feeding "
+           "time is noon. Keepers train daily.")
+    index = RetrievalIndex.build([chunk("zoo", 0, zoo)],
+                                 Settings(embedder="fake:t", unit_min_words=1, window_words=6))
+
+    def hit(score, text):
+        a = zoo.index(text)
+        return Hit("c", score, text, "zoo.md", "zoo", "zoo", a, a + len(text))
+
+    hits = [hit(2.0, "The walrus pool is cold."), hit(1.9, "The walrus feeding time is noon."),
+            hit(0.0, "Keepers train daily.")]
+    reranked = index._rerank("walrus feeding time", hits, 0.5)
+    assert [h.text for h in reranked][:2] == [hits[1].text, hits[0].text]
+    assert index._rerank("walrus feeding time", hits, 0.0) == hits
+    assert index._rerank("zebra", hits, 0.5) == hits  # no indexed query word: order kept

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from retrieval import EvalItem, RetrievalError, evaluate, gold_counter, load_eval_set, normalize
+from retrieval.evalset import whole_words
 from retrieval.index import Hit
 from retrieval.metrics import is_relevant, mrr_at_k, ndcg_at_k, recall_at_k
 
@@ -63,10 +64,36 @@ def test_load_jsonl_and_squad(tmp_path):
     sq.write_text(json.dumps({"data": [{"paragraphs": [{"context": "c", "qas": [
         {"id": 7, "question": "Q?", "answers": [{"text": "c", "answer_start": 0}]},
         {"id": 8, "question": "none?", "answers": []}]}]}]}))
-    assert load_eval_set(sq) == [EvalItem("Q?", ["c"], [], "7")]
+    assert load_eval_set(sq) == [EvalItem("Q?", ["c"], [], "7", "squad.json#0.0")]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"answers": ["x"]}\n')
     with pytest.raises(RetrievalError, match="bad.jsonl:1"):
         load_eval_set(bad)
     with pytest.raises(RetrievalError, match="cannot read"):
         load_eval_set(tmp_path / "missing.jsonl")
+
+
+def test_squad_answers_cut_inside_a_word_are_widened_to_whole_words():
+    ctx = "Staff wear gowns in the clean area and masks outside."
+    assert whole_words(ctx, 21, "he clean are") == "the clean area"
+    assert whole_words(ctx, 3, "he clean are") == "the clean area"  # offset off: found anyway
+    assert whole_words(ctx, 11, "gowns") == "gowns"  # already whole: unchanged
+    assert whole_words(ctx, 0, "not in it") == "not in it"
+    assert whole_words(ctx, None, "") == ""
+
+
+def test_squad_items_name_the_source_the_ingester_gives_their_paragraph(tmp_path):
+    from loop.ingest.readers import read_squad_json
+
+    sq = tmp_path / "set.json"
+    sq.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [
+        {"context": "first paper", "qas": []},
+        {"context": "The clean area is small.", "qas": [
+            {"id": "q", "question": "Which area?", "answers": [{"text": "clean are",
+                                                                   "answer_start": 4}]}]}]}]}))
+    (item,) = load_eval_set(sq)
+    docs = list(read_squad_json(sq, sq.name))
+    assert item.doc == docs[1].source == "set.json#0.1"
+    assert item.answers == ["clean area"]
+    assert is_relevant(item, "c1", "the clean area is small", docs[1].source)
+    assert not is_relevant(item, "c0", "the clean area is small", docs[0].source)
