@@ -33,6 +33,7 @@ from loop.train.students import (
     Student,
     fingerprint_student,
     load_student,
+    pin_device,
     require_qlora,
     resolve_device,
     resolve_dtype,
@@ -97,7 +98,7 @@ def is_main_process() -> bool:
 class _Train:
     def __init__(self, ws: Workspace, cfg: TrainConfig, emit: EventSink, callbacks: list) -> None:
         self.ws, self.cfg, self.emit, self.extra_callbacks = ws, cfg, emit, callbacks
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(pin_device(cfg.device))
         self.dtype = resolve_dtype(cfg.dtype, self.device)
         self.opts = LoadOptions(ws=ws, device=self.device, dtype=self.dtype,
                                 trust_remote_code=cfg.trust_remote_code,

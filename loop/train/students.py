@@ -120,6 +120,45 @@ def resolve_device(device: str = "auto") -> str:
     return "cpu"
 
 
+def pin_device(device: str) -> str:
+    """Make ``cuda:N`` the one GPU a single training process uses; returns the device name
+    the rest of the stage should use.
+
+    The Trainer places a single process on the first visible GPU (and spreads over all of
+    them with DataParallel when several are visible), so ``cuda:N`` is honoured by making N
+    the only visible device before CUDA starts. Under a distributed launcher (``LOCAL_RANK``
+    set) the launcher owns the placement and ``device`` is returned as it is.
+    """
+    import os
+    import re
+
+    m = re.fullmatch(r"cuda:(\d+)", device)
+    if not m or os.environ.get("LOCAL_RANK") is not None:
+        return device
+    n = int(m.group(1))
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible_device(n, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    import torch
+
+    if not torch.cuda.is_available():
+        raise StageError(f"--device {device}: no CUDA device is available in this process",
+                         hint="use --device cpu, or auto to pick what there is")
+    if torch.cuda.device_count() > 1:  # CUDA had started before: the variable came too late
+        torch.cuda.set_device(n)
+        return device
+    return "cuda"
+
+
+def visible_device(n: int, visible: str | None) -> str:
+    """The ``CUDA_VISIBLE_DEVICES`` value that leaves only GPU ``n`` of those now visible."""
+    if not visible:
+        return str(n)
+    ids = [x.strip() for x in visible.split(",") if x.strip()]
+    if n >= len(ids):
+        raise StageError(f"--device cuda:{n}: only {len(ids)} GPU(s) are visible "
+                         f"(CUDA_VISIBLE_DEVICES={visible})", hint=f"use cuda:0 to cuda:{len(ids) - 1}")
+    return ids[n]
+
+
 def resolve_dtype(dtype: str = "auto", device: str = "auto") -> str:
     """bf16 where the hardware computes it natively (CUDA with bf16), else fp32."""
     import torch

@@ -126,3 +126,26 @@ def test_kill_9_then_rerun_resumes(train_ws, tiny_student):
     assert again.returncode == 0, again.stderr[-2000:]
     data = json.loads(again.stdout[again.stdout.index("{"):])
     assert data["steps"] == 80 and data["resumed_from"].startswith("checkpoint-")
+
+
+def test_device_cuda_n_is_pinned_before_cuda_starts(monkeypatch):
+    """`--device cuda:N` makes GPU N the only one visible (the Trainer would take GPU 0, or
+    spread over all of them); N counts within an existing CUDA_VISIBLE_DEVICES."""
+    from loop.errors import StageError
+    from loop.train.students import pin_device, visible_device
+
+    assert visible_device(1, None) == "1"
+    assert visible_device(1, "4, 6") == "6"
+    with pytest.raises(StageError, match=r"only 1 GPU\(s\) are visible"):
+        visible_device(1, "3")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    import torch
+
+    if not torch.cuda.is_available():  # the variable is set, then no CUDA is one clear error
+        with pytest.raises(StageError, match="no CUDA device"):
+            pin_device("cuda:1")
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    assert pin_device("cpu") == "cpu" and pin_device("auto") == "auto"
+    monkeypatch.setenv("LOCAL_RANK", "0")  # a launcher owns placement
+    assert pin_device("cuda:1") == "cuda:1"
