@@ -48,6 +48,7 @@ def test_every_setup_answers_every_question(scored):
         assert {"eval_id", "setup", "answer", "retrieved_chunk_ids", "latency_ms",
                 "prompt_tokens", "completion_tokens", "em", "f1"} <= set(p)
         assert bool(p["retrieved_chunk_ids"]) == (p["setup"] == "rag")
+        assert p["question"] and p["answers"]  # the drill-down shows what was scored
     rag = [p for p in preds if p["setup"] == "rag"]
     assert all(p["hit"] is not None and p["gold_chunk_ids"] for p in rag)
     assert result.setups["rag"]["hit"]["mean"] > 0  # the retriever finds the gold chunks
