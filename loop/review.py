@@ -18,7 +18,13 @@ from typing import Any
 
 from loop.corpus import current_corpus_id
 from loop.errors import InputError
-from loop.samples import DATASET_META, current_dataset_id, load_samples, make_sample, samples_dataset
+from loop.samples import (
+    DATASET_META,
+    current_dataset_id,
+    load_samples,
+    make_sample,
+    samples_dataset,
+)
 from loop.workspace import Workspace, save_dataset, write_json
 
 VERDICTS = ("accepted", "edited", "rejected")
