@@ -6,13 +6,15 @@ post dataclass messages back; a failure becomes an error notification, never a t
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.markup import escape
 from rich.text import Text
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
@@ -132,6 +134,18 @@ def _summary(ov: D.Overview) -> str:
 
 # -- the app ---------------------------------------------------------------------------------
 
+PALETTE = {
+    "overview": ("Overview", "The workspace at a glance and the latest scoreboard"),
+    "scoreboard": ("Scoreboard", "Every question, its drill-down, the per-document view"),
+    "runs": ("Runs", "The ledger's history; compare two runs"),
+    "index": ("Index", "Build the index, recall@k, search"),
+    "corpus": ("Corpus", "Documents, chunks and skipped files"),
+    "generate": ("Generate", "Run the teacher over the corpus"),
+    "train": ("Train", "Fine-tune the student, watch the loss"),
+    "playground": ("Playground", "Ask every setup one question"),
+    "samples": ("Samples", "Accept, edit or reject generated samples"),
+}
+
 
 class SynthloopApp(App[None]):
     """Fine-tune, RAG, or both: the workspace, its scoreboard and its history."""
@@ -163,6 +177,12 @@ class SynthloopApp(App[None]):
         super().__init__()
         self.ws_path = Path(ws_path).expanduser()
         self.sub_title = str(self.ws_path)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette (ctrl+p) also opens every screen by name."""
+        yield from super().get_system_commands(screen)
+        for mode, (title, what) in PALETTE.items():
+            yield SystemCommand(title, what, functools.partial(self.switch_mode, mode))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

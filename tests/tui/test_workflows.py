@@ -245,12 +245,14 @@ async def test_runs_compare_two_side_by_side(dash_ws):
         assert isinstance(app.screen, RunsScreen)
 
 
-async def test_command_palette_opens(dash_ws):
+async def test_command_palette_opens_a_screen_by_name(dash_ws):
     app = SynthloopApp(dash_ws)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
-        await pilot.press("escape")
+        await pilot.press(*"Playground")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
         await pilot.pause()
-        assert not isinstance(app.screen, CommandPalette)
+        assert isinstance(app.screen, PlaygroundScreen)
