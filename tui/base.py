@@ -116,6 +116,7 @@ class Meter:
 
     def __init__(self) -> None:
         self.t0: float | None = None
+        self.last: float | None = None
         self.done, self.total, self.info = 0, None, {}
 
     def feed(self, event: Any) -> None:
@@ -131,7 +132,7 @@ class Meter:
 
     @property
     def rate(self) -> float:
-        elapsed = getattr(self, "last", self.t0 or 0) - (self.t0 or 0)
+        elapsed = (self.last or 0) - (self.t0 or 0) if self.last else 0
         return self.done / elapsed if elapsed > 0 else 0.0
 
     @property

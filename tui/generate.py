@@ -98,19 +98,21 @@ class GenerateScreen(_Loading, Screen):
         with Vertical(id="gen-form", classes="panel"):
             with Horizontal(classes="form-row"):
                 yield Label("teacher", classes="form-label")
-                yield Input("rules", id="gen-teacher", placeholder="rules | openai:MODEL | hf:PATH")
+                yield Input("rules", id="gen-teacher", placeholder="rules | openai:MODEL | hf:PATH",
+                            compact=True)
                 yield Label("tasks", classes="form-label")
-                yield Input("qa,raft", id="gen-tasks", placeholder="qa,raft,cot,...")
+                yield Input("qa,raft", id="gen-tasks", placeholder="qa,raft,cot,...", compact=True)
             with Horizontal(classes="form-row"):
                 yield Label("per chunk", classes="form-label")
-                yield Input("3", id="gen-per-chunk")
+                yield Input("3", id="gen-per-chunk", compact=True)
                 yield Label("limit", classes="form-label")
-                yield Input("", id="gen-limit", placeholder="all chunks")
+                yield Input("", id="gen-limit", placeholder="all chunks", compact=True)
                 yield Label("$ / 1k tok", classes="form-label")
-                yield Input("", id="gen-price", placeholder="for the cost")
+                yield Input("", id="gen-price", placeholder="for the cost", compact=True)
             with Horizontal(classes="form-row buttons"):
-                yield Button("Start", id="gen-start", variant="success")
-                yield Button("Cancel", id="gen-cancel", variant="error", disabled=True)
+                yield Button("Start", id="gen-start", variant="success", compact=True)
+                yield Button("Cancel", id="gen-cancel", variant="error", disabled=True,
+                             compact=True)
         yield ProgressBar(id="gen-bar", show_eta=False)
         yield Static("Not started.", id="gen-stats", classes="panel")
         yield RichLog(id="gen-log", max_lines=200, markup=False, wrap=True)

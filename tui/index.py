@@ -52,11 +52,12 @@ class IndexScreen(SearchScreen):
             with VerticalScroll(id="index-panel", classes="panel"):
                 yield Static("loading ...", id="index-info")
                 with Horizontal(classes="form-row buttons"):
-                    yield Button("Build / update", id="index-build", variant="success")
-                    yield Button("Recall@k", id="index-recall")
+                    yield Button("Build / update", id="index-build", variant="success",
+                                 compact=True)
+                    yield Button("Recall@k", id="index-recall", compact=True)
                 yield ProgressBar(id="index-bar", show_eta=False)
             yield DataTable(id="recall", cursor_type="none", zebra_stripes=True)
-        yield Input(placeholder="Search the index (enter)", id="query")
+        yield Input(placeholder="Search the index (enter)", id="query", compact=True)
         with Horizontal(id="hits"):
             for m in SEARCH_METHODS:
                 with VerticalScroll(classes="hits-col"):

@@ -59,7 +59,7 @@ class PlaygroundScreen(_Loading, Screen):
 
     BINDINGS = [Binding("slash", "find", "Question box"),
                 Binding("escape", "leave_box", "Leave box", show=False)]
-    AUTO_FOCUS = "#ask"
+    AUTO_FOCUS = ""  # nothing: the app's keys (1-9, q) work until "/" opens the question box
 
     def __init__(self) -> None:
         super().__init__()
@@ -70,8 +70,9 @@ class PlaygroundScreen(_Loading, Screen):
         yield Header()
         with Horizontal(id="play-form"):
             yield Label("student", classes="form-label")
-            yield Input("", id="play-student", placeholder="default: the trained models' student")
-        yield Input(placeholder="Ask every setup a question (enter)", id="ask")
+            yield Input("", id="play-student", placeholder="default: the trained models' student",
+                        compact=True)
+        yield Input(placeholder="/ then a question for every setup (enter)", id="ask", compact=True)
         yield Horizontal(Static("Answers appear here, one column per setup.", classes="dim"), id="answers")
         yield Footer()
 

@@ -100,22 +100,24 @@ class TrainScreen(_Loading, Screen):
         with Vertical(id="train-form", classes="panel"):
             with Horizontal(classes="form-row"):
                 yield Label("student", classes="form-label")
-                yield Input("", id="train-student", placeholder="hf:PATH_OR_HUB_ID | scratch:tiny")
+                yield Input("", id="train-student", placeholder="hf:PATH_OR_HUB_ID | scratch:tiny",
+                            compact=True)
                 yield Label("method", classes="form-label")
-                yield Select([(m, m) for m in METHODS], value="lora", allow_blank=False, id="train-method")
-                yield Checkbox("with context (combined)", id="train-context")
+                yield Select([(m, m) for m in METHODS], value="lora", allow_blank=False,
+                             id="train-method", compact=True)
             with Horizontal(classes="form-row"):
                 yield Label("max steps", classes="form-label")
-                yield Input("-1", id="train-max-steps")
+                yield Input("-1", id="train-max-steps", compact=True)
                 yield Label("epochs", classes="form-label")
-                yield Input("3", id="train-epochs")
+                yield Input("3", id="train-epochs", compact=True)
                 yield Label("lr", classes="form-label")
-                yield Input("", id="train-lr", placeholder="method default")
+                yield Input("", id="train-lr", placeholder="method default", compact=True)
                 yield Label("batch", classes="form-label")
-                yield Input("8", id="train-batch")
+                yield Input("8", id="train-batch", compact=True)
             with Horizontal(classes="form-row buttons"):
-                yield Button("Start", id="train-start", variant="success")
-                yield Button("Stop", id="train-stop", variant="error", disabled=True)
+                yield Button("Start", id="train-start", variant="success", compact=True)
+                yield Button("Stop", id="train-stop", variant="error", disabled=True, compact=True)
+                yield Checkbox("with context (combined)", id="train-context", compact=True)
         yield Static("Not started.", id="train-stats", classes="panel")
         yield PlotextPlot(id="train-plot")
         yield Footer()
