@@ -54,8 +54,11 @@ class OverviewScreen(_Loading, Screen):
             yield Static("", id="verdict", classes="panel")
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.action_refresh()
+
     def on_screen_resume(self) -> None:
-        self.action_refresh()  # each time it is shown: other screens change the workspace
+        self._reload_on_return()
 
     def action_refresh(self) -> None:
         self.load("overview", D.load_overview, self._ws())

@@ -61,6 +61,13 @@ class _Loading:
         if not worker.is_cancelled:
             self.post_message(Loaded(what, value))  # type: ignore[attr-defined]
 
+    def _reload_on_return(self) -> None:
+        """Call from ``on_screen_resume``: reload when the screen is shown again (another
+        screen may have changed the workspace); the first showing is ``on_mount``'s."""
+        if getattr(self, "_shown_once", False):
+            self.action_refresh()  # type: ignore[attr-defined]
+        self._shown_once = True
+
     def on_load_failed(self, msg: LoadFailed) -> None:
         self.app.notify(f"{msg.what}: {msg.error}", title="could not load", severity="error")  # type: ignore[attr-defined]
 

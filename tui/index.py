@@ -64,8 +64,11 @@ class IndexScreen(SearchScreen):
                     yield Static(f"[b]{m}[/]", id=f"hits-{m}")
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.action_refresh()
+
     def on_screen_resume(self) -> None:
-        self.action_refresh()  # each time it is shown: other screens change the workspace
+        self._reload_on_return()
 
     def action_refresh(self) -> None:
         self.load("index", D.load_index_view, self._ws())

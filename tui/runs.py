@@ -38,8 +38,11 @@ class RunsScreen(_Loading, Screen):
                 yield Static("Select a run to see its summary.", id="run-detail")
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.action_refresh()
+
     def on_screen_resume(self) -> None:
-        self.action_refresh()  # each time it is shown: other screens change the workspace
+        self._reload_on_return()
 
     def action_refresh(self) -> None:
         self.load("runs", D.load_runs, self._ws())

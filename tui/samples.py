@@ -92,8 +92,11 @@ class SamplesScreen(_Loading, Screen):
                 yield Static("Select a sample.", id="sample-detail")
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.action_refresh()
+
     def on_screen_resume(self) -> None:
-        self.action_refresh()  # each time it is shown: other screens change the workspace
+        self._reload_on_return()
 
     def action_refresh(self) -> None:
         self.load("samples", D.load_samples_view, self._ws())

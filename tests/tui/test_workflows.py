@@ -67,6 +67,10 @@ async def test_generate_then_cancel_keeps_the_rows_done(example_ws_path, monkeyp
     messages = []
     app = SynthloopApp(example_ws_path)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await pilot.press("9")  # no dataset yet: the browser must reload when shown again
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "No dataset yet" in _text(app, "#samples-info")
         await pilot.press("6")
         await pilot.pause()
         screen = app.screen
@@ -82,10 +86,15 @@ async def test_generate_then_cancel_keeps_the_rows_done(example_ws_path, monkeyp
         await pilot.pause()
         assert "jobs 3/10" in _text(app, "#gen-stats")
         assert not app.screen.query_one("#gen-start").disabled  # ready to continue
+        await pilot.press("b")  # the kept rows, in the sample browser
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, SamplesScreen)
+        kept = app.screen.query_one("#samples", DataTable).row_count
     done = [m for m in messages if isinstance(m, JobDone)]
     assert len(done) == 1 and done[0].error is None
     result = done[0].result
-    assert result.cancelled and result.samples > 0
+    assert result.cancelled and result.samples == kept > 0
     # the worker's message flow: Started, a Progress per finished job, the cancel, Finished
     flow = [type(m.event).__name__ for m in messages if isinstance(m, StageEvent)]
     assert flow == ["Started", "Progress", "Progress", "Progress", "Warned", "Finished"]
