@@ -35,7 +35,7 @@ class Stopped:
 
 
 def train_config(student: str, method: str, with_context: bool, max_steps: str, epochs: str,
-                 lr: str, batch_size: str) -> Any:
+                 lr: str, batch_size: str, eval_steps: str = "") -> Any:
     from loop.config import resolve
     from loop.errors import ConfigError
     from loop.train import TrainConfig
@@ -49,7 +49,8 @@ def train_config(student: str, method: str, with_context: bool, max_steps: str, 
     return resolve(TrainConfig, None, student=student.strip() or None, method=method,
                    with_context=with_context, max_steps=number(max_steps, int, "max steps"),
                    epochs=number(epochs, float, "epochs"), lr=number(lr, float, "learning rate"),
-                   batch_size=number(batch_size, int, "batch size"))
+                   batch_size=number(batch_size, int, "batch size"),
+                   eval_steps=number(eval_steps, int, "eval every"))
 
 
 def run_training(ws_path: Path, cfg: Any, emit: Any, stopper: Any) -> Any:
@@ -111,9 +112,11 @@ class TrainScreen(_Loading, Screen):
                 yield Label("epochs", classes="form-label")
                 yield Input("3", id="train-epochs", compact=True)
                 yield Label("lr", classes="form-label")
-                yield Input("", id="train-lr", placeholder="method default", compact=True)
+                yield Input("", id="train-lr", placeholder="default", compact=True)
                 yield Label("batch", classes="form-label")
                 yield Input("8", id="train-batch", compact=True)
+                yield Label("eval every", classes="form-label")
+                yield Input("50", id="train-eval-steps", compact=True)
             with Horizontal(classes="form-row buttons"):
                 yield Button("Start", id="train-start", variant="success", compact=True)
                 yield Button("Stop", id="train-stop", variant="error", disabled=True, compact=True)
@@ -144,7 +147,8 @@ class TrainScreen(_Loading, Screen):
         try:
             cfg = train_config(self._value("student"), str(self.query_one("#train-method", Select).value),
                                self.query_one("#train-context", Checkbox).value, self._value("max-steps"),
-                               self._value("epochs"), self._value("lr"), self._value("batch"))
+                               self._value("epochs"), self._value("lr"), self._value("batch"),
+                               self._value("eval-steps"))
         except Exception as e:  # noqa: BLE001 - a ConfigError names the bad field
             self.notify(str(e), title="cannot start", severity="error")
             return

@@ -163,10 +163,11 @@ async def test_train_plots_the_loss_and_stop_keeps_a_checkpoint(dash_ws, kit_tui
         screen = app.screen
         assert isinstance(screen, TrainScreen)
         assert screen.query_one("#train-student", Input).value  # a default is filled in
-        for name, value in (("student", f"hf:{tui_student}"), ("max-steps", "200"), ("batch", "2")):
+        for name, value in (("student", f"hf:{tui_student}"), ("max-steps", "200"), ("batch", "2"),
+                            ("eval-steps", "2")):
             screen.query_one(f"#train-{name}", Input).value = value
         await pilot.click("#train-start")
-        await until(pilot, lambda: len(screen.curves.train) >= 1)
+        await until(pilot, lambda: screen.curves.train and screen.curves.val)  # both curves plotted
         await pilot.click("#train-stop")
         await until(pilot, lambda: not screen.running)
         await pilot.pause()
