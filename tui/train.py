@@ -7,6 +7,7 @@ training again with the same settings resumes from that checkpoint.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,14 +54,15 @@ def train_config(student: str, method: str, with_context: bool, max_steps: str, 
                    eval_steps=number(eval_steps, int, "eval every"))
 
 
-def run_training(ws_path: Path, cfg: Any, emit: Any, stopper: Any) -> Any:
+def run_training(ws_path: Path, cfg: Any, emit: Any, stop: threading.Event) -> Any:
+    """In the worker: importing the trainer takes seconds, never on the UI thread."""
     from loop.train import train
-    from loop.train.stop import TrainingStopped
+    from loop.train.stop import StopTraining, TrainingStopped
     from loop.workspace import Workspace
 
     with Workspace(ws_path, create=False) as ws:
         try:
-            return train(ws, cfg, emit, callbacks=[stopper])
+            return train(ws, cfg, emit, callbacks=[StopTraining(stop)])
         except TrainingStopped as e:
             return Stopped(e.step, e.checkpoint)
 
@@ -91,7 +93,7 @@ class TrainScreen(_Loading, Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stopper: Any = None
+        self.stop = threading.Event()
         self.meter = Meter()
         self.curves = Curves()
         self.running = False
@@ -139,8 +141,6 @@ class TrainScreen(_Loading, Screen):
 
     @on(Button.Pressed, "#train-start")
     def action_start(self) -> None:
-        from loop.train.stop import StopTraining
-
         if self.running:
             self.notify("training is already running", severity="warning")
             return
@@ -152,16 +152,16 @@ class TrainScreen(_Loading, Screen):
         except Exception as e:  # noqa: BLE001 - a ConfigError names the bad field
             self.notify(str(e), title="cannot start", severity="error")
             return
-        self.stopper, self.meter, self.curves = StopTraining(), Meter(), Curves()
+        self.stop, self.meter, self.curves = threading.Event(), Meter(), Curves()
         self._set_running(True)
         self.query_one("#train-stats", Static).update("loading the student ...")
         self._draw()
-        self.run_train(cfg, self.stopper)
+        self.run_train(cfg, self.stop)
 
     @on(Button.Pressed, "#train-stop")
     def action_stop(self) -> None:
-        if self.running and self.stopper is not None:
-            self.stopper.request()
+        if self.running:
+            self.stop.set()
             self.query_one("#train-stop", Button).disabled = True
             self.notify("stopping after this step: the checkpoint is kept")
 
@@ -174,8 +174,8 @@ class TrainScreen(_Loading, Screen):
         self.query_one("#train-stop", Button).disabled = not running
 
     @work(thread=True, exclusive=True, group="train")
-    def run_train(self, cfg: Any, stopper: Any) -> None:
-        run_stage(self, "train", lambda emit: run_training(self._ws(), cfg, emit, stopper))
+    def run_train(self, cfg: Any, stop: threading.Event) -> None:
+        run_stage(self, "train", lambda emit: run_training(self._ws(), cfg, emit, stop))
 
     @guarded
     def on_stage_event(self, msg: StageEvent) -> None:

@@ -27,8 +27,10 @@ class TrainingStopped(StageError):
 
 
 class StopTraining(TrainerCallback):
-    def __init__(self) -> None:
-        self._requested = threading.Event()
+    """``event``: share one with the caller (a UI sets it without importing transformers)."""
+
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self._requested = event or threading.Event()
 
     def request(self) -> None:
         self._requested.set()
