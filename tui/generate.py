@@ -145,6 +145,9 @@ class GenerateScreen(_Loading, Screen):
             self.query_one("#gen-cancel", Button).disabled = True
             self.notify("cancelling: the rows done so far are kept")
 
+    def on_unmount(self) -> None:
+        self.stop.set()  # quitting mid-run ends it the way Cancel / Stop does: what was done is kept
+
     def action_leave_box(self) -> None:
         self.query_one("#gen-start", Button).focus()
 

@@ -165,6 +165,9 @@ class TrainScreen(_Loading, Screen):
             self.query_one("#train-stop", Button).disabled = True
             self.notify("stopping after this step: the checkpoint is kept")
 
+    def on_unmount(self) -> None:
+        self.stop.set()  # quitting mid-run ends it the way Cancel / Stop does: what was done is kept
+
     def action_leave_box(self) -> None:
         self.query_one("#train-start", Button).focus()
 
