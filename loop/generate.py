@@ -13,6 +13,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -131,6 +132,7 @@ class GenerateResult:
     cached: bool
     decontaminated: int = 0
     by_task: dict[str, int] = field(default_factory=dict)
+    cancelled: bool = False
 
     def summary(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -141,10 +143,15 @@ class GenerateResult:
 def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: bool = False,
              eval_questions: list[str] | None = None, style: str = "",
              emit: EventSink = null_sink, embed=None, api_key: str | None = None,  # noqa: ANN001
-             merge: bool = False) -> GenerateResult:
+             merge: bool = False, should_stop: Callable[[], bool] | None = None) -> GenerateResult:
     """Run the teacher over the corpus and write the dataset (or, with ``eval_mode``, the
     generated eval set, decontaminated against the training questions). With ``merge`` the
-    new samples are added to the current dataset (targeted rounds of the loop)."""
+    new samples are added to the current dataset (targeted rounds of the loop).
+
+    ``should_stop`` is polled after every finished job; once it returns True the run stops
+    and keeps what was done: the finished jobs' rows become a partial dataset (its own id,
+    ``cancelled`` in the result, the ledger run ``cancelled``), and the teacher calls stay
+    cached, so a re-run with the same config continues instead of starting over."""
     cfg = cfg or GenerateConfig()
     from loop.samples import current_dataset_id
 
@@ -153,7 +160,7 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
         run_id = ws.ledger.start_run("generate", [], cfg.resolved())
         try:
             result = _Generate(ws, cfg, eval_mode, eval_questions or [], style, emit, embed,
-                               api_key).run()
+                               api_key, should_stop).run()
         except GeneratorError as e:
             ws.ledger.finish_run(run_id, status="failed", error=str(e))
             raise StageError(str(e)) from e
@@ -162,7 +169,8 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
             raise
         if previous and previous != result.dataset_id:
             result = _merge(ws, previous, result)
-        ws.ledger.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=result.dataset_id)
+        ws.ledger.finish_run(run_id, status="cancelled" if result.cancelled else "ok",
+                             summary=result.summary(), artefact_id=result.dataset_id)
     emit(Finished("generate", summary=result.summary()))
     return result
 
@@ -216,8 +224,15 @@ def plan(ws: Workspace, cfg: GenerateConfig, *, eval_mode: bool = False) -> dict
             "completion_tokens": completion_tokens, "cost": cost}
 
 
+class _Stop(Exception):
+    """Raised inside the teacher's result callback: unwinds its loop between jobs."""
+
+
 class _Generate:
-    def __init__(self, ws, cfg, eval_mode, eval_questions, style, emit, embed, api_key) -> None:  # noqa: ANN001
+    def __init__(self, ws, cfg, eval_mode, eval_questions, style, emit, embed, api_key,  # noqa: ANN001
+                 should_stop=None) -> None:  # noqa: ANN001
+        self.should_stop = should_stop or (lambda: False)
+        self.cancelled = False
         self.ws, self.cfg, self.eval_mode = ws, cfg, eval_mode
         self.eval_questions, self.style, self.emit = eval_questions, style, emit
         self.embed = embed or _embed_fn(cfg.dedup_embedder)
@@ -246,6 +261,10 @@ class _Generate:
         jobs = [_job(t, c, cfg, chunks, self.style) for t in tasks for c in chunks]
         results = self._run_jobs(teacher, jobs)
         teacher.close()
+        if self.cancelled:
+            jobs = [j for j in jobs if j.key in results]
+            dataset_id = _partial_id(dataset_id, results)
+            final = self.ws.artefact("evals" if self.eval_mode else "datasets", dataset_id)
         rows, rejects, decon = self._filter(jobs, results, against)
         return self._write(dataset_id, final, jobs, results, rows, rejects, decon)
 
@@ -276,9 +295,16 @@ class _Generate:
                 "tokens": usage.prompt_tokens + usage.completion_tokens,
                 "cached": usage.cached_calls, **({"rejects": dict(reasons)} if reasons else {}),
             }))
+            if self.should_stop():
+                raise _Stop
 
-        teacher.run(jobs, on_result)
         self.usage = usage
+        try:
+            teacher.run(jobs, on_result)
+        except _Stop:
+            self.cancelled = True
+            self.emit(Warned("generate", message=f"cancelled after {len(results)} of {len(jobs)} "
+                                                 "jobs: their rows are kept"))
         return results
 
     # -- filters ---------------------------------------------------------------------------
@@ -356,7 +382,8 @@ class _Generate:
         usage = self._usage_summary()
         result = GenerateResult(dataset_id, final, self.kind, len(rows), train,
                                 len(rows) - train if not self.eval_mode else 0, dict(counts), failed,
-                                usage, cached=False, decontaminated=decon, by_task=dict(by_task))
+                                usage, cached=False, decontaminated=decon, by_task=dict(by_task),
+                                cancelled=self.cancelled)
         with self.ws.atomic_dir(final) as tmp:
             save_dataset(ds, tmp / "data")
             write_json(tmp / "synthloop.json", {"kind": self.kind, "config": self.cfg.resolved(),
@@ -411,6 +438,12 @@ class _Generate:
                      hashlib.sha256(self.style.encode()).hexdigest()):
             h.update(str(part).encode() + b"\x00")
         return h.hexdigest()[:16]
+
+
+def _partial_id(dataset_id: str, results: dict[str, JobResult]) -> str:
+    """A cancelled run's dataset: its own id (the full run's id stays free for the full run)."""
+    blob = f"partial:{dataset_id}:" + ",".join(sorted(results))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _select_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:

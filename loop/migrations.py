@@ -122,4 +122,17 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX models_kind ON models(kind, created_at);
         """,
     ),
+    (
+        "0005_sample_reviews",
+        """
+        CREATE TABLE sample_reviews (
+            dataset_id TEXT NOT NULL,        -- the dataset the person was looking at
+            sample_id TEXT NOT NULL,
+            verdict TEXT NOT NULL,           -- accepted | edited | rejected
+            messages TEXT,                   -- edited: the new chat, JSON
+            reviewed_at REAL NOT NULL,
+            PRIMARY KEY (dataset_id, sample_id)
+        );
+        """,
+    ),
 ]

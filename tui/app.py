@@ -6,44 +6,33 @@ post dataclass messages back; a failure becomes an error notification, never a t
 
 from __future__ import annotations
 
-import json
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.markup import escape
 from rich.text import Text
-from textual import on, work
-from textual.app import App, ComposeResult
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Checkbox, DataTable, Footer, Header, Markdown, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from tui import data as D
-from tui.base import Loaded, LoadFailed, _Loading, guarded
+from tui.base import JobDone, Loaded, LoadFailed, StageEvent, _Loading, guarded  # noqa: F401
 from tui.browse import CorpusScreen, SearchDone, SearchScreen  # noqa: F401 - re-exported
-
-
-def scoreboard_rows(scores: D.Scores) -> tuple[list[str], list[list[Text | str]]]:
-    """Columns and rows of the side-by-side table: the setups each one beats measurably on
-    F1 (second, so it shows on a narrow terminal), then a column per metric with its interval."""
-    metrics = scores.metric_names
-    cols = ["setup", "beats (F1)", *metrics]
-    rows = []
-    for s in scores.setup_names:
-        beaten = scores.beats(s, "f1")
-        cells: list[Text | str] = [
-            Text(s, style="bold"),
-            Text(", ".join(beaten) if beaten else "-", style="green" if beaten else "dim")]
-        for m in metrics:
-            cell = D.fmt_interval(scores.setups[s].get(m))
-            cells.append(Text(cell + (" ▲" if m in ("f1", "em") and scores.beats(s, m) else ""),
-                              style="green" if scores.beats(s, m) else ""))
-        rows.append(cells)
-    return cols, rows
+from tui.generate import GenerateScreen
+from tui.help import HelpScreen
+from tui.index import IndexScreen
+from tui.playground import PlaygroundScreen
+from tui.runs import CompareScreen, RunsScreen  # noqa: F401 - re-exported
+from tui.samples import SamplesScreen
+from tui.scoreboard import ScoreboardScreen, drill_down, scoreboard_rows  # noqa: F401
+from tui.train import TrainScreen
 
 
 @dataclass
@@ -67,6 +56,9 @@ class OverviewScreen(_Loading, Screen):
 
     def on_mount(self) -> None:
         self.action_refresh()
+
+    def on_screen_resume(self) -> None:
+        self._reload_on_return()
 
     def action_refresh(self) -> None:
         self.load("overview", D.load_overview, self._ws())
@@ -143,219 +135,19 @@ def _summary(ov: D.Overview) -> str:
     lines.append(f"[b]Runs[/]     {ov.runs} in the ledger")
     return "\n".join(lines)
 
-
-# -- scoreboard ------------------------------------------------------------------------------
-
-
-class ScoreboardScreen(_Loading, Screen):
-    """Every question; select one to see the gold answer and each setup's answer and chunks."""
-
-    BINDINGS = [
-        Binding("d", "toggle_disagree", "Disagreements"),
-        Binding("r", "refresh", "Refresh"),
-    ]
-    AUTO_FOCUS = "#questions"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scores: D.Scores | None = None
-        self.questions: list[D.QuestionRow] = []
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Vertical(id="scoreboard-screen"):
-            yield DataTable(id="totals", cursor_type="none", zebra_stripes=True)
-            yield Checkbox("only questions where setups disagree", id="disagree")
-            with Horizontal(id="split"):
-                yield DataTable(id="questions", cursor_type="row", zebra_stripes=True)
-                with VerticalScroll(id="drill-pane"):
-                    yield Static("Select a question to see every setup's answer.", id="drill")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.action_refresh()
-
-    def action_refresh(self) -> None:
-        self.load("scoreboard", _load_board, self._ws())
-
-    @guarded
-    def on_loaded(self, msg: Loaded) -> None:
-        if msg.what != "scoreboard":
-            return
-        self.scores, self.questions = msg.value
-        totals = self.query_one("#totals", DataTable)
-        totals.clear(columns=True)
-        if self.scores is None:
-            self.query_one("#drill", Static).update("No scoreboard yet: run [b]synthloop score[/].")
-            self.fill()
-            return
-        cols, rows = scoreboard_rows(self.scores)
-        totals.add_columns(*cols)
-        totals.add_rows(rows)
-        self.fill()
-
-    def visible(self) -> list[D.QuestionRow]:
-        only = self.query_one("#disagree", Checkbox).value
-        return [q for q in self.questions if q.disagree or not only]
-
-    def fill(self) -> None:
-        table = self.query_one("#questions", DataTable)
-        table.clear(columns=True)
-        setups = self.scores.setup_names if self.scores else []
-        table.add_columns("id", "question", *setups)
-        for q in self.visible():
-            marks = []
-            for s in setups:
-                a = q.answers.get(s)
-                if a is None or a.em is None:
-                    marks.append(Text("-", style="dim"))
-                else:
-                    marks.append(Text("✓", style="green") if a.em else Text("✗", style="red"))
-            text = " ".join(q.question.split())
-            table.add_row(q.id, text[:60] + ("…" if len(text) > 60 else ""), *marks, key=q.id)
-
-    def action_toggle_disagree(self) -> None:
-        box = self.query_one("#disagree", Checkbox)
-        box.value = not box.value
-
-    @on(Checkbox.Changed, "#disagree")
-    @guarded
-    def _filter(self) -> None:
-        self.fill()
-
-    @on(DataTable.RowHighlighted, "#questions")
-    @on(DataTable.RowSelected, "#questions")
-    @guarded
-    def _pick(self, event: DataTable.RowHighlighted | DataTable.RowSelected) -> None:
-        key = event.row_key.value if event.row_key is not None else None
-        q = next((q for q in self.questions if q.id == key), None)
-        if q is not None:
-            self.query_one("#drill", Static).update(drill_down(q, self.scores))
-
-
-def _load_board(ws_path: Path) -> tuple[D.Scores | None, list[D.QuestionRow]]:
-    scores = D.load_scores(ws_path)
-    return scores, (D.load_questions(ws_path, scores) if scores else [])
-
-
-def drill_down(q: D.QuestionRow, scores: D.Scores | None) -> Text:
-    setups = scores.setup_names if scores else list(q.answers)
-    out = [Text.assemble((q.id, "bold"), "  ", q.question),
-           Text.assemble(("gold:", "bold"), " ", " | ".join(q.gold) if q.gold else "(not in the eval set)"),
-           Text("")]
-    for s in setups:
-        a = q.answers.get(s)
-        if a is None:
-            continue
-        mark = ("✓", "green") if a.em else ("✗", "red")
-        f1 = f"F1 {a.f1:.2f}" if a.f1 is not None else ""
-        out.append(Text.assemble(mark, " ", (s, "bold"), f" {f1}: {a.answer or '(empty)'}"))
-        for cid, source, text in a.retrieved:
-            snippet = " ".join(text.split())[:160]
-            out.append(Text.assemble("    ", (f"{cid[:10]} {source}", "dim"), f" {snippet}"))
-    return Text("\n").join(out)
-
-
-# -- runs ------------------------------------------------------------------------------------
-
-
-class RunsScreen(_Loading, Screen):
-    """The ledger's run history; select a run to see its summary or error."""
-
-    BINDINGS = [Binding("r", "refresh", "Refresh")]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.runs: list[dict[str, Any]] = []
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Vertical(id="runs-screen"):
-            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-            with VerticalScroll(id="run-detail-pane"):
-                yield Static("Select a run to see its summary.", id="run-detail")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.action_refresh()
-
-    def action_refresh(self) -> None:
-        self.load("runs", D.load_runs, self._ws())
-
-    @guarded
-    def on_loaded(self, msg: Loaded) -> None:
-        if msg.what != "runs":
-            return
-        self.runs = msg.value
-        table = self.query_one("#runs", DataTable)
-        table.clear(columns=True)
-        table.add_columns("#", "stage", "status", "started", "took", "artefact")
-        style = {"ok": "green", "failed": "red", "running": "yellow"}
-        for r in self.runs:
-            took = f"{r['duration']:.1f}s" if r["duration"] is not None else "-"
-            table.add_row(str(r["id"]), r["stage"], Text(r["status"], style=style.get(r["status"], "")),
-                          r["started"], took, (r["artefact_id"] or "")[:16], key=str(r["id"]))
-        if not self.runs:
-            self.query_one("#run-detail", Static).update("No runs yet.")
-
-    @on(DataTable.RowHighlighted, "#runs")
-    @guarded
-    def _pick(self, event: DataTable.RowHighlighted) -> None:
-        r = next((r for r in self.runs if str(r["id"]) == event.row_key.value), None)
-        if r is None:
-            return
-        lines = [Text.assemble((f"run {r['id']}", "bold"), f"  {r['stage']}  {r['status']}")]
-        if r["error"]:
-            lines.append(Text.assemble(("error:", "red"), f" {r['error']}"))
-        try:
-            summary = json.loads(r["summary"] or "{}")
-        except ValueError:
-            summary = {}
-        for k, v in summary.items():
-            if isinstance(v, (dict, list)):
-                v = json.dumps(v)[:200]
-            lines.append(Text.assemble((str(k), "bold"), f": {v}"))
-        self.query_one("#run-detail", Static).update(Text("\n").join(lines))
-
-
-HELP = """\
-# synthloop dashboard
-
-| key | does |
-|-----|------|
-| `1` | Overview: the workspace and the latest scoreboard |
-| `2` | Scoreboard: every question, drill-down on select |
-| `3` | Runs: the ledger's history |
-| `4` | Search: one query, bm25 / dense / hybrid hits side by side |
-| `5` | Corpus: documents, their chunks, skipped files (`/` filters) |
-| `d` | (Scoreboard) only questions where setups disagree |
-| `w` | (Overview) write the latest evaluation's report (markdown and figures) |
-| `r` | reload the screen from the workspace |
-| `ctrl+p` | command palette |
-| `?` | this help |
-| `q` | quit |
-
-A `▲` marks an F1/EM score that beats another setup measurably (paired 95% interval
-excludes 0); the last column names the setups it beats.
-
-In a text box, `escape` (Search) or `enter` (Corpus filter) gives the keys back to the app.
-
-Press `escape` to close.
-"""
-
-
-class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help"):
-            yield Markdown(HELP)
-
-    def action_dismiss(self) -> None:  # type: ignore[override]
-        self.dismiss(None)
-
-
 # -- the app ---------------------------------------------------------------------------------
+
+PALETTE = {
+    "overview": ("Overview", "The workspace at a glance and the latest scoreboard"),
+    "scoreboard": ("Scoreboard", "Every question, its drill-down, the per-document view"),
+    "runs": ("Runs", "The ledger's history; compare two runs"),
+    "index": ("Index", "Build the index, recall@k, search"),
+    "corpus": ("Corpus", "Documents, chunks and skipped files"),
+    "generate": ("Generate", "Run the teacher over the corpus"),
+    "train": ("Train", "Fine-tune the student, watch the loss"),
+    "playground": ("Playground", "Ask every setup one question"),
+    "samples": ("Samples", "Accept, edit or reject generated samples"),
+}
 
 
 class SynthloopApp(App[None]):
@@ -365,22 +157,35 @@ class SynthloopApp(App[None]):
     TITLE = "synthloop"
     ENABLE_COMMAND_PALETTE = True
     MODES = {"overview": OverviewScreen, "scoreboard": ScoreboardScreen, "runs": RunsScreen,
-             "search": SearchScreen, "corpus": CorpusScreen}
+             "index": IndexScreen, "corpus": CorpusScreen, "generate": GenerateScreen,
+             "train": TrainScreen, "playground": PlaygroundScreen, "samples": SamplesScreen}
     DEFAULT_MODE = "overview"
+    # The footer shows the screen's keys, then these in order: help and quit first, so they
+    # stay visible at 80 columns; 1-9 switch screens (the help and the palette list them all).
     BINDINGS = [
-        Binding("1", "switch_mode('overview')", "Overview"),
-        Binding("2", "switch_mode('scoreboard')", "Scoreboard"),
-        Binding("3", "switch_mode('runs')", "Runs"),
-        Binding("4", "switch_mode('search')", "Search"),
-        Binding("5", "switch_mode('corpus')", "Corpus"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        Binding("1", "switch_mode('overview')", "Overview"),
+        Binding("2", "switch_mode('scoreboard')", "Scores"),
+        Binding("3", "switch_mode('runs')", "Runs"),
+        Binding("4", "switch_mode('index')", "Index"),
+        Binding("5", "switch_mode('corpus')", "Corpus"),
+        Binding("6", "switch_mode('generate')", "Generate"),
+        Binding("7", "switch_mode('train')", "Train"),
+        Binding("8", "switch_mode('playground')", "Ask"),
+        Binding("9", "switch_mode('samples')", "Samples"),
     ]
 
     def __init__(self, ws_path: str | Path) -> None:
         super().__init__()
         self.ws_path = Path(ws_path).expanduser()
         self.sub_title = str(self.ws_path)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette (ctrl+p) also opens every screen by name."""
+        yield from super().get_system_commands(screen)
+        for mode, (title, what) in PALETTE.items():
+            yield SystemCommand(title, what, functools.partial(self.switch_mode, mode))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -61,8 +61,96 @@ class _Loading:
         if not worker.is_cancelled:
             self.post_message(Loaded(what, value))  # type: ignore[attr-defined]
 
+    def _reload_on_return(self) -> None:
+        """Call from ``on_screen_resume``: reload when the screen is shown again (another
+        screen may have changed the workspace); the first showing is ``on_mount``'s."""
+        if getattr(self, "_shown_once", False):
+            self.action_refresh()  # type: ignore[attr-defined]
+        self._shown_once = True
+
     def on_load_failed(self, msg: LoadFailed) -> None:
         self.app.notify(f"{msg.what}: {msg.error}", title="could not load", severity="error")  # type: ignore[attr-defined]
 
 
 # -- overview --------------------------------------------------------------------------------
+
+
+# -- long work: a core stage in a thread worker, its events as messages ----------------------
+
+
+@dataclass
+class StageEvent(Message, bubble=False):
+    """A ``loop.events`` event from a stage running in a worker; ``job`` names the worker."""
+
+    job: str
+    event: Any
+
+
+@dataclass
+class JobDone(Message, bubble=False):
+    """A worker's stage returned (``result``) or failed (``error``, one line)."""
+
+    job: str
+    result: Any = None
+    error: str | None = None
+
+
+def reason(e: BaseException) -> str:
+    return str(e) if str(e) else type(e).__name__
+
+
+def run_stage(screen: Any, job: str, fn: Callable[[Callable], Any]) -> None:
+    """Call ``fn(emit)`` in the current thread worker and post its events and end as
+    messages to ``screen``; nothing is posted once the worker is cancelled."""
+    worker = get_current_worker()
+
+    def emit(event: Any) -> None:
+        if not worker.is_cancelled:
+            screen.post_message(StageEvent(job, event))
+
+    try:
+        result = fn(emit)
+    except Exception as e:  # noqa: BLE001 - shown as a notification, never a traceback
+        if not worker.is_cancelled:
+            screen.post_message(JobDone(job, error=reason(e)))
+        return
+    if not worker.is_cancelled:
+        screen.post_message(JobDone(job, result=result))
+
+
+class Meter:
+    """Rate and ETA of a stage from its Started/Progress events (plain data, no Textual)."""
+
+    def __init__(self) -> None:
+        self.t0: float | None = None
+        self.last: float | None = None
+        self.done, self.total, self.info = 0, None, {}
+
+    def feed(self, event: Any) -> None:
+        from loop.events import Progress, Started
+
+        if isinstance(event, Started):
+            self.t0, self.done, self.total, self.info = event.at, 0, event.total, {}
+        elif isinstance(event, Progress):
+            self.t0 = self.t0 or event.at
+            self.done, self.total = event.done, event.total
+            self.info = dict(event.info)
+            self.last = event.at
+
+    @property
+    def rate(self) -> float:
+        elapsed = (self.last or 0) - (self.t0 or 0) if self.last else 0
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        if not self.total or not self.rate:
+            return None
+        return max(self.total - self.done, 0) / self.rate
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

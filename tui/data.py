@@ -77,6 +77,7 @@ class QuestionRow:
     question: str
     gold: list[str]
     answers: dict[str, Answer]
+    doc: str = ""  # the source document of the gold evidence
 
     @property
     def disagree(self) -> bool:
@@ -165,6 +166,7 @@ def load_questions(ws_path: Path, scores: Scores) -> list[QuestionRow]:
     gold: dict[str, tuple[str, list[str]]] = {}
     with _open(ws_path) as ws:
         wanted = {c for p in preds for c in (p.get("retrieved_chunk_ids") or [])}
+        wanted |= {c for p in preds for c in (p.get("gold_chunk_ids") or [])[:1]}
         if wanted:
             try:
                 from loop.corpus import load_corpus
@@ -178,12 +180,34 @@ def load_questions(ws_path: Path, scores: Scores) -> list[QuestionRow]:
     rows: dict[str, QuestionRow] = {}
     for p in preds:
         qid = p["eval_id"]
-        q, answers = gold.get(qid, (p.get("question", "") or qid, p.get("answers") or []))
-        row = rows.setdefault(qid, QuestionRow(qid, q, list(answers), {}))
+        # What was scored (stored with predictions since the dashboard's drill-down), else
+        # the workspace's eval set (older evaluations), else the bare id.
+        q, answers = ((p["question"], p.get("answers") or []) if p.get("question")
+                      else gold.get(qid, (qid, [])))
+        first_gold = (p.get("gold_chunk_ids") or [None])[0]
+        doc = p.get("doc") or (texts[first_gold][0] if first_gold in texts else "")
+        row = rows.setdefault(qid, QuestionRow(qid, q, list(answers), {}, doc))
         retrieved = [(c, *texts.get(c, ("?", ""))) for c in (p.get("retrieved_chunk_ids") or [])]
         row.answers[p["setup"]] = Answer(p["setup"], p.get("answer", ""), p.get("em"), p.get("f1"),
                                          retrieved)
     return sorted(rows.values(), key=lambda r: (0, int(r.id), "") if r.id.isdigit() else (1, 0, r.id))
+
+
+def by_document(questions: list[QuestionRow], setups: list[str]) -> list[dict[str, Any]]:
+    """Mean EM and F1 of every setup per source document (of the gold evidence)."""
+    groups: dict[str, list[QuestionRow]] = {}
+    for q in questions:
+        groups.setdefault(q.doc or "(unknown)", []).append(q)
+    out = []
+    for doc, qs in sorted(groups.items()):
+        scores = {}
+        for s in setups:
+            ans = [q.answers[s] for q in qs if s in q.answers]
+            em = [a.em for a in ans if a.em is not None]
+            f1 = [a.f1 for a in ans if a.f1 is not None]
+            scores[s] = (sum(em) / len(em) if em else None, sum(f1) / len(f1) if f1 else None)
+        out.append({"doc": doc, "questions": len(qs), "scores": scores})
+    return out
 
 
 def _eval_set(ws) -> dict[str, tuple[str, list[str]]]:  # noqa: ANN001
@@ -255,3 +279,194 @@ def write_latest_report(ws_path: Path) -> Path:
         out = write_report(ws, scores.path)
     md = out.get("markdown") if isinstance(out, dict) else None
     return Path(md) if md else scores.path / "report" / "report.md"
+
+
+# -- comparing two runs ----------------------------------------------------------------------
+
+_FACT_GROUPS = ("run", "data", "adapter", "scores", "config", "summary")
+
+
+def fact_order(key: str) -> tuple[int, str]:
+    group = key.split(".", 1)[0]
+    return (_FACT_GROUPS.index(group) if group in _FACT_GROUPS else len(_FACT_GROUPS), key)
+
+
+def _flat(prefix: str, value: Any, out: dict[str, str]) -> None:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            _flat(f"{prefix}.{k}", v, out)
+    else:
+        text = value if isinstance(value, str) else json.dumps(value)
+        out[prefix] = text if len(text) <= 80 else text[:79] + "…"
+
+
+def compare_runs(ws_path: Path, a: int, b: int) -> tuple[dict[str, str], dict[str, str]]:
+    """Each run's facts as flat ``group.key -> text``: the run, the dataset, adapter or
+    scores it produced (its lineage), its config and its summary."""
+    with _open(ws_path) as ws:
+        return _run_facts(ws, a), _run_facts(ws, b)
+
+
+def _run_facts(ws, run_id: int) -> dict[str, str]:  # noqa: ANN001
+    from loop.errors import InputError
+
+    conn = ws.ledger.conn
+    r = _row(conn, "SELECT * FROM runs WHERE id = ?", run_id)
+    if r is None:
+        raise InputError(f"no run {run_id} in the ledger")
+    out: dict[str, str] = {}
+    took = f"{r['finished_at'] - r['started_at']:.1f}s" if r["finished_at"] else "-"
+    _flat("run", {"stage": r["stage"], "status": r["status"], "took": took,
+                  "artefact": r["artefact_id"] or "-", "error": r["error"] or "-"}, out)
+    for group in ("config", "summary"):
+        try:
+            _flat(group, json.loads(r[group] or "{}"), out)
+        except ValueError:
+            out[group] = str(r[group])
+    aid = r["artefact_id"]
+    if aid:
+        _lineage(ws, aid, out)
+    return out
+
+
+def _lineage(ws, aid: str, out: dict[str, str]) -> None:  # noqa: ANN001
+    conn = ws.ledger.conn
+    d = _row(conn, "SELECT id, teacher, n_samples, n_rejected FROM datasets WHERE id = ?", aid)
+    if d:
+        _flat("data", d, out)
+    m = _row(conn, "SELECT id, kind, method, student, dataset_id, steps, loss_last, val_loss "
+                   "FROM models WHERE id = ?", aid)
+    if m:
+        _flat("adapter", m, out)
+        dd = _row(conn, "SELECT n_samples, teacher FROM datasets WHERE id = ?", m["dataset_id"])
+        if dd:
+            _flat("data", {"id": m["dataset_id"], **dd}, out)
+    scores = _scores(ws, aid) if (ws.artefact("evals", f"score-{aid}") / "scores.json").exists() else None
+    if scores:
+        out["scores.questions"] = str(scores.questions)
+        for s in scores.setup_names:
+            for metric in ("em", "f1"):
+                cell = scores.setups[s].get(metric)
+                if cell:
+                    out[f"scores.{s}.{metric}"] = fmt_interval(cell)
+
+
+# -- reviewing samples -----------------------------------------------------------------------
+
+
+@dataclass
+class SamplesView:
+    dataset_id: str | None
+    rows: list[dict[str, Any]]
+    verdicts: dict[str, str]
+    total: int = 0
+
+
+def load_samples_view(ws_path: Path, limit: int = 2000) -> SamplesView:
+    """The current dataset's first ``limit`` samples and the verdicts given on them."""
+    from loop.review import reviews
+    from loop.samples import current_dataset_id, load_samples
+
+    with _open(ws_path) as ws:
+        did = current_dataset_id(ws)
+        if not did:
+            return SamplesView(None, [], {})
+        ds = load_samples(ws, did)
+        rows = ds.select(range(min(limit, len(ds)))).to_list()
+        return SamplesView(did, rows, {k: r.verdict for k, r in reviews(ws, did).items()}, len(ds))
+
+
+def save_review(ws_path: Path, dataset_id: str, sample_id: str, verdict: str,
+                messages: list[dict[str, str]] | None = None) -> tuple[str, str, list | None]:
+    from loop.review import record_review
+
+    with _open(ws_path) as ws:
+        record_review(ws, dataset_id, sample_id, verdict, messages)
+    return sample_id, verdict, messages
+
+
+def apply_sample_reviews(ws_path: Path, dataset_id: str):  # noqa: ANN201
+    from loop.review import apply_reviews
+
+    with _open(ws_path) as ws:
+        return apply_reviews(ws, dataset_id)
+
+
+def question_of(messages: list[dict[str, str]]) -> str:
+    """The question a sample asks: its last user turn's last line (raft rows put context first)."""
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    lines = [ln.strip() for ln in (users[-1] if users else "").splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def train_defaults(ws_path: Path) -> dict[str, Any]:
+    """The student the last model was trained from (else the train stage's default)."""
+    from loop.train import TrainConfig
+
+    with _open(ws_path) as ws:
+        row = _row(ws.ledger.conn, "SELECT student FROM models ORDER BY created_at DESC LIMIT 1")
+    return {"student": row["student"] if row else TrainConfig().student}
+
+
+# -- the index -------------------------------------------------------------------------------
+
+
+def index_settings(ws) -> dict[str, Any]:  # noqa: ANN001
+    """The resolved config the current index was built with ({} before any)."""
+    from loop.index import INDEX_META
+
+    iid = ws.ledger.get_meta(INDEX_META)
+    meta = ws.artefact("index", iid) / "synthloop.json" if iid else None
+    return json.loads(meta.read_text())["config"] if meta is not None and meta.exists() else {}
+
+
+def load_index_view(ws_path: Path) -> dict[str, Any]:
+    from loop.corpus import current_corpus_id
+    from loop.generate import EVAL_META
+    from loop.index import INDEX_META
+
+    with _open(ws_path) as ws:
+        iid = ws.ledger.get_meta(INDEX_META)
+        row = _row(ws.ledger.conn, "SELECT id, corpus_id, embedder, config FROM indexes WHERE id = ?",
+                   iid) if iid else None
+        index = None
+        if row:
+            cfg = json.loads(row["config"] or "{}")
+            index = {"id": row["id"], "embedder": row["embedder"], "method": cfg.get("method", "?"),
+                     "k": cfg.get("k", "?")}
+        stale = bool(row) and row["corpus_id"] != current_corpus_id(ws)
+        eid = ws.ledger.get_meta(EVAL_META)
+        has_eval = bool(eid) and (ws.artefact("evals", eid) / "data").exists()
+    return {"index": index, "stale": stale, "eval_set": has_eval}
+
+
+def retrieval_recall(ws_path: Path, ks: list[int]) -> dict[str, Any]:
+    """recall@k, MRR and nDCG of every method on the workspace's eval set (the same code as
+    ``synthloop retrieval-eval``, fed the eval set as JSONL)."""
+    import tempfile
+
+    from loop.errors import InputError
+    from loop.index import evaluate_retrieval
+
+    with _open(ws_path) as ws:
+        rows = _eval_set(ws)
+        if not rows:
+            raise InputError("no eval set in the workspace", hint="synthloop generate --eval")
+        chunk_ids = _eval_chunks(ws)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "eval.jsonl"
+            path.write_text("\n".join(json.dumps({"id": i, "question": q, "answers": a,
+                                                  "chunk_ids": chunk_ids.get(i, [])})
+                                      for i, (q, a) in rows.items()))
+            return evaluate_retrieval(ws, path, ks)
+
+
+def _eval_chunks(ws) -> dict[str, list[str]]:  # noqa: ANN001
+    from datasets import load_from_disk
+
+    from loop.generate import EVAL_META
+
+    ds = load_from_disk(str(ws.artefact("evals", ws.ledger.get_meta(EVAL_META)) / "data"))
+    if "chunk_ids" not in ds.column_names:
+        return {}
+    return {r["id"]: list(r["chunk_ids"] or []) for r in ds}

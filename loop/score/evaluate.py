@@ -284,7 +284,10 @@ class _Eval:
         t = time.perf_counter()
         outs = generate_texts(model, tok, msgs, max_new_tokens=self.cfg.max_new_tokens)
         ms = (time.perf_counter() - t) * 1000 / len(batch)
+        # question and answers ride along so a drill-down shows what was scored, even after
+        # the workspace's eval set changes (older predictions lack them: readers fall back).
         return [{"eval_id": q.id, "setup": setup, "doc": q.doc, "gold_chunk_ids": q.gold_chunks,
+                 "question": q.question, "answers": list(q.answers),
                  "answer": clean_answer(o.text), "raw": o.text,
                  "retrieved_chunk_ids": contexts[q.id][1] if setup in RAG_SETUPS else [],
                  "latency_ms": round(ms, 2), "prompt_tokens": o.prompt_tokens,

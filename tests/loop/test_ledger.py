@@ -88,3 +88,12 @@ def test_0003_generation_columns(tmp_path):
         "config", "summary"]
     assert [col[0] for col in _columns(c, "rejects")] == [
         "dataset_id", "seq", "task", "chunk_id", "reason", "detail", "raw"]
+
+
+def test_0005_sample_reviews_columns(tmp_path):
+    c = Ledger(tmp_path / "s.db").conn
+    assert _columns(c, "sample_reviews") == [
+        ("dataset_id", "TEXT", True, True), ("sample_id", "TEXT", True, True),
+        ("verdict", "TEXT", True, False), ("messages", "TEXT", False, False),
+        ("reviewed_at", "REAL", True, False),
+    ]

@@ -48,6 +48,7 @@ def test_every_setup_answers_every_question(scored):
         assert {"eval_id", "setup", "answer", "retrieved_chunk_ids", "latency_ms",
                 "prompt_tokens", "completion_tokens", "em", "f1"} <= set(p)
         assert bool(p["retrieved_chunk_ids"]) == (p["setup"] == "rag")
+        assert p["question"] and p["answers"]  # the drill-down shows what was scored
     rag = [p for p in preds if p["setup"] == "rag"]
     assert all(p["hit"] is not None and p["gold_chunk_ids"] for p in rag)
     assert result.setups["rag"]["hit"]["mean"] > 0  # the retriever finds the gold chunks
@@ -129,3 +130,17 @@ def test_llm_judge_grades_every_answer(scored, server):
     assert all(0 <= g <= 1 for g in grades)
     prompts = [r["messages"][0]["content"] for r in server.requests]
     assert prompts and all("Reference answer(s):" in p for p in prompts)
+
+
+def test_playground_asks_every_setup_as_the_eval_stage_does(scored, tiny_student):
+    from loop.errors import InputError
+    from loop.score.ask import Playground
+
+    ws, _, _, _ = scored
+    pg = Playground(ws, student=f"hf:{tiny_student}", max_new_tokens=4)
+    assert pg.setups == ["base", "rag"]  # no tuned or combined model in this workspace
+    answers = pg.ask("When does the ferry leave?")
+    assert [a.setup for a in answers] == ["base", "rag"]
+    assert not answers[0].sources and any(h.source.endswith("ferry.md") for h in answers[1].sources)
+    with pytest.raises(InputError):
+        pg.ask("   ")

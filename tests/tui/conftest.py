@@ -80,3 +80,57 @@ def dash_ws(dash_ws_template, tmp_path):
     dest = tmp_path / "ws"
     shutil.copytree(dash_ws_template, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def tui_student(tmp_path_factory):
+    """A 2-layer, 32-wide Llama with a BPE trained on the fixture's text (the scoring tests')."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = tmp_path_factory.mktemp("student")
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(["The ferry leaves Pier 3 at 7:15. Fees are 12 crowns."] * 30, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", pad_token="<pad>")
+    fast.save_pretrained(path)
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                      bos_token_id=1, eos_token_id=2, pad_token_id=3)
+    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def sample_rows(n: int = 6) -> list[dict]:
+    from loop.samples import make_sample
+
+    return [make_sample("qa", [{"role": "user", "content": f"When does ferry {i} leave?"},
+                               {"role": "assistant", "content": f"At {i}:15."}], [f"c{i}"],
+                        teacher="rules", split="val" if i % 3 == 2 else "train")
+            for i in range(n)]
+
+
+def put_dataset(ws_path, rows, dataset_id="dash-dataset-01"):
+    """Rows in the workspace as ``generate`` leaves them: an artefact, a ledger row, the meta."""
+    import time
+
+    from loop.samples import DATASET_META, samples_dataset
+    from loop.workspace import Workspace
+
+    with Workspace(ws_path) as ws:
+        with ws.writing("test"), ws.atomic_dir(ws.artefact("datasets", dataset_id)) as tmp:
+            samples_dataset(rows).save_to_disk(str(tmp / "data"))
+        ws.ledger.conn.execute("INSERT INTO datasets VALUES (?, 'train', '', ?, ?, 'rules', ?, 0, '{}', '{}')",
+                               (dataset_id, str(ws.artefact("datasets", dataset_id)), time.time(), len(rows)))
+        ws.ledger.set_meta(DATASET_META, dataset_id)
+    return dataset_id
+
+
+@pytest.fixture
+def kit_tui():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(sample_rows=sample_rows, put_dataset=put_dataset)

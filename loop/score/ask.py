@@ -1,0 +1,102 @@
+"""One question, every setup: the answers side by side with the chunks they were shown.
+
+The dashboard's playground. Setups are built exactly as the eval stage builds them (the same
+student pool, retriever, prompt layout and answer cleaning), so what a person sees here is
+what the scoreboard measured.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loop.errors import InputError, WorkspaceError
+from loop.score.evaluate import RAG_SETUPS, SETUPS, Question, _messages, clean_answer
+from loop.score.models import ADAPTER_OF
+from loop.workspace import Workspace
+
+
+@dataclass
+class SetupAnswer:
+    setup: str
+    answer: str
+    raw: str
+    sources: list[Any]  # retrieval Hits (chunk_id, source, text, score)
+    latency_ms: float
+
+
+@dataclass
+class Playground:
+    """Models and retriever loaded once; ``ask`` answers with every available setup."""
+
+    ws: Workspace
+    student: str | None = None
+    k: int | None = None
+    max_new_tokens: int = 48
+    context_tokens: int = 1500
+    device: str = "auto"
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from loop.index import load_retriever
+        from loop.score.models import SetupModels
+
+        self.models = _latest_models(self.ws)
+        try:
+            self.retriever = load_retriever(self.ws, k=self.k)
+        except WorkspaceError as e:
+            self.retriever = None
+            self.notes.append(f"no retrieval setups: {e}")
+        self.setups = [s for s in SETUPS if (ADAPTER_OF.get(s) is None or ADAPTER_OF[s] in self.models)
+                       and (s not in RAG_SETUPS or self.retriever is not None)]
+        uri = self.student or _student_of(self.ws, self.models)
+        self.pool = SetupModels(self.ws, uri, self.models, self.device)
+        self.notes += self.pool.notes
+
+    def ask(self, question: str) -> list[SetupAnswer]:
+        from generators.teachers.hf import generate_texts
+
+        question = question.strip()
+        if not question:
+            raise InputError("type a question first")
+        q = Question("playground", question, [], [], "")
+        context = self.retriever.context(question, max_tokens=self.context_tokens) if self.retriever else None
+        out = []
+        for setup in self.setups:
+            with self.pool.use(setup) as (model, tok):
+                t = time.perf_counter()
+                (o,) = generate_texts(model, tok, [_messages(q, context, setup)],
+                                      max_new_tokens=self.max_new_tokens)
+                ms = (time.perf_counter() - t) * 1000
+            sources = list(context[1]) if context and setup in RAG_SETUPS else []
+            out.append(SetupAnswer(setup, clean_answer(o.text), o.text, sources, round(ms, 1)))
+        return out
+
+
+def _latest_models(ws: Workspace) -> dict[str, Path]:
+    from loop.train.stage import current_model_id
+
+    found = {}
+    for kind in ("tuned", "combined"):
+        mid = current_model_id(ws, kind)
+        if mid and (ws.artefact("models", mid) / "synthloop.json").exists():
+            found[kind] = ws.artefact("models", mid)
+    return found
+
+
+def _student_of(ws: Workspace, models: dict[str, Path]) -> str:
+    """The trained models' student, else the one the latest evaluation used."""
+    for path in models.values():
+        return json.loads((path / "synthloop.json").read_text())["student"]
+    from loop.score.evaluate import EVAL_RUN_META
+
+    eval_id = ws.ledger.get_meta(EVAL_RUN_META)
+    meta = ws.artefact("evals", f"score-{eval_id}") / "synthloop.json" if eval_id else None
+    if meta is not None and meta.exists():
+        student = json.loads(meta.read_text()).get("config", {}).get("student")
+        if student:
+            return student
+    raise InputError("no student to ask", hint="type a student URI (hf:PATH) or train a model first")

@@ -1,0 +1,138 @@
+"""Index: build or update it with progress, recall@k on the eval set, and search.
+
+The search part is ``SearchScreen``'s (one query, bm25 / dense / hybrid side by side); this
+screen adds the index's state, a Build button running ``loop.index.build_index`` in a worker
+(an unchanged corpus is a cache hit; a changed one re-embeds only the new chunks), and the
+retrieval figures of every method on the workspace's eval set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBar, Static
+
+from tui import data as D
+from tui.base import JobDone, Loaded, Meter, StageEvent, guarded, run_stage
+from tui.browse import SEARCH_METHODS, SearchScreen
+
+KS = (1, 5, 10)
+
+
+def run_build(ws_path: Path, emit: Any) -> Any:
+    """Build with the current index's settings (else the defaults): after an ingest this is
+    an update that embeds only the new chunks; with nothing changed it is a cache hit."""
+    from loop.index import IndexConfig, build_index
+    from loop.workspace import Workspace
+
+    with Workspace(ws_path, create=False) as ws:
+        return build_index(ws, IndexConfig(**D.index_settings(ws)), emit=emit)
+
+
+class IndexScreen(SearchScreen):
+    """Build the index, see how well each method retrieves, search it."""
+
+    BINDINGS = [Binding("b", "build", "Build / update"), Binding("k", "recall", "Recall@k"),
+                *SearchScreen.BINDINGS]
+    AUTO_FOCUS = "#index-build"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meter = Meter()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="index-top"):
+            with VerticalScroll(id="index-panel", classes="panel"):
+                yield Static("loading ...", id="index-info")
+                with Horizontal(classes="form-row buttons"):
+                    yield Button("Build / update", id="index-build", variant="success",
+                                 compact=True)
+                    yield Button("Recall@k", id="index-recall", compact=True)
+                yield ProgressBar(id="index-bar", show_eta=False)
+            yield DataTable(id="recall", cursor_type="none", zebra_stripes=True)
+        yield Input(placeholder="Search the index (enter)", id="query", compact=True)
+        with Horizontal(id="hits"):
+            for m in SEARCH_METHODS:
+                with VerticalScroll(classes="hits-col"):
+                    yield Static(f"[b]{m}[/]", id=f"hits-{m}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.action_refresh()
+
+    def on_screen_resume(self) -> None:
+        self._reload_on_return()
+
+    def action_refresh(self) -> None:
+        self.load("index", D.load_index_view, self._ws())
+
+    @guarded
+    def on_loaded(self, msg: Loaded) -> None:
+        if msg.what == "index":
+            self.show_index(msg.value)
+        elif msg.what == "recall":
+            self.show_recall(msg.value)
+
+    def show_index(self, view: dict[str, Any]) -> None:
+        info = self.query_one("#index-info", Static)
+        idx = view.get("index")
+        if idx is None:
+            info.update(Text("No index yet: press Build.", style="yellow"))
+        else:
+            state = Text(" (stale: the corpus changed, press Build)", style="yellow") if view["stale"] else ""
+            info.update(Text.assemble(("index ", "bold"), idx["id"], f"  {idx['embedder']}  "
+                                      f"method {idx['method']}, k={idx['k']}", state))
+        if not view.get("eval_set"):
+            self.query_one("#index-recall", Button).disabled = True
+            self.query_one("#recall", DataTable).display = False
+
+    @on(Button.Pressed, "#index-build")
+    def action_build(self) -> None:
+        self.meter = Meter()
+        self.query_one("#index-build", Button).disabled = True
+        self.build()
+
+    @work(thread=True, exclusive=True, group="index-build")
+    def build(self) -> None:
+        run_stage(self, "index", lambda emit: run_build(self._ws(), emit))
+
+    @guarded
+    def on_stage_event(self, msg: StageEvent) -> None:
+        from loop.events import Progress, Started
+
+        if isinstance(msg.event, Started | Progress):
+            self.meter.feed(msg.event)
+            self.query_one("#index-bar", ProgressBar).update(total=self.meter.total, progress=self.meter.done)
+
+    @guarded
+    def on_job_done(self, msg: JobDone) -> None:
+        self.query_one("#index-build", Button).disabled = False
+        if msg.error:
+            self.notify(msg.error, title="index failed", severity="error")
+            return
+        r = msg.result
+        self.query_one("#index-bar", ProgressBar).update(total=1, progress=1)
+        self.retriever = None  # the next search loads the new index
+        self.notify(f"index {r.index_id} {'unchanged' if r.cached else 'built'}: {r.chunks} chunks, "
+                    f"{r.embedded} embedded, {r.reused} reused", title="index")
+        self.action_refresh()
+
+    @on(Button.Pressed, "#index-recall")
+    def action_recall(self) -> None:
+        self.query_one("#recall", DataTable).display = True
+        self.load("recall", D.retrieval_recall, self._ws(), list(KS))
+
+    def show_recall(self, result: dict[str, Any]) -> None:
+        table = self.query_one("#recall", DataTable)
+        table.clear(columns=True)
+        cols = [c for c in next(iter(result["methods"].values())) if c.startswith(("recall@", "mrr"))]
+        table.add_columns("method", *cols)
+        for name, figures in result["methods"].items():
+            table.add_row(name, *(f"{figures[c]:.2f}" for c in cols))

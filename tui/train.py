@@ -1,0 +1,236 @@
+"""Train: method and key settings; live loss and validation loss, tokens/s, ETA; Stop.
+
+``loop.train.train`` runs in a thread worker with a ``StopTraining`` callback: Stop saves a
+checkpoint at the end of the current step and ends the run without a model artefact;
+training again with the same settings resumes from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
+from textual_plotext import PlotextPlot
+
+from tui import data as D
+from tui.base import JobDone, Loaded, Meter, StageEvent, _Loading, fmt_seconds, guarded, run_stage
+
+METHODS = ("lora", "full", "qlora", "dpo", "pretrain")
+
+
+@dataclass
+class Stopped:
+    """A run ended by Stop: where its checkpoint is."""
+
+    step: int
+    checkpoint: str
+
+
+def train_config(student: str, method: str, with_context: bool, max_steps: str, epochs: str,
+                 lr: str, batch_size: str, eval_steps: str = "") -> Any:
+    from loop.config import resolve
+    from loop.errors import ConfigError
+    from loop.train import TrainConfig
+
+    def number(text: str, kind: type, name: str) -> Any:
+        try:
+            return kind(text) if text.strip() else None
+        except ValueError:
+            raise ConfigError(f"{name}: '{text}' is not a number") from None
+
+    return resolve(TrainConfig, None, student=student.strip() or None, method=method,
+                   with_context=with_context, max_steps=number(max_steps, int, "max steps"),
+                   epochs=number(epochs, float, "epochs"), lr=number(lr, float, "learning rate"),
+                   batch_size=number(batch_size, int, "batch size"),
+                   eval_steps=number(eval_steps, int, "eval every"))
+
+
+def run_training(ws_path: Path, cfg: Any, emit: Any, stop: threading.Event) -> Any:
+    """In the worker: importing the trainer takes seconds, never on the UI thread."""
+    from loop.train import train
+    from loop.train.stop import StopTraining, TrainingStopped
+    from loop.workspace import Workspace
+
+    with Workspace(ws_path, create=False) as ws:
+        try:
+            return train(ws, cfg, emit, callbacks=[StopTraining(stop)])
+        except TrainingStopped as e:
+            return Stopped(e.step, e.checkpoint)
+
+
+class Curves:
+    """Train and validation loss points from the train stage's Progress events."""
+
+    def __init__(self) -> None:
+        self.train: list[tuple[int, float]] = []
+        self.val: list[tuple[int, float]] = []
+
+    def feed(self, info: dict[str, Any]) -> bool:
+        step, changed = info.get("step"), False
+        for name, points in (("loss", self.train), ("val_loss", self.val)):
+            v = info.get(name)
+            if v is not None and step is not None and (not points or points[-1][1] != v):
+                points.append((int(step), float(v)))
+                changed = True
+        return changed
+
+
+class TrainScreen(_Loading, Screen):
+    """Fine-tune the student on the current dataset and watch the loss."""
+
+    BINDINGS = [Binding("s", "start", "Start"), Binding("c", "stop", "Stop"),
+                Binding("escape", "leave_box", "Leave box", show=False)]
+    AUTO_FOCUS = "#train-start"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop = threading.Event()
+        self.meter = Meter()
+        self.curves = Curves()
+        self.running = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="train-form", classes="panel"):
+            with Horizontal(classes="form-row"):
+                yield Label("student", classes="form-label")
+                yield Input("", id="train-student", placeholder="hf:PATH_OR_HUB_ID | scratch:tiny",
+                            compact=True)
+                yield Label("method", classes="form-label")
+                yield Select([(m, m) for m in METHODS], value="lora", allow_blank=False,
+                             id="train-method", compact=True)
+            with Horizontal(classes="form-row"):
+                yield Label("max steps", classes="form-label")
+                yield Input("-1", id="train-max-steps", compact=True)
+                yield Label("epochs", classes="form-label")
+                yield Input("3", id="train-epochs", compact=True)
+                yield Label("lr", classes="form-label")
+                yield Input("", id="train-lr", placeholder="default", compact=True)
+                yield Label("batch", classes="form-label")
+                yield Input("8", id="train-batch", compact=True)
+                yield Label("eval every", classes="form-label")
+                yield Input("50", id="train-eval-steps", compact=True)
+            with Horizontal(classes="form-row buttons"):
+                yield Button("Start", id="train-start", variant="success", compact=True)
+                yield Button("Stop", id="train-stop", variant="error", disabled=True, compact=True)
+                yield Checkbox("with context (combined)", id="train-context", compact=True)
+        yield Static("Not started.", id="train-stats", classes="panel")
+        yield PlotextPlot(id="train-plot")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load("train-defaults", D.train_defaults, self._ws())
+        self._draw()
+
+    @guarded
+    def on_loaded(self, msg: Loaded) -> None:
+        if msg.what == "train-defaults" and not self.query_one("#train-student", Input).value:
+            self.query_one("#train-student", Input).value = msg.value.get("student", "")
+
+    def _value(self, name: str) -> str:
+        return self.query_one(f"#train-{name}", Input).value
+
+    @on(Button.Pressed, "#train-start")
+    def action_start(self) -> None:
+        if self.running:
+            self.notify("training is already running", severity="warning")
+            return
+        try:
+            cfg = train_config(self._value("student"), str(self.query_one("#train-method", Select).value),
+                               self.query_one("#train-context", Checkbox).value, self._value("max-steps"),
+                               self._value("epochs"), self._value("lr"), self._value("batch"),
+                               self._value("eval-steps"))
+        except Exception as e:  # noqa: BLE001 - a ConfigError names the bad field
+            self.notify(str(e), title="cannot start", severity="error")
+            return
+        self.stop, self.meter, self.curves = threading.Event(), Meter(), Curves()
+        self._set_running(True)
+        self.query_one("#train-stats", Static).update("loading the student ...")
+        self._draw()
+        self.run_train(cfg, self.stop)
+
+    @on(Button.Pressed, "#train-stop")
+    def action_stop(self) -> None:
+        if self.running:
+            self.stop.set()
+            self.query_one("#train-stop", Button).disabled = True
+            self.notify("stopping after this step: the checkpoint is kept")
+
+    def on_unmount(self) -> None:
+        self.stop.set()  # quitting mid-run ends it the way Cancel / Stop does: what was done is kept
+
+    def action_leave_box(self) -> None:
+        self.query_one("#train-start", Button).focus()
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        self.query_one("#train-start", Button).disabled = running
+        self.query_one("#train-stop", Button).disabled = not running
+
+    @work(thread=True, exclusive=True, group="train")
+    def run_train(self, cfg: Any, stop: threading.Event) -> None:
+        run_stage(self, "train", lambda emit: run_training(self._ws(), cfg, emit, stop))
+
+    @guarded
+    def on_stage_event(self, msg: StageEvent) -> None:
+        from loop.events import Progress, Started, Warned
+
+        ev = msg.event
+        if isinstance(ev, Warned):
+            self.notify(ev.message, title="train", severity="warning")
+        if not isinstance(ev, Started | Progress) or ev.stage != "train":
+            return
+        self.meter.feed(ev)
+        if isinstance(ev, Progress):
+            if self.curves.feed(ev.info):
+                self._draw()
+            self.query_one("#train-stats", Static).update(self._stats(ev.info))
+
+    def _stats(self, info: dict[str, Any]) -> Text:
+        def fig(name: str) -> str:
+            v = info.get(name)
+            return f"{v:.4f}" if isinstance(v, float) else str(v) if v is not None else "-"
+
+        total = self.meter.total if self.meter.total is not None else "?"
+        return Text.assemble(("step ", "bold"), f"{self.meter.done}/{total}   ", ("loss ", "bold"),
+                             fig("loss"), "   ", ("val loss ", "bold"), fig("val_loss"), "   ",
+                             ("tok/s ", "bold"), str(info.get("tok/s", "-")), "   ", ("ETA ", "bold"),
+                             fmt_seconds(info.get("eta_s")))
+
+    def _draw(self) -> None:
+        widget = self.query_one("#train-plot", PlotextPlot)
+        plt = widget.plt
+        plt.clear_data()
+        plt.title("loss")
+        plt.xlabel("step")
+        for points, label in ((self.curves.train, "train"), (self.curves.val, "validation")):
+            if points:
+                plt.plot([p[0] for p in points], [p[1] for p in points], label=label, marker="braille")
+        widget.refresh()
+
+    @guarded
+    def on_job_done(self, msg: JobDone) -> None:
+        self._set_running(False)
+        if msg.error:
+            self.query_one("#train-stats", Static).update(Text(f"failed: {msg.error}", style="red"))
+            self.notify(msg.error, title="training failed", severity="error")
+            return
+        r = msg.result
+        if isinstance(r, Stopped):
+            self.query_one("#train-stats", Static).update(
+                Text(f"stopped at step {r.step}; checkpoint kept: {r.checkpoint}", style="yellow"))
+            self.notify(f"stopped at step {r.step}; checkpoint kept: {r.checkpoint}. Start again "
+                        "with the same settings to resume.", title="training stopped")
+            return
+        state = "cached" if r.cached else "written"
+        self.notify(f"model {r.model_id} {state}: {r.kind}, {r.steps} steps, loss "
+                    f"{r.loss_last if r.loss_last is not None else '-'}", title="training")
