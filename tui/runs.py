@@ -55,7 +55,8 @@ class RunsScreen(_Loading, Screen):
         table = self.query_one("#runs", DataTable)
         table.clear(columns=True)
         table.add_columns("#", "stage", "status", "started", "took", "artefact", "")
-        style = {"ok": "green", "failed": "red", "running": "yellow"}
+        style = {"ok": "green", "failed": "red", "running": "yellow", "stopped": "yellow",
+                 "cancelled": "yellow"}
         for r in self.runs:
             took = f"{r['duration']:.1f}s" if r["duration"] is not None else "-"
             table.add_row(str(r["id"]), r["stage"], Text(r["status"], style=style.get(r["status"], "")),

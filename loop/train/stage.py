@@ -119,7 +119,11 @@ class _Train:
         try:
             result = self._fit(train_rows, val_rows, dataset_id, model_id)
         except BaseException as e:
-            db.finish_run(run_id, status="failed", error=str(e) or type(e).__name__)
+            from loop.train.stop import TrainingStopped  # transformers is loaded by now
+
+            # a Stop on request keeps its checkpoint: the run is resumable, not broken
+            status = "stopped" if isinstance(e, TrainingStopped) else "failed"
+            db.finish_run(run_id, status=status, error=str(e) or type(e).__name__)
             raise
         db.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=model_id)
         self.emit(Finished("train", summary=result.summary()))

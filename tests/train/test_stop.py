@@ -24,6 +24,6 @@ def test_stop_saves_a_checkpoint_and_a_rerun_resumes(ws, tiny_student, kit):
     assert e.value.checkpoint.endswith("checkpoint-3")
     assert (ws.root / "checkpoints").exists() and not list(ws.dir("models").iterdir())
     status = ws.ledger.conn.execute("SELECT status FROM runs WHERE stage = 'train'").fetchone()[0]
-    assert status == "failed"  # the ledger keeps the stop as an unfinished run
+    assert status == "stopped"  # not "failed": the run is resumable
     again = train(ws, cfg)
     assert again.resumed_from == "checkpoint-3" and again.steps == 5
