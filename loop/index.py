@@ -145,8 +145,13 @@ def _build(ws: Workspace, cfg: IndexConfig, emit: EventSink) -> IndexResult:
     index_id = index_id_for(corpus_id, cfg)
     final = ws.artefact("index", index_id)
     if final.exists():
-        _record(ws, index_id, corpus_id, final, cfg)
         meta = json.loads((final / "synthloop.json").read_text())
+        if meta.get("config") != cfg.resolved():
+            # The same build with other search settings (fusion, weights, k, method): the
+            # index is reused and searches from now on use the settings just given.
+            meta["config"] = cfg.resolved()
+            write_json(final / "synthloop.json", meta)
+        _record(ws, index_id, corpus_id, final, cfg)
         return IndexResult(index_id, final, corpus_id, meta["chunks"], meta["units"], 0,
                            meta["chunks"] + meta["units"], 0.0, True)
     chunks = load_corpus(ws, corpus_id).to_list()

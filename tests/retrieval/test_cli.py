@@ -39,6 +39,14 @@ def test_index_search_and_eval(workspace):
     assert out["chunks"] == 5 and not out["cached"] and out["embedded"] > 0
     r, again = invoke("index", "-w", ws, "-c", cfg, "--json")
     assert again["cached"] and again["index_id"] == out["index_id"]
+    # other search settings reuse the build and are kept for later searches
+    other = tmp / "k3.toml"
+    other.write_text(cfg.read_text() + 'k = 3\nmethod = "bm25"\n')
+    r, third = invoke("index", "-w", ws, "-c", other, "--json")
+    assert third["cached"] and third["index_id"] == out["index_id"]
+    r, three = invoke("search", "ferry books glass yacht lighthouse", "-w", ws, "--json")
+    assert three["method"] == "bm25" and len(three["hits"]) == 3
+    invoke("index", "-w", ws, "-c", cfg, "--json")  # back to the defaults
 
     r, hits = invoke("search", "when does the ferry leave", "-k", 2, "-w", ws, "--json")
     assert r.exit_code == 0, r.output
