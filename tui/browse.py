@@ -21,9 +21,10 @@ from tui.base import Loaded, LoadFailed, _Loading, guarded
 
 
 class CorpusScreen(_Loading, Screen):
-    """Documents and their chunks; the files ingest skipped and why."""
+    """Documents and their chunks; the files ingest skipped and why; add documents."""
 
-    BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("slash", "find", "Filter")]
+    BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("slash", "find", "Filter"),
+                Binding("a", "add", "Add documents")]
     AUTO_FOCUS = "#documents"
 
     def __init__(self) -> None:
@@ -33,6 +34,8 @@ class CorpusScreen(_Loading, Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder="Filter documents by source or title", id="doc-filter")
+        yield Input(placeholder="File or folder to add (Enter: ingest it, Esc: cancel)",
+                    id="add-path")
         with Horizontal(id="corpus-split"):
             yield DataTable(id="documents", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="chunks-pane"):
@@ -49,9 +52,46 @@ class CorpusScreen(_Loading, Screen):
     def action_find(self) -> None:
         self.query_one("#doc-filter", Input).focus()
 
+    def action_add(self) -> None:
+        box = self.query_one("#add-path", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Submitted, "#add-path")
+    @guarded
+    def _add(self, event: Input.Submitted) -> None:
+        path = event.value.strip()
+        event.input.value, event.input.display = "", False
+        self.query_one("#documents", DataTable).focus()
+        if path:
+            self.notify(f"adding {path} ...")
+            self.add_documents(path)
+
+    def key_escape(self) -> None:
+        box = self.query_one("#add-path", Input)
+        if box.display:
+            box.value, box.display = "", False
+            self.query_one("#documents", DataTable).focus()
+
+    @work(thread=True, exclusive=True, group="add")
+    def add_documents(self, path: str) -> None:
+        """Ingest in a worker (its own group: a refresh must not cancel it)."""
+        try:
+            summary = D.add_documents(self._ws(), path)
+        except Exception as e:  # noqa: BLE001 - a notification, never a traceback
+            self.post_message(LoadFailed("add documents", str(e) or type(e).__name__))
+            return
+        self.post_message(Loaded("added", summary))
+
     @guarded
     def on_loaded(self, msg: Loaded) -> None:
-        if msg.what == "corpus":
+        if msg.what == "added":
+            s = msg.value
+            self.notify(f"corpus now {s['documents']} documents, {s['chunks']} chunks "
+                        f"({s['read']} files read, {len(s['skipped'])} skipped)",
+                        title="documents added")
+            self.action_refresh()
+        elif msg.what == "corpus":
             self.view = msg.value
             self.fill()
             skipped = self.view.skipped

@@ -470,3 +470,16 @@ def _eval_chunks(ws) -> dict[str, list[str]]:  # noqa: ANN001
     if "chunk_ids" not in ds.column_names:
         return {}
     return {r["id"]: list(r["chunk_ids"] or []) for r in ds}
+
+
+def add_documents(ws_path: Path, path: str) -> dict[str, Any]:
+    """Ingest a file or folder into the workspace's corpus (what is there is kept); the
+    ingest summary. A path that does not exist is an error naming it."""
+    from loop.ingest import ingest
+    from loop.workspace import Workspace
+
+    target = Path(path).expanduser()
+    if not target.exists():
+        raise FileNotFoundError(f"no such file or folder: {target}")
+    with Workspace(ws_path) as ws:
+        return ingest(ws, [target]).summary()

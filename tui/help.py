@@ -17,7 +17,7 @@ HELP = """\
 | `2` | Scoreboard: every question, drill-down on select |
 | `3` | Runs: the ledger's history; compare two runs |
 | `4` | Index: build or update it, recall@k, one query's bm25 / dense / hybrid hits side by side |
-| `5` | Corpus: documents, their chunks, skipped files (`/` filters) |
+| `5` | Corpus: documents, their chunks, skipped files (`/` filters, `a` adds a file or folder) |
 | `6` | Generate: teacher, tasks and limits; live progress; cancel keeps the rows done |
 | `7` | Train: method and settings; live loss and validation loss; stop keeps a checkpoint |
 | `8` | Playground: one question, every setup's answer and sources side by side |

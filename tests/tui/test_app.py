@@ -166,6 +166,33 @@ async def test_corpus_lists_documents_and_their_chunks(dash_ws):
         assert "12 crowns" in _text(app, "#chunks")
 
 
+async def test_corpus_adds_documents_in_a_worker(dash_ws, tmp_path):
+    extra = tmp_path / "more"
+    extra.mkdir()
+    (extra / "library.md").write_text("# Library\n\nThe library lends twelve books at a time.\n")
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await _settle(app, pilot)
+        await pilot.press("a")
+        box = app.screen.query_one("#add-path")
+        assert box.display and app.focused is box
+        await pilot.press(*str(extra), "enter")
+        await _settle(app, pilot)  # the ingest worker, then the refresh it starts
+        await _settle(app, pilot)
+        docs = app.screen.query_one("#documents", DataTable)
+        sources = [str(docs.get_row_at(i)[0]) for i in range(docs.row_count)]
+        assert len(sources) == 3 and any("library.md" in s for s in sources)  # the rest kept
+        assert not box.display
+        added = [str(n.message) for n in app._notifications if n.title == "documents added"]
+        assert added and "3 documents" in added[-1]
+        await pilot.press("a", *str(tmp_path / "nowhere"), "enter")
+        await _settle(app, pilot)
+        notes = [str(n.message) for n in app._notifications]
+        assert any("no such file or folder" in m and "nowhere" in m for m in notes)
+        assert docs.row_count == 3
+
+
 async def test_write_report_runs_in_a_worker_and_notifies(dash_ws):
     app = SynthloopApp(dash_ws)
     async with app.run_test(size=SIZE) as pilot:
