@@ -67,7 +67,11 @@ class IndexConfig(StageConfig):
         description="Hybrid only: weight of query-word coverage (IDF share of the question's "
                     "words a window holds) when the first rerank_pool windows are reordered.")
     rerank_pool: int = Field(_DEFAULTS.rerank_pool, ge=1,
-                             description="Windows reordered by coverage.")
+                             description="Windows reordered by coverage or the reranker.")
+    reranker: str = Field(
+        _DEFAULTS.reranker,
+        description="Cross-encoder that reorders the first rerank_pool windows of any method "
+                    "(ce:NAME_OR_PATH, a sentence-transformers CrossEncoder); empty: none.")
     fusion: Literal["rrf", "zscore"] = Field(
         _DEFAULTS.fusion, description="Hybrid fusion: reciprocal-rank or z-score.")
     rrf_k: float = Field(_DEFAULTS.rrf_k, gt=0, description="RRF constant k (smaller favours top ranks).")

@@ -12,10 +12,11 @@ from retrieval.errors import IndexMismatchError, RetrievalError, UnknownEmbedder
 from retrieval.evalset import load_eval_set
 from retrieval.index import METHODS, RANKERS, BuildStats, Hit, RetrievalIndex, Settings
 from retrieval.metrics import EvalItem, evaluate, gold_counter, normalize
+from retrieval.rerankers import Reranker, get_reranker, register_reranker
 
 __all__ = [
     "DEFAULT_EMBEDDER", "METHODS", "RANKERS", "BuildStats", "Embedder", "EvalItem", "Hit",
-    "IndexMismatchError", "RetrievalError", "RetrievalIndex", "Settings", "UnknownEmbedderError",
-    "evaluate", "get_embedder", "gold_counter", "known_prefixes", "load_eval_set", "normalize",
-    "register_embedder",
+    "IndexMismatchError", "Reranker", "RetrievalError", "RetrievalIndex", "Settings",
+    "UnknownEmbedderError", "evaluate", "get_embedder", "get_reranker", "gold_counter",
+    "known_prefixes", "load_eval_set", "normalize", "register_embedder", "register_reranker",
 ]

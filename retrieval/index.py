@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from retrieval.embedders import Embedder, get_embedder
 from retrieval.errors import IndexMismatchError, RetrievalError
 from retrieval.fusion import FUSIONS, Ranked, fuse
 from retrieval.lexical import BM25Index, idf
+from retrieval.rerankers import Reranker, check_reranker_uri, get_reranker
 from retrieval.units import Unit, Windows, documents, make_units
 
 FORMAT = 1
@@ -51,6 +52,7 @@ class Settings:
     scored_windows: bool = True
     coverage_weight: float = 0.5
     rerank_pool: int = 20
+    reranker: str = ""
     fusion: str = "zscore"
     rrf_k: float = 10.0
     weights: dict[str, float] = field(
@@ -64,6 +66,8 @@ class Settings:
         unknown = set(self.weights) - set(RANKERS)
         if unknown:
             raise RetrievalError(f"unknown rankers {sorted(unknown)} (known: {', '.join(RANKERS)})")
+        if self.reranker:
+            check_reranker_uri(self.reranker)
 
     def build_key(self) -> dict[str, Any]:
         """The settings that change what is stored (the rest only change searching)."""
@@ -119,6 +123,7 @@ class RetrievalIndex:
         self.dense_units, self.dense_chunks = dense_units, dense_chunks
         self.bm25_units, self.bm25_chunks = bm25_units, bm25_chunks
         self._embedder = embedder
+        self._reranker: Reranker | None = None
         self._query_vectors: dict[str, np.ndarray] = {}
         self.meta = meta or {}
         self.stats = BuildStats(chunks=len(chunks), units=len(units))
@@ -210,10 +215,14 @@ class RetrievalIndex:
         lists = {name: self._rank(name, query, qv) for name in weights}
         ids, scores = fuse(lists, weights, fusion=self.settings.fusion, rrf_k=self.settings.rrf_k)
         cover = self.settings.coverage_weight if method == "hybrid" else 0.0
-        if not cover or self.settings.window_words <= 0:
+        if self.settings.window_words <= 0:
+            cover = 0.0
+        if not cover and not self.settings.reranker:
             return self._hits(ids, scores, k)
-        return self._rerank(query, self._hits(ids, scores, max(k, self.settings.rerank_pool)),
-                            cover)[:k]
+        pool = self._hits(ids, scores, max(k, self.settings.rerank_pool))
+        if self.settings.reranker:
+            return self._cross_rerank(query, pool)[:k]
+        return self._rerank(query, pool, cover)[:k]
 
     def prepare_queries(self, queries: Sequence[str]) -> None:
         """Embed many queries in one batch (an evaluation's questions): one batched call is
@@ -297,6 +306,18 @@ class RetrievalIndex:
             out.setdefault(self.chunks[unit.chunk]["doc_id"], []).append(
                 (unit.start, unit.end, score - floor))
         return out
+
+    @property
+    def reranker(self) -> Reranker:
+        if self._reranker is None or self._reranker.uri != self.settings.reranker:
+            self._reranker = get_reranker(self.settings.reranker)
+        return self._reranker
+
+    def _cross_rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """The named cross-encoder's order; each hit's score becomes the model's."""
+        scores = self.reranker.score(query, [h.text for h in hits])
+        return [replace(hits[i], score=float(scores[i]))
+                for i in np.argsort(-scores, kind="stable")]
 
     def _rerank(self, query: str, hits: list[Hit], weight: float) -> list[Hit]:
         """Reorder windows by fused score plus ``weight`` times query coverage (both

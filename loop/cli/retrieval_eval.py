@@ -17,6 +17,7 @@ from loop.cli.common import (
     WorkspaceOpt,
     console,
     emit_json,
+    field_help,
     verb,
 )
 from loop.config import read_config_file, resolve
@@ -32,6 +33,9 @@ def retrieval_eval(
         "--eval-set", help='Gold questions: JSONL ({"question", "answers": [...], "doc"}) '
         "or SQuAD-format JSON.")],
     k: Annotated[str, typer.Option("--k", help="Cut-offs for recall, comma-separated.")] = "1,5,10,20",
+    reranker: Annotated[
+        str | None, typer.Option(help=field_help(IndexConfig, "reranker"), show_default=False)
+    ] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -48,7 +52,7 @@ def retrieval_eval(
         sink = RichSink(console)
         with Workspace(workspace, create=False) as ws:
             try:
-                result = evaluate_retrieval(ws, eval_set, ks, cfg, emit=sink)
+                result = evaluate_retrieval(ws, eval_set, ks, cfg, emit=sink, reranker=reranker)
             finally:
                 sink.close()
         if as_json:

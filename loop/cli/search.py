@@ -34,6 +34,9 @@ def search(
     method: Annotated[
         str | None, typer.Option(help=field_help(IndexConfig, "method"), show_default=False)
     ] = None,
+    reranker: Annotated[
+        str | None, typer.Option(help=field_help(IndexConfig, "reranker"), show_default=False)
+    ] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -43,7 +46,7 @@ def search(
         table = read_config_file(config).get("index")
         cfg = resolve(IndexConfig, table) if table else None
         with Workspace(workspace, create=False) as ws:
-            retriever = load_retriever(ws, cfg, k=k, method=method)
+            retriever = load_retriever(ws, cfg, k=k, method=method, reranker=reranker)
             hits = retriever.search(query)
         if as_json:
             emit_json({"query": query, "method": retriever.cfg.method,

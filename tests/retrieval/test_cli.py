@@ -77,6 +77,8 @@ def test_errors_are_one_line(workspace):
     invoke("index", "-w", ws, "-c", cfg)
     r, out = invoke("search", "ferry", "--method", "magic", "-w", ws, "--json")
     assert r.exit_code == 1 and "method" in out["error"]
+    r, out = invoke("search", "ferry", "--reranker", "nope:x", "-w", ws, "--json")
+    assert r.exit_code == 1 and "unknown reranker 'nope:x'" in out["error"]
     r, out = invoke("retrieval-eval", "--eval-set", tmp / "missing.jsonl", "-w", ws, "--json")
     assert r.exit_code == 1 and "cannot read" in out["error"]
     r, out = invoke("retrieval-eval", "--eval-set", tmp / "x.jsonl", "--k", "a,b", "-w", ws, "--json")
@@ -91,3 +93,19 @@ def test_changed_corpus_reuses_vectors(workspace, fake_embedder):
     _, second = invoke("index", "-w", ws, "-c", cfg, "--json")
     assert second["index_id"] != first["index_id"]
     assert 0 < second["embedded"] <= 3 and second["reused"] >= first["embedded"]
+
+
+def test_search_and_eval_with_a_named_cross_encoder(workspace, tiny_cross_encoder):
+    ws, cfg, tmp = workspace
+    invoke("index", "-w", ws, "-c", cfg)
+    uri = f"ce:{tiny_cross_encoder}"
+    r, out = invoke("search", "ferry ticket", "-k", 2, "--reranker", uri, "-w", ws, "--json")
+    assert r.exit_code == 0, r.output
+    assert len(out["hits"]) == 2 and out["hits"][0]["score"] >= out["hits"][1]["score"]
+    gold = tmp / "gold.jsonl"
+    gold.write_text(json.dumps({"question": "How much is a ferry ticket?",
+                                "answers": ["four crowns"], "doc": "ferry.md"}) + "\n")
+    r, ev = invoke("retrieval-eval", "--eval-set", gold, "--k", "5", "--reranker", uri,
+                   "-w", ws, "--json")
+    assert r.exit_code == 0, r.output
+    assert ev["methods"]["hybrid"]["recall@5"] == 1.0  # 5 topics: the pool holds them all

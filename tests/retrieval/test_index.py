@@ -222,3 +222,27 @@ def test_coverage_rerank_prefers_the_window_holding_the_whole_question():
     assert [h.text for h in reranked][:2] == [hits[1].text, hits[0].text]
     assert index._rerank("walrus feeding time", hits, 0.0) == hits
     assert index._rerank("zebra", hits, 0.5) == hits  # no indexed query word: order kept
+
+
+def test_cross_encoder_reranker_reorders_the_pool_by_its_scores(chunks, tiny_cross_encoder):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from retrieval import get_reranker
+
+    uri = f"ce:{tiny_cross_encoder}"
+    query = "how much does the ferry ticket cost"
+    plain = RetrievalIndex.build(chunks, FAKE)
+    reranked = RetrievalIndex.build(chunks, replace(FAKE, reranker=uri))
+    pool = plain.search(query, FAKE.rerank_pool, "bm25")  # what the reranker reads
+    scores = get_reranker(uri).score(query, [h.text for h in pool])
+    order = np.argsort(-scores, kind="stable")[:3]
+    hits = reranked.search(query, 3, "bm25")
+    assert [h.text for h in hits] == [pool[i].text for i in order]
+    assert [h.score for h in hits] == pytest.approx([float(scores[i]) for i in order])
+    with pytest.raises(RetrievalError, match=r"unknown reranker 'xx:y' \(known prefixes: ce:\)"):
+        Settings(reranker="xx:y")
+    missing = RetrievalIndex.build(chunks, replace(FAKE, reranker="ce:/nowhere/model"))
+    with pytest.raises(RetrievalError, match="cannot load reranker ce:/nowhere/model"):
+        missing.search(query, 3)
