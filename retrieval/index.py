@@ -477,7 +477,7 @@ def _check_window(embedder: Embedder, texts: list[str], stats: BuildStats) -> No
             f"{stats.over_window} of {len(texts)} chunks exceed the embedder's "
             f"{embedder.max_tokens}-token window (longest {stats.max_tokens}); their tails are "
             f"not embedded (sentence units still are). This text has {ratio:.2f} tokens per "
-            f"word under the embedder's tokenizer: re-ingest with `tokens_per_word = "
-            f"{math.ceil(ratio * 100) / 100:.2f}` under [ingest] in the config file (or a "
-            f"smaller --chunk-tokens) so chunking fits the window."
+            f"word under the embedder's tokenizer: re-ingest with `--tokens-per-word "
+            f"{math.ceil(ratio * 100) / 100:.2f}` (or `tokens_per_word` under [ingest] in the "
+            f"config file) so chunking fits the window."
         )

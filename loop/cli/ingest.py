@@ -32,6 +32,9 @@ def ingest(
     overlap_tokens: Annotated[
         int | None, typer.Option(help=field_help(IngestConfig, "overlap_tokens"), show_default=False)
     ] = None,
+    tokens_per_word: Annotated[
+        float | None, typer.Option(help=field_help(IngestConfig, "tokens_per_word"), show_default=False)
+    ] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -43,7 +46,8 @@ def ingest(
     """
     with verb(as_json):
         cfg = resolve(IngestConfig, read_config_file(config).get("ingest"),
-                      chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
+                      chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
+                      tokens_per_word=tokens_per_word)
         sink = RichSink(console)
         with Workspace(workspace) as ws:
             try:

@@ -52,10 +52,12 @@ def test_default_workspace_is_created_in_cwd(tmp_path, docs):
 def test_config_file_and_flag_override(tmp_path, docs):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[ingest]\nchunk_tokens = 50\noverlap_tokens = 4\n")
-    r = run("ingest", docs, "-w", tmp_path / "ws", "--config", cfg, "--chunk-tokens", "60", "--json")
+    r = run("ingest", docs, "-w", tmp_path / "ws", "--config", cfg, "--chunk-tokens", "60",
+            "--tokens-per-word", "1.6", "--json")
     assert r.returncode == 0, r.stderr
     meta = json.loads((Path(json.loads(r.stdout)["corpus_path"]) / "synthloop.json").read_text())
     assert meta["config"]["chunk_tokens"] == 60 and meta["config"]["overlap_tokens"] == 4
+    assert meta["config"]["tokens_per_word"] == 1.6  # what the index's window warning suggests
 
 
 def test_exit_codes(tmp_path, docs):
