@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from loop.config import StageConfig, register_stage, resolve
-from loop.corpus import current_corpus_id, load_corpus
+from loop.corpus import corpus_meta, current_corpus_id, load_corpus
 from loop.errors import ConfigError, InputError, StageError, WorkspaceError
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
 from loop.workspace import Workspace, write_json
@@ -166,6 +167,7 @@ def _build(ws: Workspace, cfg: IndexConfig, emit: EventSink) -> IndexResult:
         raise ConfigError(str(e)) from e
     except RetrievalError as e:
         raise StageError(f"indexing failed: {e}") from e
+    _advise_chunking(ws, corpus_id, index.stats)
     for w in index.stats.warnings:
         emit(Warned("index", message=w))
     s = index.stats
@@ -180,6 +182,30 @@ def _build(ws: Workspace, cfg: IndexConfig, emit: EventSink) -> IndexResult:
     _record(ws, index_id, corpus_id, final, cfg)
     return IndexResult(index_id, final, corpus_id, s.chunks, s.units, s.embedded, s.reused,
                        round(s.seconds, 2), False, s.warnings)
+
+
+def _advise_chunking(ws: Workspace, corpus_id: str, stats: Any) -> None:
+    """Finish the over-window warning with the ingest setting that fits the window."""
+    if not stats.over_window or not stats.warnings:
+        return
+    try:
+        cfg = corpus_meta(ws, corpus_id)["config"]
+        used, budget = float(cfg["tokens_per_word"]), int(cfg["chunk_tokens"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return
+    need = math.ceil(stats.tokens_per_word * 100) / 100
+    fixes = []
+    if budget > stats.window * 0.9:
+        fixes.append(f"--chunk-tokens {int(stats.window * 0.85)}")
+    if used < need:
+        fixes.append(f"--tokens-per-word {need:.2f}")
+    if fixes:
+        stats.warnings[-1] += (f" Chunking assumed {budget} tokens at {used} per word: re-ingest "
+                               f"with `{' '.join(fixes)}` so chunks fit the window.")
+    else:
+        stats.warnings[-1] += (f" Chunking already assumes {used} tokens per word: these chunks "
+                               f"are denser than the text's average (numbers, names, sequences); "
+                               f"a smaller --chunk-tokens would fit more of them.")
 
 
 def _previous(ws: Workspace, cfg: IndexConfig) -> RetrievalIndex | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -100,6 +99,8 @@ class BuildStats:
     reused: int = 0
     over_window: int = 0
     max_tokens: int = 0
+    tokens_per_word: float = 0.0  # of the chunks, under the embedder's tokenizer
+    window: int = 0  # the embedder's token window
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
@@ -468,16 +469,15 @@ def _check_window(embedder: Embedder, texts: list[str], stats: BuildStats) -> No
         return
     counts = embedder.count_tokens(texts)
     stats.max_tokens = max(counts)
+    stats.window = int(embedder.max_tokens)
     stats.over_window = sum(c > embedder.max_tokens for c in counts)
+    # Chunking estimates tokens as words x tokens_per_word; this text's real ratio under the
+    # embedder's tokenizer tells the setting that keeps its chunks inside the window.
+    stats.tokens_per_word = round(sum(counts) / max(sum(len(t.split()) for t in texts), 1), 3)
     if stats.over_window:
-        # Chunking estimates tokens as words x tokens_per_word; this text's real ratio under
-        # the embedder's tokenizer tells the setting that keeps its chunks inside the window.
-        ratio = sum(counts) / max(sum(len(t.split()) for t in texts), 1)
         stats.warnings.append(
             f"{stats.over_window} of {len(texts)} chunks exceed the embedder's "
             f"{embedder.max_tokens}-token window (longest {stats.max_tokens}); their tails are "
-            f"not embedded (sentence units still are). This text has {ratio:.2f} tokens per "
-            f"word under the embedder's tokenizer: re-ingest with `--tokens-per-word "
-            f"{math.ceil(ratio * 100) / 100:.2f}` (or `tokens_per_word` under [ingest] in the "
-            f"config file) so chunking fits the window."
+            f"not embedded (sentence units still are). This text has "
+            f"{stats.tokens_per_word:.2f} tokens per word under the embedder's tokenizer."
         )

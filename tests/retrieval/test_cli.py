@@ -2,6 +2,7 @@
 the fake embedder registered by the fixture is used via a config file)."""
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -109,3 +110,19 @@ def test_search_and_eval_with_a_named_cross_encoder(workspace, tiny_cross_encode
                    "-w", ws, "--json")
     assert r.exit_code == 0, r.output
     assert ev["methods"]["hybrid"]["recall@5"] == 1.0  # 5 topics: the pool holds them all
+
+
+def test_over_window_warning_names_the_ingest_setting_that_fits(workspace):
+    ws, cfg, tmp = workspace
+    (tmp / "docs" / "long.md").write_text("# Long\n\n" + " ".join(["harbour"] * 150) + "\n")
+    runner.invoke(app, ["ingest", str(tmp / "docs"), "-w", str(ws), "--tokens-per-word", "0.6"])
+    _, out = invoke("index", "-w", ws, "-c", cfg, "--json")
+    (warning,) = out["warnings"]  # the fake embedder's window is 64 tokens
+    assert "exceed the embedder's 64-token window" in warning
+    fix = re.search(r"Chunking assumed 220 tokens at 0.6 per word: re-ingest with "
+                    r"`--chunk-tokens 54 --tokens-per-word (1\.\d\d)`", warning)
+    assert fix, warning
+    runner.invoke(app, ["ingest", str(tmp / "docs"), "-w", str(ws), "--chunk-tokens", "54",
+                        "--tokens-per-word", fix.group(1)])
+    _, out = invoke("index", "-w", ws, "-c", cfg, "--json")
+    assert not out["warnings"]  # the advice fits every chunk into the window
