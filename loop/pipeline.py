@@ -42,6 +42,13 @@ def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set:
                  api_key: str | None = None, fresh: list[Path] | None = None) -> dict[str, Any]:
     """Run every stage; return the summary ``run --json`` prints. ``fresh`` documents are
     indexed after training and never trained on (the freshness probe)."""
+    # One lock for the whole run, not one per stage: between two stages another writer
+    # could otherwise take the workspace and the run would fail half-way, naming it.
+    with ws.writing():
+        return _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh)
+
+
+def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str, Any]:  # noqa: ANN001
     timings: dict[str, float] = {}
     cached: dict[str, bool] = {}
 
