@@ -165,9 +165,24 @@ class Workspace:
             else:
                 os.rename(tmp, final)
                 _fsync_dir(final.parent)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError) and disk_full(e):
+                raise WorkspaceError(
+                    f"could not write {final.parent.name}/{final.name}: {e.strerror or e}",
+                    hint="is the disk full? nothing half-written was kept; "
+                         "re-run the command once there is space") from e
             raise
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def disk_full(e: OSError) -> bool:
+    """A full disk, a quota or a file-size limit (some writers, like Arrow's, set no errno)."""
+    text = str(e).lower()
+    return e.errno in _DISK_FULL or any(
+        w in text for w in ("no space left", "file too large", "quota exceeded"))
 
 
 def write_json(path: Path, data: Any) -> None:
