@@ -77,7 +77,9 @@ class Workspace:
 
     def artefact(self, kind: str, artefact_id: str) -> Path:
         """The folder of one artefact; it exists only if the artefact is complete."""
-        if not artefact_id or "/" in artefact_id or artefact_id.startswith("."):
+        # Ids come from flags too (--dataset, --model, model:ID): none may leave its folder.
+        if (not artefact_id or artefact_id.startswith(".")
+                or any(c in artefact_id for c in ("/", "\\", "\x00", os.sep))):
             raise WorkspaceError(f"invalid artefact id {artefact_id!r}")
         return self.dir(kind) / artefact_id
 
