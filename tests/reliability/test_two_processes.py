@@ -24,7 +24,7 @@ def test_second_cli_writer_is_refused_naming_the_first(tmp_path, server, docs, e
     server.delay = 0.05
     first = subprocess.Popen(
         [str(rel.SCRIPT), "generate", "-w", str(tmp_path / "ws"), "--teacher", "openai:m",
-         "--teacher-url", server.url, "--concurrency", "1", "--limit", "12", "--tasks", "qa", "--json"],
+         "--teacher-url", server.url, "--concurrency", "1", "--limit", "8", "--tasks", "qa", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not server.requests and time.time() < deadline:  # it holds the lock by now
