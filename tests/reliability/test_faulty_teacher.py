@@ -26,7 +26,8 @@ FAULTS = ["429", "500", "hang", "malformed", "truncated"]
 def _cases():
     n = int(os.environ.get("SYNTHLOOP_TRIALS", 1))
     for seed in range(n):
-        # 5 retries: every job gets through; 1 retry: some jobs fail and must say why
+        # 5 retries (the default): nearly every job gets through; 1 retry: many fail, each
+        # must say why
         yield pytest.param(seed, 5, id=f"seed{seed}-retries5")
         yield pytest.param(seed, 1, id=f"seed{seed}-retries1")
 
@@ -99,8 +100,8 @@ def test_thirty_percent_faults_lose_and_duplicate_nothing(seed, retries, tmp_pat
     assert r.samples == len(rows) == sum(r.by_task.values()) == r.train + r.val
     assert sum(r.rejected.values()) == sum(rejected.values())
     assert r.rejected.get("teacher_error", 0) == len(failed)
-    if retries == 5:
-        assert not failed  # six faults in a row for one job: ~0.1% at 30%
+    # No assertion that 5 retries always get through: six faults in a row for one of 80
+    # jobs happened (once in 6 trials, six 429s), and then the job is listed with its reason.
     rel.record("faulty teacher (30% of requests)", trial=f"seed {seed}, {retries} retries",
                jobs=len(jobs), requests=sent, failed_jobs=len(failed), rows=len(rows),
                healthy_rows=sum(len(v) for v in healthy.values()), faults=faults,
