@@ -60,7 +60,8 @@ def summary(fault: str, rows: list[dict]) -> str:
                 f"{sum(r['integrity_after_kill'] == 'ok' for r in rows)}, after re-run "
                 f"{sum(r['integrity_after_rerun'] == 'ok' for r in rows)}; half-written kept "
                 f"{sum(r['half_written_taken_as_complete'] for r in rows)}; re-run equal to "
-                f"uninterrupted {sum(r['equal'] for r in rows)}/{len(rows)}")
+                f"uninterrupted {sum(r['equal'] for r in rows)}/{len(rows)}; the re-run found: "
+                + ", ".join(r.get("kept", "?") for r in rows))
     if fault.startswith("full disk"):
         failed = [r for r in rows if r["failed"]]
         msgs = "; ".join(sorted({r["message"][:90] for r in failed}))

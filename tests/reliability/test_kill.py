@@ -68,11 +68,25 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(stage, trial, tmp_path, r
     equal = result_of(root) == _REFERENCE[stage] if stage != "train" else _close(
         result_of(root), _REFERENCE[stage])
     rel.record(f"kill -9 during {stage}", trial=trial, moment_s=moment, killed=killed,
+               kept=_kept(stage, again.stdout),
            integrity_after_kill=after_kill, integrity_after_rerun=after_rerun,
            half_written_taken_as_complete=len(half), rerun_ok=again.returncode == 0, equal=equal)
     assert after_kill == "ok" and after_rerun == "ok"
     assert half == []
     assert equal, f"{stage}: re-run after kill at {moment}s differs from an uninterrupted run"
+
+
+def _kept(stage: str, stdout: str) -> str:
+    """What the re-run found of the killed run's work (how far into the stage the kill was)."""
+    out = json.loads(stdout[stdout.index("{"):])
+    if stage == "generate":
+        return f"{out['usage']['cached_calls']} teacher calls cached"
+    if stage == "train":
+        return f"resumed from {out['resumed_from']}" if out["resumed_from"] else "no checkpoint yet"
+    if stage == "run":
+        done = [k for k, v in out["cached"].items() if v]
+        return f"stages already done: {', '.join(done) or 'none'}"
+    return "index rebuilt" if not out["cached"] else "index was complete"
 
 
 def _close(a: dict, b: dict) -> bool:
