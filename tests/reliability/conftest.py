@@ -75,6 +75,20 @@ def integrity(root: Path) -> str:
         conn.close()
 
 
+def varied_docs(n: int) -> dict[str, str]:
+    """``n`` documents of four distinct sentences each (none shared: the index embeds each
+    distinct sentence once, so copies of DOCS would not make it any bigger)."""
+    places = ["Pier 3", "the quay", "Kestrel Point", "Saltgate", "the rose garden", "Old Mill"]
+    out = {}
+    for i in range(n):
+        p = places[i % len(places)]
+        out[f"note-{i:03d}.md"] = (
+            f"# Notice {i}\n\nBoat {i} leaves {p} at {i % 12 + 1}:{i % 60:02d} on day {i}. "
+            f"The fee for berth {i} is {i + 3} crowns a week. Warden number {i * 7} checks "
+            f"permit {i * 13} every {i % 5 + 2} days. Visitors to {p} park in lot {i}.\n")
+    return out
+
+
 def write_docs(folder: Path, docs: dict[str, str] | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in (docs or DOCS).items():
@@ -104,7 +118,7 @@ def rel():
     from types import SimpleNamespace
 
     return SimpleNamespace(cli=cli, kill_after=kill_after, integrity=integrity, record=record,
-                           write_docs=write_docs, DOCS=DOCS, FAKE_KEY=FAKE_KEY, SCRIPT=SCRIPT,
+                           write_docs=write_docs, varied_docs=varied_docs, DOCS=DOCS, FAKE_KEY=FAKE_KEY, SCRIPT=SCRIPT,
                            train_kit=train_kit)
 
 

@@ -132,11 +132,7 @@ def _index(tmp_path, request, rel):
     from loop.index import build_index, load_retriever
     from loop.ingest import ingest
 
-    docs = {}
-    for i in range(5):  # ~100 sentence units: embedding takes seconds, not milliseconds
-        for name, text in rel.DOCS.items():
-            docs[f"{i}-{name}"] = text.replace("crowns", f"{i + 3} crowns").replace(
-                "# ", f"# Part {i}: ")
+    docs = {**rel.DOCS, **rel.varied_docs(25)}  # ~120 sentences: embedding takes seconds
     with Workspace(tmp_path / "ws") as ws:
         ingest(ws, [rel.write_docs(tmp_path / "docs", docs)])
 
