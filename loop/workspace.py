@@ -19,6 +19,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -181,10 +182,12 @@ _DISK_FULL = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 def disk_full(e: OSError) -> bool:
-    """A full disk, a quota or a file-size limit (some writers, like Arrow's, set no errno)."""
+    """A full disk, a quota or a file-size limit (some writers set no errno: Arrow says
+    "File too large", numpy's short write "73728 requested and 49968 written")."""
     text = str(e).lower()
     return e.errno in _DISK_FULL or any(
-        w in text for w in ("no space left", "file too large", "quota exceeded"))
+        w in text for w in ("no space left", "file too large", "quota exceeded")) or bool(
+        re.search(r"\d+ requested and \d+ written", text))
 
 
 def write_json(path: Path, data: Any) -> None:
