@@ -53,10 +53,13 @@ def cli(*args, env: dict | None = None, timeout: float = 600, **kw) -> subproces
                           timeout=timeout, env={**os.environ, **(env or {})}, **kw)
 
 
-def kill_after(args: list, seconds: float, env: dict | None = None) -> bool:
-    """Start the CLI, SIGKILL it after ``seconds``; True if it was still running then."""
+def kill_after(args: list, seconds: float, env: dict | None = None, *, once=None) -> bool:  # noqa: ANN001
+    """Start the CLI, SIGKILL it ``seconds`` later (counted from when ``once()`` first holds,
+    if given); True if it was still running then."""
     proc = subprocess.Popen([str(SCRIPT), *map(str, args)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    while once is not None and not once() and proc.poll() is None:
+        time.sleep(0.05)
     try:
         proc.wait(timeout=seconds)
         return False  # finished first: the trial still checks the re-run and the ledger
