@@ -21,7 +21,7 @@ def test_second_cli_writer_is_refused_naming_the_first(tmp_path, server, docs, e
     with Workspace(tmp_path / "ws") as ws:
         ingest(ws, [example_dir])
         corpus = ws.ledger.get_meta("corpus")
-    server.delay = 0.05
+    server.delay = 2.0  # each teacher reply takes 2 s until the second process has tried
     first = subprocess.Popen(
         [str(rel.SCRIPT), "generate", "-w", str(tmp_path / "ws"), "--teacher", "openai:m",
          "--teacher-url", server.url, "--concurrency", "1", "--limit", "8", "--tasks", "qa", "--json"],
@@ -30,7 +30,10 @@ def test_second_cli_writer_is_refused_naming_the_first(tmp_path, server, docs, e
     while not server.requests and time.time() < deadline:  # it holds the lock by now
         time.sleep(0.05)
     second = rel.cli("ingest", docs, "-w", tmp_path / "ws", "--json")
+    still_running = first.poll() is None
+    server.delay = 0.0
     out, err = first.communicate(timeout=300)
+    assert still_running  # else the test proved nothing
     rel.record("two processes on one workspace (CLI generate + ingest)", trial=0,
                second_refused=second.returncode == 1, first_ok=first.returncode == 0)
     assert second.returncode == 1
