@@ -28,8 +28,10 @@ class Ledger:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.migrate()
-        except sqlite3.OperationalError as e:  # a full disk or a read-only folder, not damage
-            raise self.write_error(e) from e
+        except sqlite3.OperationalError as e:
+            if _write_failure(e):  # a full disk or a read-only folder, not damage
+                raise self.write_error(e) from e
+            raise WorkspaceError(f"ledger {self.path} is unreadable: {e}") from e
         except sqlite3.DatabaseError as e:
             raise WorkspaceError(f"ledger {self.path} is unreadable: {e}") from e
 
@@ -54,7 +56,7 @@ class Ledger:
             # or every later statement fails with "cannot start a transaction".
             with contextlib.suppress(sqlite3.Error):
                 self.conn.execute("ROLLBACK")
-            if isinstance(e, sqlite3.OperationalError):
+            if isinstance(e, sqlite3.OperationalError) and _write_failure(e):
                 raise self.write_error(e) from e
             raise
 
@@ -112,6 +114,12 @@ class Ledger:
             "WHERE id = ?",
             (status, time.time(), json.dumps(summary or {}), artefact_id, error, run_id),
         )
+
+
+def _write_failure(e: sqlite3.Error) -> bool:
+    """SQLite's words for a write the disk refused (not a bug such as 'no such table')."""
+    text = str(e).lower()
+    return any(w in text for w in ("disk i/o error", "disk is full", "readonly", "unable to open"))
 
 
 def _statements(sql: str) -> list[str]:
