@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -27,8 +28,18 @@ class Ledger:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.migrate()
+        except sqlite3.OperationalError as e:
+            if _write_failure(e):  # a full disk or a read-only folder, not damage
+                raise self.write_error(e) from e
+            raise WorkspaceError(f"ledger {self.path} is unreadable: {e}") from e
         except sqlite3.DatabaseError as e:
             raise WorkspaceError(f"ledger {self.path} is unreadable: {e}") from e
+
+    def write_error(self, e: sqlite3.Error) -> WorkspaceError:
+        # SQLite reports a write past RLIMIT_FSIZE as "disk I/O error", a full disk as
+        # "database or disk is full": either way the cause to check is the same.
+        return WorkspaceError(f"cannot write the ledger {self.path}: {e}",
+                              hint="is the disk full or the folder read-only?")
 
     def close(self) -> None:
         self.conn.close()
@@ -39,10 +50,15 @@ class Ledger:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as e:
+            # After a failed COMMIT (a full disk) the transaction may still be open: end it,
+            # or every later statement fails with "cannot start a transaction".
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError) and _write_failure(e):
+                raise self.write_error(e) from e
             raise
-        self.conn.execute("COMMIT")
 
     def applied_migrations(self) -> list[str]:
         rows = self.conn.execute("SELECT name FROM _migrations ORDER BY rowid").fetchall()
@@ -98,6 +114,12 @@ class Ledger:
             "WHERE id = ?",
             (status, time.time(), json.dumps(summary or {}), artefact_id, error, run_id),
         )
+
+
+def _write_failure(e: sqlite3.Error) -> bool:
+    """SQLite's words for a write the disk refused (not a bug such as 'no such table')."""
+    text = str(e).lower()
+    return any(w in text for w in ("disk i/o error", "disk is full", "readonly", "unable to open"))
 
 
 def _statements(sql: str) -> list[str]:

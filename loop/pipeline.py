@@ -42,6 +42,13 @@ def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set:
                  api_key: str | None = None, fresh: list[Path] | None = None) -> dict[str, Any]:
     """Run every stage; return the summary ``run --json`` prints. ``fresh`` documents are
     indexed after training and never trained on (the freshness probe)."""
+    # One lock for the whole run, not one per stage: between two stages another writer
+    # could otherwise take the workspace and the run would fail half-way, naming it.
+    with ws.writing():
+        return _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh)
+
+
+def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str, Any]:  # noqa: ANN001
     timings: dict[str, float] = {}
     cached: dict[str, bool] = {}
 
@@ -55,8 +62,8 @@ def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set:
         emit(Finished("run"))
         return out
 
-    trained_on = stage("ingest", ingest, ws, docs, cfgs.ingest, emit=emit, only=True)
     questions = _gold_questions(eval_set) if eval_set else []
+    trained_on = stage("ingest", ingest, ws, docs, cfgs.ingest, emit=emit, only=True)
     stage("generate", generate, ws, cfgs.generate, eval_questions=questions, emit=emit, api_key=api_key)
     if eval_set is None:
         stage("generate-eval", generate, ws, cfgs.generate, eval_mode=True, emit=emit, api_key=api_key)
@@ -123,9 +130,19 @@ def _targeted_round(ws, cfgs, result, questions, stage, emit) -> bool:  # noqa: 
 
 
 def _gold_questions(path: Path) -> list[str]:
+    """The gold set's questions, read before any stage runs: a set without answers is an
+    error now, not after generation and training (at the eval stage, minutes later)."""
     from loop.cli.generate import load_eval_questions
+    from loop.errors import InputError
+    from retrieval.errors import RetrievalError
+    from retrieval.evalset import load_eval_set
 
-    return load_eval_questions(path)
+    questions = load_eval_questions(path)
+    try:
+        load_eval_set(path)
+    except RetrievalError as e:
+        raise InputError(str(e)) from e
+    return questions
 
 
 def demo_configs() -> RunConfigs:

@@ -19,6 +19,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -77,7 +78,9 @@ class Workspace:
 
     def artefact(self, kind: str, artefact_id: str) -> Path:
         """The folder of one artefact; it exists only if the artefact is complete."""
-        if not artefact_id or "/" in artefact_id or artefact_id.startswith("."):
+        # Ids come from flags too (--dataset, --model, model:ID): none may leave its folder.
+        if (not artefact_id or artefact_id.startswith(".")
+                or any(c in artefact_id for c in ("/", "\\", "\x00", os.sep))):
             raise WorkspaceError(f"invalid artefact id {artefact_id!r}")
         return self.dir(kind) / artefact_id
 
@@ -165,9 +168,26 @@ class Workspace:
             else:
                 os.rename(tmp, final)
                 _fsync_dir(final.parent)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError) and disk_full(e):
+                raise WorkspaceError(
+                    f"could not write {final.parent.name}/{final.name}: {e.strerror or e}",
+                    hint="is the disk full? nothing half-written was kept; "
+                         "re-run the command once there is space") from e
             raise
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def disk_full(e: OSError) -> bool:
+    """A full disk, a quota or a file-size limit (some writers set no errno: Arrow says
+    "File too large", numpy's short write "73728 requested and 49968 written")."""
+    text = str(e).lower()
+    return e.errno in _DISK_FULL or any(
+        w in text for w in ("no space left", "file too large", "quota exceeded")) or bool(
+        re.search(r"\d+ requested and \d+ written", text))
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -65,7 +65,7 @@ def good_reply(messages: list[dict]) -> str:
 
 class Scripted:
     """Each request pops a behaviour ('ok', '429', '500', 'hang', 'malformed', 'truncated',
-    'garbage'); when the script is empty every request gets 'ok'."""
+    'garbage', 'echo401'); when the script is empty every request gets 'ok'."""
 
     def __init__(self) -> None:
         self.script: deque[str] = deque()
@@ -75,6 +75,7 @@ class Scripted:
         self.delay = 0.0
         self.retry_after = "1"
         self.hang = 5.0
+        self.reply = good_reply  # messages -> the assistant's text; a test may swap it
 
     def next(self) -> str:
         with self.lock:
@@ -105,10 +106,13 @@ def _handler(state: Scripted):
                 return self._send(400, b'{"error": "bad request"}')
             if mode == "500":
                 return self._send(500, b'{"error": "boom"}')
+            if mode == "echo401":  # a proxy that echoes the request's headers in its error
+                echo = json.dumps({"error": "unauthorized", "headers": dict(self.headers)})
+                return self._send(401, echo.encode())
             if mode == "hang":
                 time.sleep(state.hang)
                 return self._send(200, b"{}")
-            text = good_reply(body["messages"]) if mode != "garbage" else "I am not JSON at all"
+            text = state.reply(body["messages"]) if mode != "garbage" else "I am not JSON at all"
             payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}],
                                   "usage": {"prompt_tokens": 11, "completion_tokens": 7}}).encode()
             if mode == "malformed":

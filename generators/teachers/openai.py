@@ -94,7 +94,7 @@ class OpenAITeacher(ChatTeacher):
                     raw = await resp.read()
                     if resp.status == 200:
                         return _completion(raw)
-                    last = f"HTTP {resp.status}: {_snippet(raw)}"
+                    last = f"HTTP {resp.status}: {_snippet(raw, self._api_key)}"
                     if resp.status not in _RETRY_STATUS:
                         raise TeacherError(last)
                     wait = _retry_after(resp.headers.get("Retry-After"))
@@ -145,5 +145,11 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _snippet(raw: bytes) -> str:
-    return " ".join(raw.decode("utf-8", errors="replace").split())[:200]
+def _snippet(raw: bytes, secret: str = "") -> str:
+    text = raw.decode("utf-8", errors="replace")
+    # An error body may echo the request's headers (some proxies do): the snippet goes to
+    # the ledger, the dataset's summary and the terminal, so the key is cut out before the
+    # text is shortened (a key cut in half by [:200] would slip past).
+    if secret:
+        text = text.replace(secret, "[api key redacted]")
+    return " ".join(text.split())[:200]

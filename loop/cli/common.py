@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 
 from loop.errors import SynthloopError
 from loop.workspace import DEFAULT_WORKSPACE
@@ -53,15 +55,22 @@ def verb(as_json: bool) -> Iterator[None]:
     except SynthloopError as e:
         if as_json:
             emit_json({"error": str(e), "kind": e.title})
-        console.print(f"[red]{e.title}:[/] {e}", highlight=False)
+        # escape(): a message may hold [brackets] (paths, torch errors) that rich would eat
+        console.print(f"[red]{e.title}:[/] {escape(str(e))}", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]: finished work is kept; re-run the command to continue")
         raise typer.Exit(130) from None
+    except sqlite3.Error as e:  # the ledger, written outside a transaction (a full disk)
+        msg = f"cannot write the ledger: {e} (is the disk full?)"
+        if as_json:
+            emit_json({"error": msg, "kind": "workspace error"})
+        console.print(f"[red]workspace error:[/] {escape(msg)}", highlight=False)
+        raise typer.Exit(1) from None
     except OSError as e:  # a full disk, a vanished folder: say what and where, no traceback
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         msg = f"{e.strerror or e}{where}"
         if as_json:
             emit_json({"error": msg, "kind": "os error"})
-        console.print(f"[red]error:[/] {msg}", highlight=False)
+        console.print(f"[red]error:[/] {escape(msg)}", highlight=False)
         raise typer.Exit(1) from None

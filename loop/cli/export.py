@@ -46,19 +46,27 @@ def export(
             ds = ds.select([i for i, s in enumerate(ds["split"]) if s == split])
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.part")
-        if fmt == "parquet":
-            ds.to_parquet(str(tmp))
-        else:
-            convert = CONVERTERS[fmt]
-            with open(tmp, "w", encoding="utf-8") as f:
-                for row in ds:
-                    f.write(json.dumps(convert(row), ensure_ascii=False) + "\n")
-        tmp.replace(out)  # a reader never sees half an export
+        try:
+            _write(ds, fmt, tmp, CONVERTERS.get(fmt))
+            tmp.replace(out)  # a reader never sees half an export
+        except OSError as e:  # a full disk: no half-written .part file is left behind
+            tmp.unlink(missing_ok=True)
+            raise InputError(f"could not write {out}: {e.strerror or e}",
+                             hint="is the disk full?") from e
         summary = {"path": str(out), "format": fmt, "split": split, "rows": len(ds)}
         if as_json:
             emit_json(summary)
         else:
             console.print(f"wrote {len(ds)} rows ({fmt}, {split}) to {out}", highlight=False)
+
+
+def _write(ds, fmt: str, path: Path, convert) -> None:  # noqa: ANN001
+    if fmt == "parquet":
+        ds.to_parquet(str(path))
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        for row in ds:
+            f.write(json.dumps(convert(row), ensure_ascii=False) + "\n")
 
 
 def _merge(workspace: Path, out: Path, model: str | None, as_json: bool) -> None:

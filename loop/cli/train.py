@@ -48,6 +48,7 @@ def train(
     dtype: Annotated[str | None, _opt("dtype")] = None,
     report_to: Annotated[str | None, _opt("report_to")] = None,
     trust_remote_code: Annotated[bool | None, _opt("trust_remote_code", "--trust-remote-code")] = None,
+    allow_pickle: Annotated[bool | None, _opt("allow_pickle", "--allow-pickle")] = None,
     then_sft: Annotated[bool, typer.Option(
         "--then-sft", help="With --method pretrain: fine-tune (LoRA) the pretrained model next.")] = False,
     workspace: WorkspaceOpt = DEFAULT_WS,
@@ -69,6 +70,7 @@ def train(
             batch_size=batch_size, grad_accum=grad_accum, max_length=max_length, packing=packing,
             eval_steps=eval_steps, save_steps=save_steps, patience=patience, seed=seed,
             device=device, dtype=dtype, report_to=report_to, trust_remote_code=trust_remote_code,
+            allow_pickle=allow_pickle,
         )
         sink = RichSink(console)
         with Workspace(workspace) as ws:

@@ -23,6 +23,10 @@ _WORD = re.compile(r"\S+")
 _CUT = re.compile(r"[.!?\n]")  # a literal class: scans far faster than _UNIT_END's alternation
 _MD_HEADING = re.compile(r"#{1,6}\s")
 _RST_UNDERLINE = re.compile(r"\n([=\-~^\"'`#*+])\1{2,}\s*$")
+# At most this many characters count as one token: English runs ~4.6 per token, so prose
+# is never affected, but a 50 MB line without a space (base64, minified data) is not
+# taken for one word and one chunk.
+MAX_CHARS_PER_TOKEN = 16
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class Chunker:
         if end <= start:
             return 0
         words = text.count(" ", start, end) + text.count("\n", start, end) + 1
-        return math.ceil(words * self.tpw)
+        return max(math.ceil(words * self.tpw), math.ceil((end - start) / MAX_CHARS_PER_TOKEN))
 
     def spans(self, text: str) -> list[Span]:
         out: list[Span] = []
@@ -110,9 +114,17 @@ class Chunker:
 
     def _word_pieces(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         per_piece = max(1, int(self.budget / self.tpw))
+        max_chars = self.budget * MAX_CHARS_PER_TOKEN
         piece_start = piece_end = None
         count = 0
         for m in _WORD.finditer(text, start, end):
+            if piece_start is not None and m.end() - piece_start > max_chars:
+                yield piece_start, piece_end  # long words: the piece is full by characters
+                piece_start, count = None, 0
+            if m.end() - m.start() > max_chars:  # one "word" longer than a chunk: cut it
+                for cut in range(m.start(), m.end(), max_chars):
+                    yield cut, min(cut + max_chars, m.end())
+                continue
             if piece_start is None:
                 piece_start = m.start()
             piece_end, count = m.end(), count + 1

@@ -72,6 +72,9 @@ def _walk(root: str, prefix: str) -> Iterator[Found | Skipped]:
             if entry.name.startswith("."):
                 yield Skipped(path, "hidden file or folder (not ingested)")
                 continue
+            if not _is_utf8(entry.name):  # its source name could not be stored or printed
+                yield Skipped(_printable(path), "file name is not valid UTF-8 (rename it to ingest it)")
+                continue
             st, problem = _stat(path)
             if problem:
                 yield Skipped(path, problem)
@@ -95,3 +98,15 @@ def _stat(path: str) -> tuple[os.stat_result | None, str | None]:
         if e.errno == errno.EACCES:
             return None, "permission denied"
         return None, f"cannot stat: {e.strerror or e}"
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates (PEP 383)
+        return False
+    return True
+
+
+def _printable(path: str) -> str:
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -18,8 +18,8 @@ class TrainConfig(StageConfig):
     """How a student is fine-tuned on the synthetic dataset."""
 
     execution_only: ClassVar[frozenset[str]] = frozenset(
-        {"device", "save_steps", "report_to", "trust_remote_code", "logging_steps",
-         "gradient_checkpointing"}
+        {"device", "save_steps", "report_to", "trust_remote_code", "allow_pickle",
+         "logging_steps", "gradient_checkpointing"}
     )
 
     student: str = Field(
@@ -62,6 +62,9 @@ class TrainConfig(StageConfig):
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
     report_to: str = Field("none", description="Trainer loggers: none | tensorboard | mlflow | wandb.")
     trust_remote_code: bool = Field(False, description="Run model code shipped with an hf: model.")
+    allow_pickle: bool = Field(
+        False, description="Load a student whose weights are pickle files (.bin), not safetensors: "
+        "unpickling can run code, so only for a source you trust.")
 
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.method]

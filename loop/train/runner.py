@@ -167,8 +167,27 @@ def run(trainer: Any, plan: Plan) -> tuple[Any, str | None]:
     except Exception as e:
         if _is_oom(e):
             raise StageError(f"out of memory while training on {plan.device}", hint=oom_hint(plan.cfg)) from e
+        if _is_disk_full(e):
+            raise StageError(f"could not write a checkpoint under {plan.checkpoints}: {e}",
+                             hint="is the disk full? a re-run resumes from the last complete "
+                                  "checkpoint") from e
         raise
     return trainer, resume
+
+
+def _is_disk_full(e: BaseException | None) -> bool:
+    """A full disk while saving: an OSError, or torch's zip writer failing part-way
+    ("unexpected pos ...", "PytorchStreamWriter failed writing file")."""
+    from loop.workspace import disk_full
+
+    while e is not None:
+        if isinstance(e, OSError) and disk_full(e):
+            return True
+        if isinstance(e, RuntimeError) and any(
+                w in str(e) for w in ("unexpected pos", "PytorchStreamWriter failed", "file write failed")):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _is_oom(e: BaseException) -> bool:

@@ -101,7 +101,7 @@ class _Train:
         self.device = resolve_device(pin_device(cfg.device))
         self.dtype = resolve_dtype(cfg.dtype, self.device)
         self.opts = LoadOptions(ws=ws, device=self.device, dtype=self.dtype,
-                                trust_remote_code=cfg.trust_remote_code,
+                                trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle,
                                 quantize_4bit=cfg.method == "qlora", emit=emit)
 
     def run(self) -> TrainResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +41,7 @@ class LoadOptions:
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # pickle weights (.bin/.pt) can run code when unpickled
     quantize_4bit: bool = False  # QLoRA: NF4 weights through bitsandbytes (CUDA only)
     emit: EventSink = null_sink
 
@@ -192,19 +194,41 @@ def load_pretrained(path: str, opts: LoadOptions, *, weights_dtype: str | None =
         extra["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch_dtype(dtype))
+    if not opts.allow_pickle:
+        refuse_pickle_only(path)
     try:
         return AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype(dtype), use_safetensors=True,
+            path, dtype=torch_dtype(dtype), use_safetensors=None if opts.allow_pickle else True,
             trust_remote_code=opts.trust_remote_code, **extra,
         )
     except OSError as e:
         raise InputError(f"cannot load student model {path!r}: {_first_line(e)}",
                          hint="a local folder with safetensors weights, or a hub id while online") from e
+    except pickle.UnpicklingError as e:  # only with allow_pickle: torch's weights-only unpickler
+        raise InputError(f"refused to unpickle the weights of {path!r}: they hold more than "
+                         f"tensors ({_first_line(e)})", hint="a file like this can run code") from e
     except ValueError as e:
         if "trust_remote_code" in str(e):
             raise InputError(f"student {path!r} ships its own model code",
                              hint="pass --trust-remote-code if you trust it") from e
         raise InputError(f"cannot load student model {path!r}: {_first_line(e)}") from e
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def refuse_pickle_only(path: str) -> None:
+    """A local folder with pickle weights and no safetensors is refused with its reason
+    (transformers would only say it found no model.safetensors)."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickled:
+        raise InputError(
+            f"student {path!r} has only pickle weights ({', '.join(pickled[:3])}): loading "
+            "them can run code hidden in the file, so only safetensors load by default",
+            hint="convert them to safetensors, or pass --allow-pickle if you trust their source")
 
 
 def load_tokenizer(path: str, opts: LoadOptions) -> Any:
