@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -293,3 +294,25 @@ def test_only_makes_the_corpus_exactly_the_given_paths(ws, tmp_path):
     assert both.documents == 2  # by default the corpus keeps a/
     again = ingest(ws, [a], only=True)
     assert again.documents == 1 and again.corpus_id == first.corpus_id and again.cached
+
+
+def test_unreadable_file_is_skipped_as_permission_denied_even_as_root(ws, tmp_path, monkeypatch):
+    """Root reads a chmod-0 file, so the denial is made where the reader reads the bytes."""
+    import errno
+
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "ok.md").write_text("# Ok\n\nReadable text here.\n")
+    (d / "locked.txt").write_text("no access")
+    real = Path.read_bytes
+
+    def deny(self):
+        if self.name == "locked.txt":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", deny)
+    r = ingest(ws, [d], IngestConfig(workers=1))
+    reasons = {os.path.basename(s["path"]): s["reason"] for s in r.skipped}
+    assert reasons == {"locked.txt": "permission denied"}
+    assert r.documents == 1
