@@ -8,6 +8,7 @@ the resolved config is saved beside every artefact (``resolved()``).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -75,6 +76,12 @@ STAGES: dict[str, type[StageConfig]] = {"ingest": IngestConfig}
 C = TypeVar("C", bound=StageConfig)
 
 
+# Where each built-in stage's config lives: a config file may hold every section while a verb
+# imports only its own stage, so the others are imported here to be checked.
+_STAGE_MODULES = {"generate": "loop.generate", "index": "loop.index",
+                  "train": "loop.train.config", "eval": "loop.score.evaluate"}
+
+
 def register_stage(name: str, model: type[StageConfig]) -> None:
     """Add a stage's config table; later issues' stages register themselves here."""
     STAGES[name] = model
@@ -94,11 +101,14 @@ def read_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
     for stage, table in data.items():
+        if stage not in STAGES and stage in _STAGE_MODULES:
+            importlib.import_module(_STAGE_MODULES[stage])
         if stage not in STAGES:
-            known = ", ".join(sorted(STAGES))
+            known = ", ".join(sorted(set(STAGES) | set(_STAGE_MODULES)))
             raise ConfigError(f"{path}: unknown section [{stage}] (known: {known})")
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [{stage}] must be a table of keys")
+        resolve(STAGES[stage], table)  # every section is checked, not only the verb's own
     return data
 
 

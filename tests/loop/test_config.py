@@ -37,3 +37,23 @@ def test_missing_config_file(tmp_path):
 
 def test_digest_changes_with_config():
     assert IngestConfig().digest() == IngestConfig().digest() != IngestConfig(chunk_tokens=100).digest()
+
+
+def test_one_file_for_every_stage_is_read_and_checked_whole(tmp_path):
+    """A verb imports only its own stage; the file's other sections still load and are
+    checked, so a typo under [eval] is caught by `synthloop ingest` too."""
+    import subprocess
+    import sys
+
+    good = tmp_path / "all.toml"
+    good.write_text("[ingest]\nchunk_tokens = 200\n[generate]\nper_chunk = 2\n[index]\nk = 4\n"
+                    "[train]\nepochs = 2\n[eval]\nk = 3\n")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ingest]\nchunk_tokens = 200\n[eval]\nkk = 3\n")
+    code = ("import sys; from loop.config import read_config_file; from loop.errors import "
+            "ConfigError\nprint(sorted(read_config_file(sys.argv[1])))\n"
+            "try:\n    read_config_file(sys.argv[2])\nexcept ConfigError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code, str(good), str(bad)], capture_output=True,
+                         text=True, check=True).stdout  # a fresh process: nothing pre-imported
+    assert "['eval', 'generate', 'index', 'ingest', 'train']" in out
+    assert "[eval] unknown key 'kk'" in out
