@@ -75,9 +75,15 @@ class GenerateConfig(StageConfig):
     max_retries: int = Field(5, ge=0, le=20, description="Retries of a failed teacher request.")
     batch_size: int = Field(8, ge=1, description="Prompts per batch for an hf: teacher.")
     price_per_1k: float | None = Field(None, ge=0, description="Price per 1k tokens, for the cost estimate.")
+    trust_remote_code: bool = Field(
+        False, description="Run model code shipped with an hf: teacher's checkpoint (off by default).")
+    allow_pickle: bool = Field(
+        False, description="Load an hf: teacher that has only pickle weights (.bin); they can run "
+                           "code when loaded, so only for a trusted source.")
 
     execution_only: ClassVar[frozenset[str]] = frozenset(
-        {"teacher_url", "concurrency", "timeout", "max_retries", "batch_size", "price_per_1k"}
+        {"teacher_url", "concurrency", "timeout", "max_retries", "batch_size", "price_per_1k",
+         "trust_remote_code", "allow_pickle"}
     )
 
 
@@ -274,7 +280,8 @@ class _Generate:
         c = self.cfg
         return {"cache": LedgerCache(self.ws), "base_url": c.teacher_url, "api_key": self.api_key,
                 "concurrency": c.concurrency, "timeout": c.timeout, "max_retries": c.max_retries,
-                "batch_size": c.batch_size,
+                "batch_size": c.batch_size, "trust_remote_code": c.trust_remote_code,
+                "allow_pickle": c.allow_pickle,
                 "params": {"temperature": c.temperature, "max_tokens": c.max_tokens, "seed": c.seed}}
 
     def _run_jobs(self, teacher, jobs: list[Job]) -> dict[str, JobResult]:  # noqa: ANN001

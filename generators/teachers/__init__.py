@@ -46,7 +46,7 @@ def _openai(model: str, **options: Any) -> Teacher:
 def _hf(model: str, **options: Any) -> Teacher:
     from generators.teachers.hf import HFTeacher
 
-    keep = {"batch_size", "device", "dtype", "trust_remote_code", "cache", "params"}
+    keep = {"batch_size", "device", "dtype", "trust_remote_code", "allow_pickle", "cache", "params"}
     return HFTeacher(model, **{k: v for k, v in options.items() if k in keep})
 
 

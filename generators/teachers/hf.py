@@ -6,6 +6,7 @@ template, device and dtype chosen for the hardware, weights from safetensors onl
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,13 +45,15 @@ def pick_dtype(device: str, dtype: str | None = None):  # noqa: ANN201 - a torch
 
 class HFTeacher(ChatTeacher):
     def __init__(self, model: str, *, batch_size: int = 8, device: str | None = None,
-                 dtype: str | None = None, trust_remote_code: bool = False, **kwargs: Any) -> None:
+                 dtype: str | None = None, trust_remote_code: bool = False,
+                 allow_pickle: bool = False, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
         self.uri = f"hf:{model}"
         self.batch_size = max(1, batch_size)
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
         self.trust_remote_code = trust_remote_code
+        self.allow_pickle = allow_pickle  # pickle weights can run code when unpickled
         self._model = None
         self._tok = None
 
@@ -62,11 +65,14 @@ class HFTeacher(ChatTeacher):
         try:
             tok = AutoTokenizer.from_pretrained(self.model, trust_remote_code=self.trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(
-                self.model, dtype=self.dtype, use_safetensors=True,
+                self.model, dtype=self.dtype, use_safetensors=None if self.allow_pickle else True,
                 trust_remote_code=self.trust_remote_code,
             )
-        except (OSError, ValueError) as e:
-            raise TeacherError(f"cannot load teacher model {self.model!r}: {e}") from e
+        except (OSError, ValueError, pickle.UnpicklingError) as e:
+            hint = ("" if self.allow_pickle else
+                    " (only safetensors weights load by default; --allow-pickle loads pickle "
+                    "weights from a source you trust)")
+            raise TeacherError(f"cannot load teacher model {self.model!r}: {e}{hint}") from e
         tok.padding_side = "left"  # generation appends on the right: pads must sit left
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token or tok.unk_token

@@ -26,10 +26,10 @@ from loop.render import RichSink
 from loop.workspace import Workspace
 
 
-def _opt(name: str, **kw):  # noqa: ANN003, ANN202 - a typer.Option whose help is the field's
+def _opt(name: str, *flags: str, **kw):  # noqa: ANN002, ANN003, ANN202 - help is the field's
     from loop.generate import GenerateConfig
 
-    return typer.Option(help=field_help(GenerateConfig, name), show_default=False, **kw)
+    return typer.Option(*flags, help=field_help(GenerateConfig, name), show_default=False, **kw)
 
 
 @app.command()
@@ -42,6 +42,8 @@ def generate(
     concurrency: Annotated[int | None, _opt("concurrency")] = None,
     timeout: Annotated[float | None, _opt("timeout")] = None,
     judge: Annotated[str | None, _opt("judge")] = None,
+    trust_remote_code: Annotated[bool | None, _opt("trust_remote_code", "--trust-remote-code")] = None,
+    allow_pickle: Annotated[bool | None, _opt("allow_pickle", "--allow-pickle")] = None,
     dedup_embedder: Annotated[str | None, _opt("dedup_embedder")] = None,
     price_per_1k: Annotated[float | None, _opt("price_per_1k")] = None,
     seed: Annotated[int | None, _opt("seed")] = None,
@@ -72,6 +74,7 @@ def generate(
                       teacher=teacher, limit=limit, per_chunk=per_chunk, teacher_url=teacher_url,
                       concurrency=concurrency, timeout=timeout, judge=judge, dedup_embedder=dedup_embedder,
                       price_per_1k=price_per_1k, seed=seed,
+                      trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
                       tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None)
         with Workspace(workspace) as ws:
             if dry_run:

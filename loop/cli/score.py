@@ -29,6 +29,12 @@ def eval_(
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | mps.")] = None,
     judge: Annotated[str | None, typer.Option(help="LLM judge URI (openai:MODEL or hf:PATH): a reference-guided correctness grade.")] = None,
     judge_url: Annotated[str | None, typer.Option(help="Base URL of the judge's server (else $OPENAI_BASE_URL).")] = None,
+    trust_remote_code: Annotated[bool | None, typer.Option(
+        "--trust-remote-code", help="Run model code shipped with the student's checkpoint.",
+        show_default=False)] = None,
+    allow_pickle: Annotated[bool | None, typer.Option(
+        "--allow-pickle", help="Load a student that has only pickle weights (trusted sources "
+                               "only: unpickling can run code).", show_default=False)] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -42,6 +48,7 @@ def eval_(
         cfg = resolve(EvalConfig, read_config_file(config).get("eval"), student=student,
                       max_questions=max_questions, max_new_tokens=max_new_tokens, k=k,
                       device=device, judge=judge, judge_url=judge_url,
+                      trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
                       setups=[s.strip() for s in setups.split(",")] if setups else None)
         sink = RichSink(console)
         with Workspace(workspace) as ws:

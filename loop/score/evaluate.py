@@ -58,8 +58,14 @@ class EvalConfig(StageConfig):
     batch_size: int = Field(16, ge=1, description="Questions answered per generate call.")
     device: str = Field("auto", description="auto | cpu | cuda | mps.")
     dtype: str = Field("auto", description="auto | bf16 | fp16 | fp32.")
+    trust_remote_code: bool = Field(
+        False, description="Run model code shipped with the student's checkpoint (off by default).")
+    allow_pickle: bool = Field(
+        False, description="Load a student that has only pickle weights (.bin); they can run "
+                           "code when loaded, so only for a trusted source.")
 
-    execution_only: ClassVar[frozenset[str]] = frozenset({"batch_size", "device", "dtype", "judge_url"})
+    execution_only: ClassVar[frozenset[str]] = frozenset(
+        {"batch_size", "device", "dtype", "judge_url", "trust_remote_code", "allow_pickle"})
 
 
 register_stage("eval", EvalConfig)
@@ -247,7 +253,9 @@ class _Eval:
         from loop.score.models import SetupModels
 
         uri = self._student_uri(models)
-        pool = SetupModels(self.ws, uri, models, self.cfg.device, self.cfg.dtype)
+        pool = SetupModels(self.ws, uri, models, self.cfg.device, self.cfg.dtype,
+                           trust_remote_code=self.cfg.trust_remote_code,
+                           allow_pickle=self.cfg.allow_pickle)
         self.notes += pool.notes
         preds = []
         total = len(questions) * len(setups)

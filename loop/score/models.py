@@ -18,7 +18,8 @@ class SetupModels:
     the base weights are loaded once)."""
 
     def __init__(self, ws: Workspace, student_uri: str, models: dict[str, Path],
-                 device: str = "auto", dtype: str = "auto") -> None:
+                 device: str = "auto", dtype: str = "auto", *, trust_remote_code: bool = False,
+                 allow_pickle: bool = False) -> None:
         from loop.train.students import (
             LoadOptions,
             load_pretrained,
@@ -28,7 +29,8 @@ class SetupModels:
         )
 
         dev = resolve_device(device)
-        self.opts = LoadOptions(ws=ws, device=dev, dtype=resolve_dtype(dtype, dev))
+        self.opts = LoadOptions(ws=ws, device=dev, dtype=resolve_dtype(dtype, dev),
+                                trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
         self.student = load_student(student_uri, self.opts)
         self.tok = self.student.tokenizer
         self.notes = list(self.student.notes)

@@ -68,5 +68,13 @@ def test_refuses_pickle_only_checkpoints(tmp_path, tiny_model):
     torch.save(load_file(weights), pickled / "pytorch_model.bin")
     weights.unlink()
     teacher = get_teacher(f"hf:{pickled}")
-    with pytest.raises(TeacherError, match="cannot load"):
+    with pytest.raises(TeacherError, match="cannot load") as err:
         teacher.complete_many([[{"role": "user", "content": "hi"}]], lambda i, r: None)
+    assert "--allow-pickle" in str(err.value)
+    # the explicit opt-in (generate --allow-pickle) loads it, as the same model
+    got, want = [], []
+    get_teacher(f"hf:{pickled}", allow_pickle=True, params={"max_tokens": 4}).complete_many(
+        [[{"role": "user", "content": "hi"}]], lambda i, r: got.append(r.text))
+    get_teacher(f"hf:{tiny_model}", params={"max_tokens": 4}).complete_many(
+        [[{"role": "user", "content": "hi"}]], lambda i, r: want.append(r.text))
+    assert got == want

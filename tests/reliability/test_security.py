@@ -78,6 +78,24 @@ def test_pickle_only_student_is_refused_unless_allowed(tmp_path, tiny_student, r
                refused=True, allowed_equal=True)
 
 
+def test_eval_loads_a_pickle_only_student_only_when_allowed(tmp_path, tiny_student, ws):
+    """`eval` loads the base student through the same loader, with its own opt-in flags."""
+    from loop.score.evaluate import EvalConfig
+    from loop.score.models import SetupModels
+
+    pickled = _pickled_copy(tiny_student, tmp_path / "pickled")
+    with pytest.raises(InputError, match="only pickle weights"):
+        SetupModels(ws, f"hf:{pickled}", {}, "cpu")
+    pool = SetupModels(ws, f"hf:{pickled}", {}, "cpu", allow_pickle=True)
+    assert pool.opts.allow_pickle and not pool.opts.trust_remote_code
+    cfg = EvalConfig()
+    assert cfg.allow_pickle is False and cfg.trust_remote_code is False
+    # trust flags change nothing scored, so they stay out of the evaluation's id
+    assert EvalConfig(allow_pickle=True, trust_remote_code=True).digest() == cfg.digest()
+    helptext = runner.invoke(app, ["eval", "--help"]).stdout
+    assert "--allow-pickle" in helptext and "--trust-remote-code" in helptext
+
+
 def test_a_malicious_pickle_never_runs(tmp_path, tiny_student, ws, rel):
     """Without the flag it is not opened; with it, torch's weights-only unpickler refuses it."""
     from loop.train.students import LoadOptions, load_student
