@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from tui import data as D
-from tui.base import JobDone, Loaded, LoadFailed, StageEvent, _Loading, guarded  # noqa: F401
+from tui.base import JobDone, Loaded, LoadFailed, StageEvent, _Loading, _View, guarded  # noqa: F401
 from tui.browse import CorpusScreen, SearchDone, SearchScreen  # noqa: F401 - re-exported
 from tui.generate import GenerateScreen
 from tui.help import HelpScreen
@@ -40,8 +40,10 @@ class ReportWritten(Message, bubble=False):
     path: Path
 
 
-class OverviewScreen(_Loading, Screen):
+class OverviewScreen(_View, Screen):
     """The workspace at a glance and the latest scoreboard."""
+
+    VIEW = ("overview", D.load_overview)
 
     BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("w", "report", "Write report")]
 
@@ -53,15 +55,6 @@ class OverviewScreen(_Loading, Screen):
             yield DataTable(id="scoreboard", cursor_type="row", zebra_stripes=True)
             yield Static("", id="verdict", classes="panel")
         yield Footer()
-
-    def on_mount(self) -> None:
-        self.action_refresh()
-
-    def on_screen_resume(self) -> None:
-        self._reload_on_return()
-
-    def action_refresh(self) -> None:
-        self.load("overview", D.load_overview, self._ws())
 
     @guarded
     def on_loaded(self, msg: Loaded) -> None:

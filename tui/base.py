@@ -72,7 +72,22 @@ class _Loading:
         self.app.notify(f"{msg.what}: {msg.error}", title="could not load", severity="error")  # type: ignore[attr-defined]
 
 
-# -- overview --------------------------------------------------------------------------------
+class _View(_Loading):
+    """A screen showing one view of the workspace: loaded when first shown, again each time
+    it is shown again, and on ``r``. ``VIEW`` is ``(what, loader)``: ``loader(ws_path)`` runs
+    in a worker and its result arrives as ``Loaded(what, ...)``."""
+
+    VIEW: tuple[str, Callable[[Path], Any]]
+
+    def on_mount(self) -> None:
+        self.action_refresh()
+
+    def on_screen_resume(self) -> None:
+        self._reload_on_return()
+
+    def action_refresh(self) -> None:
+        what, loader = self.VIEW
+        self.load(what, loader, self._ws())
 
 
 # -- long work: a core stage in a thread worker, its events as messages ----------------------

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBar, Static
 
 from tui import data as D
-from tui.base import JobDone, Loaded, Meter, StageEvent, guarded, run_stage
+from tui.base import JobDone, Loaded, Meter, StageEvent, _View, guarded, run_stage
 from tui.browse import SEARCH_METHODS, SearchScreen
 
 KS = (1, 5, 10)
@@ -35,8 +35,10 @@ def run_build(ws_path: Path, emit: Any) -> Any:
         return build_index(ws, IndexConfig(**D.index_settings(ws)), emit=emit)
 
 
-class IndexScreen(SearchScreen):
+class IndexScreen(_View, SearchScreen):
     """Build the index, see how well each method retrieves, search it."""
+
+    VIEW = ("index", D.load_index_view)
 
     BINDINGS = [Binding("b", "build", "Build / update"), Binding("k", "recall", "Recall@k"),
                 *SearchScreen.BINDINGS]
@@ -63,15 +65,6 @@ class IndexScreen(SearchScreen):
                 with VerticalScroll(classes="hits-col"):
                     yield Static(f"[b]{m}[/]", id=f"hits-{m}")
         yield Footer()
-
-    def on_mount(self) -> None:
-        self.action_refresh()
-
-    def on_screen_resume(self) -> None:
-        self._reload_on_return()
-
-    def action_refresh(self) -> None:
-        self.load("index", D.load_index_view, self._ws())
 
     @guarded
     def on_loaded(self, msg: Loaded) -> None:

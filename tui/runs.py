@@ -14,12 +14,14 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui import data as D
-from tui.base import Loaded, _Loading, guarded
+from tui.base import Loaded, _Loading, _View, guarded
 
 
-class RunsScreen(_Loading, Screen):
+class RunsScreen(_View, Screen):
     """The ledger's run history; select a run to see its summary or error; mark two
     (``m``) and compare them (``c``)."""
+
+    VIEW = ("runs", D.load_runs)
 
     BINDINGS = [Binding("m", "mark", "Mark"), Binding("c", "compare", "Compare marked"),
                 Binding("r", "refresh", "Refresh")]
@@ -37,15 +39,6 @@ class RunsScreen(_Loading, Screen):
             with VerticalScroll(id="run-detail-pane"):
                 yield Static("Select a run to see its summary.", id="run-detail")
         yield Footer()
-
-    def on_mount(self) -> None:
-        self.action_refresh()
-
-    def on_screen_resume(self) -> None:
-        self._reload_on_return()
-
-    def action_refresh(self) -> None:
-        self.load("runs", D.load_runs, self._ws())
 
     @guarded
     def on_loaded(self, msg: Loaded) -> None:

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static, TextArea
 from textual.worker import get_current_worker
 
 from tui import data as D
-from tui.base import Loaded, LoadFailed, _Loading, guarded, reason
+from tui.base import Loaded, LoadFailed, _View, guarded, reason
 
 VERDICT_STYLE = {"accepted": ("✓ accepted", "green"), "edited": ("✎ edited", "cyan"),
                  "rejected": ("✗ rejected", "red")}
@@ -70,8 +70,10 @@ class EditScreen(ModalScreen[list | None]):
         self.dismiss(None)
 
 
-class SamplesScreen(_Loading, Screen):
+class SamplesScreen(_View, Screen):
     """The current dataset's samples, each with its verdict."""
+
+    VIEW = ("samples", D.load_samples_view)
 
     BINDINGS = [Binding("a", "verdict('accepted')", "Accept"), Binding("e", "edit", "Edit"),
                 Binding("x", "verdict('rejected')", "Reject"),
@@ -91,15 +93,6 @@ class SamplesScreen(_Loading, Screen):
             with VerticalScroll(id="sample-pane"):
                 yield Static("Select a sample.", id="sample-detail")
         yield Footer()
-
-    def on_mount(self) -> None:
-        self.action_refresh()
-
-    def on_screen_resume(self) -> None:
-        self._reload_on_return()
-
-    def action_refresh(self) -> None:
-        self.load("samples", D.load_samples_view, self._ws())
 
     @guarded
     def on_loaded(self, msg: Loaded) -> None:
