@@ -30,6 +30,24 @@ def ws(tmp_path):
     w.close()
 
 
+def _write_pdf(path, text, *, encrypt=None):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    pdf.multi_cell(0, 6, text)
+    if encrypt:
+        pdf.set_encryption(owner_password="owner", user_password=encrypt)
+    pdf.output(str(path))
+
+
+@pytest.fixture
+def write_pdf():
+    """``write_pdf(path, text, encrypt=None)``: a one-page PDF (fpdf2), optionally encrypted."""
+    return _write_pdf
+
+
 @pytest.fixture
 def example_dir() -> Path:
     return EXAMPLES / "marrowick"

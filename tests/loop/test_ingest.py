@@ -14,20 +14,8 @@ from loop.events import Collector, Finished, Started, Warned
 from loop.ingest import ingest
 
 
-def _pdf(path, text, *, encrypt=None):
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("helvetica", size=11)
-    pdf.multi_cell(0, 6, text)
-    if encrypt:
-        pdf.set_encryption(owner_password="owner", user_password=encrypt)
-    pdf.output(str(path))
-
-
 @pytest.fixture
-def docs(tmp_path):
+def docs(tmp_path, write_pdf):
     d = tmp_path / "docs"
     (d / "sub").mkdir(parents=True)
     (d / "guide.md").write_text("# Ferry guide\n\nThe ferry leaves at 7:15 from Pier 3.\n")
@@ -38,7 +26,7 @@ def docs(tmp_path):
         "<script>alert('no')</script></head><body><nav>Home</nav><h1>Bus fares</h1>"
         "<p>An adult ticket costs <b>2.40</b> crowns.</p><!-- a comment --></body></html>"
     )
-    _pdf(d / "sub" / "report.pdf", "Annual report. The council met 14 times in 2031.")
+    write_pdf(d / "sub" / "report.pdf", "Annual report. The council met 14 times in 2031.")
     (d / "squad.json").write_text(json.dumps({"data": [{"title": "Lighthouse", "paragraphs": [
         {"context": "The lighthouse was built in 1842 by Tomas Wrede.", "qas": []},
         {"context": "It is 31 metres tall.", "document_id": 7, "qas": []}]}]}))
@@ -118,10 +106,10 @@ def test_bad_input_is_skipped_with_a_reason(ws, tmp_path, name, content, reason)
     assert reason.lower() in r.skipped[0]["reason"].lower()
 
 
-def test_encrypted_and_image_only_pdfs_are_skipped(ws, tmp_path):
+def test_encrypted_and_image_only_pdfs_are_skipped(ws, tmp_path, write_pdf):
     d = tmp_path / "pdfs"
     d.mkdir()
-    _pdf(d / "locked.pdf", "secret text", encrypt="pw")
+    write_pdf(d / "locked.pdf", "secret text", encrypt="pw")
     from fpdf import FPDF
 
     blank = FPDF()

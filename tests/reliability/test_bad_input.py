@@ -24,19 +24,7 @@ from loop.ingest.chunking import MAX_CHARS_PER_TOKEN
 runner = CliRunner()
 
 
-def _pdf(path, text, *, encrypt=None):
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("helvetica", size=11)
-    pdf.multi_cell(0, 6, text)
-    if encrypt:
-        pdf.set_encryption(owner_password="owner", user_password=encrypt)
-    pdf.output(str(path))
-
-
-def _zoo(d):
+def _zoo(d, write_pdf):
     """file name -> the words its skip reason or warning must hold."""
     d.mkdir()
     (d / "good.md").write_text("# Good\n\nThe ferry leaves Pier 3 at 7:15.\n")
@@ -58,7 +46,7 @@ def _zoo(d):
     for name, (content, _) in kinds.items():
         (d / name).write_bytes(content)
     expect = {name: words for name, (_, words) in kinds.items()}
-    _pdf(d / "locked.pdf", "secret", encrypt="pw")
+    write_pdf(d / "locked.pdf", "secret", encrypt="pw")
     expect["locked.pdf"] = "encrypted"
     (d / "deep.html").write_text("<div>" * 5000 + "deep text" + "</div>" * 5000)
     os.symlink(d, d / "loop")
@@ -77,8 +65,8 @@ def _zoo(d):
     return expect
 
 
-def test_one_ingest_over_the_whole_zoo_names_every_bad_file(tmp_path, rel):
-    expect = _zoo(tmp_path / "zoo")
+def test_one_ingest_over_the_whole_zoo_names_every_bad_file(tmp_path, rel, write_pdf):
+    expect = _zoo(tmp_path / "zoo", write_pdf)
     r = runner.invoke(app, ["ingest", str(tmp_path / "zoo"), "-w", str(tmp_path / "ws"), "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
