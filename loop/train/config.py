@@ -27,7 +27,7 @@ class TrainConfig(StageConfig):
         description="Student model URI: hf:PATH_OR_HUB_ID (a bare path works too), "
         "model:ID (a model artefact of this workspace) or scratch:tiny (offline demo only).",
     )
-    method: Method = Field("lora", description="lora | full | qlora (CUDA) | dpo | pretrain.")
+    method: Method = Field("lora", description="lora | full | qlora (bitsandbytes 4-bit) | dpo | pretrain.")
     with_context: bool = Field(
         False, description="Train on raft rows (context chunks in the prompt): the adapter "
         "behind the combined setup.",

@@ -106,7 +106,7 @@ class _Train:
 
     def run(self) -> TrainResult:
         if self.cfg.method == "qlora":
-            require_qlora()
+            require_qlora(self.device)
         train_rows, val_rows, dataset_id = self._rows()
         model_id = self._model_id(dataset_id)
         final = self.ws.artefact("models", model_id)
@@ -195,7 +195,8 @@ class _Train:
         if self.cfg.method == "qlora":
             from peft import prepare_model_for_kbit_training
 
-            student.model = prepare_model_for_kbit_training(student.model)
+            student.model = prepare_model_for_kbit_training(  # casts norms to fp32, checkpoints
+                student.model, gradient_checkpointing_kwargs={"use_reentrant": False})
         return runner.add_lora(student.model, self.cfg)
 
     def _trainer(self, model: Any, student: Student, train_rows: Any, val_rows: Any, plan: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +195,13 @@ def load_pretrained(path: str, opts: LoadOptions, *, weights_dtype: str | None =
         extra["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch_dtype(dtype))
+        # placed on load (the Trainer leaves quantized weights where they are); without a map
+        # transformers would pick the first GPU even for --device cpu. Under a distributed
+        # launcher each rank takes its own GPU.
+        device: str | int = resolve_device(opts.device)
+        if device == "cuda":
+            device = int(os.environ.get("LOCAL_RANK", "0"))
+        extra["device_map"] = {"": device}
     if not opts.allow_pickle:
         refuse_pickle_only(path)
     try:
@@ -310,18 +318,31 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def require_qlora() -> None:
-    """QLoRA needs CUDA and bitsandbytes; say so instead of failing deep inside PEFT."""
+def require_qlora(device: str) -> None:
+    """QLoRA needs bitsandbytes with 4-bit kernels for ``device``; say so up front instead of
+    failing deep inside transformers or PEFT. bitsandbytes >= 0.46 has them for CUDA and CPU."""
     import importlib.util
 
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise StageError("--method qlora needs bitsandbytes", hint="pip install 'synthloop[qlora]'")
+    import bitsandbytes.functional as bnbf
     import torch
 
-    if not torch.cuda.is_available():
-        raise StageError("--method qlora needs a CUDA GPU (4-bit bitsandbytes kernels)",
-                         hint="use --method lora on this machine")
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise StageError("--method qlora needs bitsandbytes",
-                         hint="pip install 'synthloop[qlora]'")
+    try:  # the smallest real use: quantize one block on the device and read it back
+        probe = torch.linspace(-1, 1, 64, device=device)
+        packed, state = bnbf.quantize_4bit(probe, quant_type="nf4")
+        back = bnbf.dequantize_4bit(packed, state)
+        ok = bool(torch.allclose(back, probe, atol=0.2))
+    except Exception as e:  # any failure means: no 4-bit kernels on this device
+        ok, why = False, _first_line(e)
+    else:
+        why = "its 4-bit round trip came back wrong"
+    if not ok:
+        import bitsandbytes
+
+        raise StageError(f"--method qlora: bitsandbytes {bitsandbytes.__version__} cannot run "
+                         f"4-bit on {device} ({why})",
+                         hint="use --method lora, or a CUDA GPU; bitsandbytes >= 0.46 also runs on CPU")
 
 
 register_student("hf", HFLoader())

@@ -171,11 +171,46 @@ def test_student_uris(ws, tmp_path):
         load_student(f"hf:{tmp_path / 'nowhere'}", LoadOptions(ws=ws))
 
 
-def test_qlora_without_cuda_is_a_clear_error(train_ws, tiny_student, kit):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    with pytest.raises(StageError, match="needs a CUDA GPU"):
+def test_qlora_trains_lora_over_4bit_weights(train_ws, tmp_path, kit):
+    """bitsandbytes >= 0.46 has 4-bit CPU kernels, so the real QLoRA path runs here. Its CPU
+    inference kernel wants layers at least one 64-value block wide, as every real model is."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from loop.train import load_tuned
+
+    tiny_student = kit.build_tiny_student(tmp_path / "s64", hidden=64)
+    r = train(train_ws, kit.fast_config(tiny_student, method="qlora"))
+    assert r.steps == 12 and r.loss_last < r.loss_first
+    assert kit.read_json(r.path / "synthloop.json")["config"]["method"] == "qlora"
+    adapter = load_file(str(r.path / "adapter" / "adapter_model.safetensors"))
+    assert adapter and all("lora" in k for k in adapter)  # no quantized base saved with it
+    assert all(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
+    # the adapter applies to the full-precision base, as users run it and as export merges it
+    peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_student), r.adapter_path)
+    tuned, _ = load_tuned(train_ws, r.model_id, device="cpu", dtype="fp32")
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        assert torch.allclose(peft(ids).logits, tuned(ids).logits, atol=1e-5)
+
+
+def test_qlora_without_4bit_kernels_is_a_clear_error(train_ws, tiny_student, kit, monkeypatch):
+    import importlib.util
+
+    import bitsandbytes.functional as bnbf
+
+    def no_kernel(*a, **kw):
+        raise NotImplementedError("no kernel registered for this device")
+
+    monkeypatch.setattr(bnbf, "quantize_4bit", no_kernel)
+    with pytest.raises(StageError, match=r"cannot run 4-bit on cpu \(no kernel registered"):
         train(train_ws, kit.fast_config(tiny_student, method="qlora"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "bitsandbytes" else real(n, *a))
+    with pytest.raises(StageError, match="needs bitsandbytes") as e:
+        train(train_ws, kit.fast_config(tiny_student, method="qlora"))
+    assert "synthloop[qlora]" in e.value.hint
 
 
 def test_tokenizer_without_template_gets_the_default(tmp_path, kit):
