@@ -84,6 +84,9 @@ def train(
             finally:
                 sink.close()
         summary = result.summary()
+        logs = ws.root / "logs" / "tensorboard" / result.model_id
+        if logs.is_dir():
+            summary["tensorboard_dir"] = str(logs)
         if first is not None:
             summary["pretrain"] = first.summary()
         if as_json:
@@ -106,3 +109,6 @@ def _print_summary(s: dict) -> None:
     for note in s.get("notes") or []:
         console.print(f"[yellow]note[/] {note}", highlight=False)
     console.print(f"adapter at {s['adapter_path']}", highlight=False)
+    if s.get("tensorboard_dir"):
+        console.print(f"tensorboard logs at {s['tensorboard_dir']} "
+                      f"(tensorboard --logdir {s['tensorboard_dir']})", highlight=False)

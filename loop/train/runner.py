@@ -11,7 +11,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from loop.errors import StageError
+from loop.errors import InputError, StageError
 from loop.events import EventSink, Progress, Started
 from loop.train.config import TrainConfig
 
@@ -29,6 +29,34 @@ class Plan:
     has_val: bool
     emit: EventSink
     callbacks: list[Any] = field(default_factory=list)
+    tensorboard_dir: Path | None = None  # --report-to tensorboard writes here, kept after the run
+
+
+# What ``pip install`` needs for a --report-to name, where the package is named otherwise.
+REPORTER_PACKAGES = {"tensorboard": "tensorboard", "azure_ml": "azureml-core", "flyte": "flytekit",
+                     "kubeflow": "kubeflow"}
+
+
+def reporters(report_to: str) -> list[str]:
+    """The ``--report-to`` names (comma-separated; ``none`` for none), each one checked up
+    front: a logger transformers knows, whose package is installed. Otherwise the Trainer
+    fails with a traceback after the model is loaded."""
+    names = [n.strip() for n in report_to.split(",") if n.strip() and n.strip() != "none"]
+    if not names:
+        return []
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    for name in names:
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise InputError(f"--report-to {name!r} is not a logger transformers knows",
+                             hint="one of: none, " + ", ".join(sorted(INTEGRATION_TO_CALLBACK)))
+        if name not in get_available_reporting_integrations():
+            raise InputError(f"--report-to {name} needs its package, which is not installed",
+                             hint=f"pip install {REPORTER_PACKAGES.get(name, name)}")
+    return names
 
 
 def trainer_kwargs(plan: Plan) -> dict[str, Any]:
@@ -41,7 +69,8 @@ def trainer_kwargs(plan: Plan) -> dict[str, Any]:
         weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         seed=cfg.seed, data_seed=cfg.seed, logging_steps=cfg.logging_steps, logging_first_step=True,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
-        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        # tensorboard is added in callbacks(), to log where the run's checkpoints are not
+        report_to=[n for n in reporters(cfg.report_to) if n != "tensorboard"],
         disable_tqdm=True,  # progress goes out as events; the CLI draws its own bar
         include_num_input_tokens_seen="non_padding",
         bf16=plan.dtype == "bf16", fp16=plan.dtype == "fp16", use_cpu=plan.device == "cpu",
@@ -62,9 +91,24 @@ def callbacks(plan: Plan) -> list[Any]:
     from transformers import EarlyStoppingCallback
 
     out: list[Any] = [EventsCallback(plan.emit), *plan.callbacks]
+    if "tensorboard" in reporters(plan.cfg.report_to) and plan.tensorboard_dir is not None:
+        out.append(_tensorboard(plan.tensorboard_dir))
     if plan.has_val and plan.cfg.patience > 0:
         out.append(EarlyStoppingCallback(early_stopping_patience=plan.cfg.patience))
     return out
+
+
+def _tensorboard(log_dir: Path) -> Any:
+    """transformers' TensorBoard logger, writing to ``log_dir``: by default it writes under
+    the Trainer's output folder, the checkpoints, which are deleted when the run succeeds."""
+    from transformers.integrations import TensorBoardCallback
+
+    class _Logger(TensorBoardCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.logging_dir = str(log_dir)  # read when the writer opens, at train begin
+
+    return _Logger()
 
 
 # -- LoRA --------------------------------------------------------------------------------

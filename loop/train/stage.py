@@ -105,6 +105,9 @@ class _Train:
                                 quantize_4bit=cfg.method == "qlora", emit=emit)
 
     def run(self) -> TrainResult:
+        from loop.train.runner import reporters
+
+        reporters(self.cfg.report_to)  # a missing logger package fails before any work
         if self.cfg.method == "qlora":
             require_qlora(self.device)
         train_rows, val_rows, dataset_id = self._rows()
@@ -170,7 +173,8 @@ class _Train:
         set_seed(self.cfg.seed)  # before LoRA init, so a resumed run starts from the same weights
         model, targets = self._prepare(student)
         plan = runner.Plan(self.cfg, self.ws.root / "checkpoints" / model_id, self.device,
-                           self.dtype, val_rows is not None, self.emit, self.extra_callbacks)
+                           self.dtype, val_rows is not None, self.emit, self.extra_callbacks,
+                           tensorboard_dir=self.ws.root / "logs" / "tensorboard" / model_id)
         trainer = self._trainer(model, student, train_rows, val_rows, plan)
         trainer, resumed = runner.run(trainer, plan)
         val_loss = trainer.evaluate()["eval_loss"] if val_rows is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -149,3 +150,27 @@ def test_device_cuda_n_is_pinned_before_cuda_starts(monkeypatch):
     assert pin_device("cpu") == "cpu" and pin_device("auto") == "auto"
     monkeypatch.setenv("LOCAL_RANK", "0")  # a launcher owns placement
     assert pin_device("cuda:1") == "cuda:1"
+
+
+def test_report_to_tensorboard_keeps_its_logs_and_bad_loggers_are_one_line(train_ws, tiny_student):
+    """Event files land in the workspace (the checkpoints folder, transformers' default, is
+    deleted after a run); an unknown logger or one whose package is missing fails up front."""
+    from typer.testing import CliRunner
+
+    from loop.cli import app
+
+    train_ws.close()
+    base = ["train", "--student", f"hf:{tiny_student}", "--max-steps", "4", "--max-length", "128",
+            "--device", "cpu", "-w", str(train_ws.root)]
+    out = CliRunner().invoke(app, [*base, "--report-to", "tensorboard", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output[out.output.index("{"):])
+    logs = Path(data["tensorboard_dir"])
+    assert logs.parent == train_ws.root / "logs" / "tensorboard" and logs.name == data["model_id"]
+    assert list(logs.glob("events.out.tfevents.*")) and not (train_ws.root / "checkpoints" / data["model_id"]).exists()
+    for flag, said in [("foo", "'foo' is not a logger transformers knows"),
+                       ("wandb", "wandb needs its package")]:
+        if flag == "wandb" and importlib.util.find_spec("wandb") is not None:
+            continue
+        out = CliRunner().invoke(app, [*base, "--report-to", flag])
+        assert out.exit_code == 1 and said in out.output and "Traceback" not in out.output, out.output
