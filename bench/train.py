@@ -114,12 +114,12 @@ def peak_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # lifetime peak, KiB
 
 
-def synthloop_run(ws, student: Path, args, *, packing: bool) -> dict:  # noqa: ANN001
+def synthloop_run(ws, student: Path, args, *, packing: bool, method: str = "lora") -> dict:  # noqa: ANN001
     """tokens/s of the train stage itself: the median of its per-step rates after warm-up."""
     from loop.events import Collector, Progress
     from loop.train import TrainConfig, train
 
-    cfg = TrainConfig(student=f"hf:{student}", max_steps=args.steps, batch_size=args.batch,
+    cfg = TrainConfig(student=f"hf:{student}", method=method, max_steps=args.steps, batch_size=args.batch,
                       max_length=args.max_length, packing=packing, device=args.device,
                       dtype=args.dtype, lr=1e-4, eval_steps=10**6, save_steps=10**6, patience=0,
                       logging_steps=10, seed=packing + 2 * args.trial)  # no cache hit between runs
@@ -213,6 +213,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--trials", type=int, default=3, help="interleaved repeats; the best of each is kept")
+    p.add_argument("--qlora", action="store_true",
+                   help="also time --method qlora (4-bit base) against the packed LoRA run")
     p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     args = p.parse_args()
     size = args.size or ("gpu" if args.device.startswith("cuda") else "cpu")
@@ -232,6 +234,7 @@ def main() -> None:
             trials.append((plain_loop(student, ws, args), synthloop_run(ws, student, args, packing=True),
                            synthloop_run(ws, student, args, packing=False)))
         plain, packed, padded = (max((t[i] for t in trials), key=lambda r: r["tok_s"]) for i in range(3))
+        qlora = synthloop_run(ws, student, args, packing=True, method="qlora") if args.qlora else None
     matmul = matmul_flops(args.device, args.dtype, 4096 if args.device != "cpu" else 1024)
     flops = 6 * params * packed["tok_s"]
     figures = {
@@ -245,6 +248,10 @@ def main() -> None:
                     "plain_loop": round(plain["peak_mb"])},
         "achieved_flop_s": flops, "matmul_flop_s": matmul, "mfu_vs_matmul": round(flops / matmul, 4),
     }
+    if qlora:
+        figures["qlora_tok_s"] = round(qlora["tok_s"])
+        figures["qlora_vs_lora"] = round(qlora["tok_s"] / packed["tok_s"], 3)
+        figures["peak_mb"]["qlora_packed"] = round(qlora["peak_mb"])
     print(json.dumps(figures, indent=2))
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")

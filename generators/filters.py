@@ -222,24 +222,34 @@ class JudgeOut(BaseModel):
     reason: str = ""
 
 
-def judge(cands: list[Candidate], judge_teacher: Any, s: FilterSettings) -> None:
-    """Score every live candidate with a chat teacher (``complete``); keep those >= judge_min."""
+def judge(cands: list[Candidate], judge_teacher: Any, s: FilterSettings) -> list[tuple[Candidate, str]]:
+    """Grade every live candidate with a chat teacher and keep those scoring >= judge_min.
+
+    All requests go out at once, through the judge's cache and bounded concurrency. A reply
+    that is no grade rejects its sample as ``judge_unreadable`` (with the parse error). A
+    request that failed after the client's retries grades nothing: those candidates are
+    returned with the reason, so that the caller fails their jobs and a re-run asks again,
+    instead of an outage throwing samples away as if they had been graded bad."""
     from generators.tasks.base import SYSTEM_PROMPT
 
-    for c in cands:
-        if c.rejected_by:
+    live = [c for c in cands if not c.rejected_by]
+    requests = [[{"role": "system", "content": SYSTEM_PROMPT},
+                 {"role": "user", "content": JUDGE_PROMPT.format(
+                     document=f"<document>\n{c.source_text}\n</document>", question=c.question,
+                     answer=c.answer)}] for c in live]
+    failed: list[tuple[Candidate, str]] = []
+    for c, out in zip(live, judge_teacher.complete_all(requests) if live else [], strict=True):
+        if isinstance(out, Exception):
+            failed.append((c, f"judge: {type(out).__name__}: {out}"))
             continue
-        doc = f"<document>\n{c.source_text}\n</document>"
-        msgs = [{"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": JUDGE_PROMPT.format(document=doc, question=c.question,
-                                                                answer=c.answer)}]
         try:
-            out = parse_json(judge_teacher.complete(msgs).text, JudgeOut)
-        except (ParseFailure, Exception) as e:  # noqa: BLE001 - a judge failure is a verdict
-            c.reject("judge", error=str(e)[:200])
+            grade = parse_json(out.text, JudgeOut)
+        except ParseFailure as e:
+            c.reject("judge_unreadable", error=str(e)[:200])
             continue
-        verdict = c.accept if out.score >= s.judge_min else c.reject
-        verdict("judge", score=out.score, reason=out.reason[:300])
+        verdict = c.accept if grade.score >= s.judge_min else c.reject
+        verdict("judge", score=grade.score, reason=grade.reason[:300])
+    return failed
 
 
 def verdicts_json(c: Candidate) -> str:

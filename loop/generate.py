@@ -269,9 +269,13 @@ class _Generate:
         teacher.close()
         if self.cancelled:
             jobs = [j for j in jobs if j.key in results]
+        rows, rejects, decon = self._filter(jobs, results, against)
+        if self.cancelled or any(r.error for r in results.values()):
+            # Not the full run's dataset: it gets an id of its own, and the full id stays
+            # free, so the same command run again retries what failed or was not reached
+            # (what worked comes back from the call cache).
             dataset_id = _partial_id(dataset_id, results)
             final = self.ws.artefact("evals" if self.eval_mode else "datasets", dataset_id)
-        rows, rejects, decon = self._filter(jobs, results, against)
         return self._write(dataset_id, final, jobs, results, rows, rejects, decon)
 
     # -- teacher ---------------------------------------------------------------------------
@@ -339,7 +343,15 @@ class _Generate:
             drop_duplicates([c for c in only if c.task == task], s, self.embed)
         decon = decontaminate(only, against, s, self.embed)
         if self.cfg.judge:
-            judge(only, get_teacher(self.cfg.judge, **self._teacher_options()), s)
+            judge_teacher = get_teacher(self.cfg.judge, **self._teacher_options())
+            failed = {id(c): why for c, why in judge(only, judge_teacher, s)}
+            judge_teacher.close()
+            for job, _, c in cands:  # an ungraded sample fails its job: a re-run grades it
+                if id(c) in failed and not results[job.key].error:
+                    results[job.key].error = failed[id(c)]
+                    self.emit(Warned("generate", message=f"{job.task.name} on {job.chunk.chunk_id}: "
+                                                         f"{failed[id(c)]}"))
+            cands = [x for x in cands if not results[x[0].key].error]
         rows, rejects = [], []
         for job, rec, c in cands:
             if c.rejected_by:
@@ -374,7 +386,8 @@ class _Generate:
             if r is None:
                 continue
             if r.error:
-                reject_rows.append((job.task.name, job.chunk.chunk_id, "teacher_error", r.error, ""))
+                why = "judge_error" if r.error.startswith("judge: ") else "teacher_error"
+                reject_rows.append((job.task.name, job.chunk.chunk_id, why, r.error, ""))
             for rej in r.rejects:
                 reject_rows.append((job.task.name, job.chunk.chunk_id, rej["reason"],
                                     rej.get("detail", ""), rej.get("raw", "")))
@@ -448,8 +461,9 @@ class _Generate:
 
 
 def _partial_id(dataset_id: str, results: dict[str, JobResult]) -> str:
-    """A cancelled run's dataset: its own id (the full run's id stays free for the full run)."""
-    blob = f"partial:{dataset_id}:" + ",".join(sorted(results))
+    """A cancelled run's dataset, or one with failed jobs: its own id, from the jobs that
+    worked (the full run's id stays free for the full run)."""
+    blob = f"partial:{dataset_id}:" + ",".join(sorted(k for k, r in results.items() if not r.error))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -74,6 +74,8 @@ def make_sample(
 
 
 def samples_dataset(rows: list[dict[str, Any]]) -> Dataset:
+    if not rows:  # from_list cannot type an empty list (every job failed, say)
+        return Dataset.from_dict({k: [] for k in SAMPLE_FEATURES}, features=SAMPLE_FEATURES)
     return Dataset.from_list(rows, features=SAMPLE_FEATURES)
 
 

@@ -100,7 +100,11 @@ def generate(
         if s["rejected"]:
             console.print(f"rejected: {s['rejected']}", highlight=False)
         if s["failed_chunks"]:
-            console.print(f"[yellow]{len(s['failed_chunks'])} jobs failed[/] (listed in --json)")
+            first = s["failed_chunks"][0]
+            console.print(f"[yellow]{len(s['failed_chunks'])} jobs failed[/] (listed in --json; the "
+                          f"first: {first['task']} on {first['chunk_id']}: {first['reason']}); this "
+                          "dataset holds the rest. Run the same command again to retry them: "
+                          "the jobs that worked come back from the cache", highlight=False)
         console.print(f"at {s['dataset_path']}", highlight=False)
 
 

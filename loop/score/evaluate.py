@@ -339,11 +339,22 @@ class _Eval:
         msgs = [[{"role": "user", "content": JUDGE_PROMPT.format(
             question=by_id[p["eval_id"]].question, references=" | ".join(by_id[p["eval_id"]].answers),
             candidate=p["answer"])}] for p in todo]
+        failed, unreadable = [], 0
         for p, reply in zip(todo, judge.complete_all(msgs), strict=True):
+            if isinstance(reply, Exception):
+                failed.append(f"{type(reply).__name__}: {reply}")  # HTTP bodies come redacted
+                continue
             try:
                 p["judge"] = (parse_json(reply.text, JudgeOut).score - 1) / 4
-            except (ParseFailure, AttributeError):
-                p["judge"] = None  # an unusable grade is missing, not zero
+            except ParseFailure:
+                unreadable += 1  # an unusable grade is missing, not zero
+        judge.close()
+        if failed or unreadable:
+            self.notes.append(
+                f"judge: {len(todo) - len(failed) - unreadable} of {len(todo)} answers graded; the "
+                "judge column averages those only"
+                + (f"; {len(failed)} request(s) failed (the first: {failed[0][:200]})" if failed else "")
+                + (f"; {unreadable} reply(ies) held no grade" if unreadable else ""))
         for p in preds:
             if not p["answer"]:
                 p["judge"] = 0.0  # an empty answer is wrong whatever a judge would say

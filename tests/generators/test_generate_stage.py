@@ -206,6 +206,28 @@ def test_llm_judge_scores_and_filters(tmp_path, server):
     assert verdict == {"ok": True, "score": 4, "reason": "scripted"}
 
 
+def test_a_judge_outage_fails_jobs_and_a_rerun_grades_them(tmp_path, server):
+    """A judge request that fails (after retries) grades nothing: the job fails with the
+    reason and is retried by the next run, instead of its samples being rejected as bad."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Fees\n\nHarbour mooring fees rise to twelve crowns in spring.")
+    ws = Workspace(tmp_path / "ws")
+    ingest(ws, [docs])
+    cfg = GenerateConfig(teacher="openai:m", teacher_url=server.url, tasks=["qa"],
+                         judge="openai:judge", judge_min=3, max_retries=0)
+    server.script.extend(["ok", "500", "500"])  # the teacher's call, then both judge calls
+    r = generate(ws, cfg)
+    assert r.samples == 0 and r.rejected == {"judge_error": 1} and not r.cached
+    (job,) = r.failed_chunks
+    assert job["task"] == "qa" and job["reason"].startswith("judge: TeacherError: HTTP 500")
+    sent = len(server.requests)
+    again = generate(ws, cfg)  # healthy now: the teacher's call is cached, the judge asked again
+    assert again.failed_chunks == [] and again.dataset_id != r.dataset_id
+    assert again.samples == 1 and again.rejected == {"judge": 1}
+    assert len(server.requests) - sent == 2 and again.usage["cached_calls"] == 1
+
+
 def test_generated_eval_set_is_separate_and_decontaminated(example_ws):
     from datasets import load_from_disk
 

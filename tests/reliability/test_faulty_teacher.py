@@ -2,7 +2,8 @@
 429 (Retry-After), a 500, a hang past the client's timeout, malformed JSON or a truncated
 body. The run completes; every (chunk, task) job has its samples, its kept rejects, or is
 listed as failed with the reason; no row is lost or duplicated against a run with a
-healthy teacher; the summary's counts add up.
+healthy teacher; the summary's counts add up; and the same command run again once the
+teacher is healthy retries only the failed jobs and ends with the healthy run's dataset.
 
 Single requests misbehaving are tested in tests/generators/test_openai_teacher.py."""
 
@@ -109,3 +110,18 @@ def test_thirty_percent_faults_lose_and_duplicate_nothing(seed, retries, tmp_pat
     with Workspace(tmp_path / "ws") as ws:
         assert ws.ledger.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     json.dumps(r.summary(), default=str)  # the summary serialises as `generate --json` prints it
+
+    # The same command again, the teacher healthy now: only the failed jobs are asked again
+    # (the rest comes from the call cache) and the result is the healthy run's dataset.
+    server.script.clear()
+    before = len(server.requests)
+    with Workspace(tmp_path / "ws") as ws:
+        again = generate(ws, cfg, api_key=rel.FAKE_KEY)
+        again_rows = _by_job(load_samples(ws).to_list())
+    retried = len(server.requests) - before
+    if failed:  # a dataset with failed jobs is not the full run's: that id stayed free
+        assert r.dataset_id != h.dataset_id and not again.cached
+        assert len(failed) <= retried < len(jobs)
+    assert not again.failed_chunks and again.dataset_id == h.dataset_id and again_rows == healthy
+    rel.record("faulty teacher, then re-run healthy", trial=f"seed {seed}, {retries} retries",
+               failed_jobs=len(failed), requests_on_rerun=retried, equal_to_healthy=True)

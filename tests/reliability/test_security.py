@@ -208,10 +208,13 @@ def test_the_api_key_is_in_no_judge_artefact_log_or_error(tmp_path, server, exam
     assert outputs[1].exit_code == 0, outputs[1].output
     judged = server.requests[first:]  # the teacher's calls were cache hits: only the judge's
     assert judged and all("Grade a training sample" in r["messages"][-1]["content"] for r in judged)
-    with Workspace(tmp_path / "ws") as ws:
+    with Workspace(tmp_path / "ws") as ws:  # the 401 graded nothing: its job failed, retryable
         details = [r["detail"] for r in ws.ledger.conn.execute(
-            "SELECT detail FROM rejects WHERE reason = 'judge'").fetchall()]
+            "SELECT detail FROM rejects WHERE reason = 'judge_error'").fetchall()]
     assert any("HTTP 401" in d and "redacted" in d for d in details), details
+    out = outputs[1].output
+    failed = json.loads(out[out.index("{\n  \"dataset_id"):])["failed_chunks"]
+    assert any(f["reason"].startswith("judge: ") and "redacted" in f["reason"] for f in failed)
 
     gold = example_dir.parent / "marrowick-eval.jsonl"
     (tmp_path / "c.toml").write_text("[eval]\nn_boot = 100\n")
@@ -230,6 +233,8 @@ def test_the_api_key_is_in_no_judge_artefact_log_or_error(tmp_path, server, exam
     assert "judge" in summary["setups"]["base"]  # the grades that came back were kept
     preds = load_from_disk(str(Path(summary["path"]) / "predictions")).to_list()
     assert sum(p["judge"] is None for p in preds if p["answer"]) == 1  # the 401: a missing grade
+    (note,) = [n for n in summary["notes"] if n.startswith("judge: ")]  # said, not silent
+    assert "1 request(s) failed (the first: TeacherError: HTTP 401" in note and "redacted" in note
 
     leaks, files = [], 0
     for path in (tmp_path / "ws").rglob("*"):
