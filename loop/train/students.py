@@ -205,7 +205,7 @@ def load_pretrained(path: str, opts: LoadOptions, *, weights_dtype: str | None =
     if not opts.allow_pickle:
         refuse_pickle_only(path)
     try:
-        return AutoModelForCausalLM.from_pretrained(
+        model = AutoModelForCausalLM.from_pretrained(
             path, dtype=torch_dtype(dtype), use_safetensors=None if opts.allow_pickle else True,
             trust_remote_code=opts.trust_remote_code, **extra,
         )
@@ -220,6 +220,15 @@ def load_pretrained(path: str, opts: LoadOptions, *, weights_dtype: str | None =
             raise InputError(f"student {path!r} ships its own model code",
                              hint="pass --trust-remote-code if you trust it") from e
         raise InputError(f"cannot load student model {path!r}: {_first_line(e)}") from e
+    if opts.quantize_4bit and extra["device_map"][""] == "cpu":
+        # bitsandbytes' CPU inference kernel (AVX512-bf16 machines) repacks each 4-bit weight
+        # in place on its first no-grad call, and asserts on layer widths it cannot pack (not
+        # a multiple of 32 or 64): validation then crashed. The training path's kernel, which
+        # takes any width, does the evaluation too with it off.
+        for module in model.modules():
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
+    return model
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

@@ -44,8 +44,8 @@ def write_dataset(ws, rows: list[dict], dataset_id: str = "testdataset0001") -> 
     return dataset_id
 
 
-def build_tiny_student(folder: Path, *, chat_template: bool = False, hidden: int = 32) -> Path:
-    """A 2-layer, ``hidden``-wide Llama and a byte-level BPE trained on the fixture's own text."""
+def build_tiny_student(folder: Path, *, chat_template: bool = False) -> Path:
+    """A 2-layer, 32-wide Llama and a byte-level BPE trained on the fixture's own text."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -62,8 +62,8 @@ def build_tiny_student(folder: Path, *, chat_template: bool = False, hidden: int
         from loop.train.students import DEFAULT_CHAT_TEMPLATE
 
         tok.chat_template = DEFAULT_CHAT_TEMPLATE
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
-                      num_key_value_heads=2, intermediate_size=2 * hidden, max_position_embeddings=512,
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      num_key_value_heads=2, intermediate_size=64, max_position_embeddings=512,
                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     torch.manual_seed(0)
     LlamaForCausalLM(cfg).save_pretrained(folder, safe_serialization=True)
