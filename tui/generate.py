@@ -187,3 +187,8 @@ class GenerateScreen(_Loading, Screen):
         line = (f"dataset {r.dataset_id} {state}: {r.samples} samples ({r.train} train, {r.val} val)")
         self.query_one("#gen-log", RichLog).write(line)
         self.notify(line, title="generation")
+        if r.failed_chunks:  # each one's reason was logged as a warning while it ran
+            retry = (f"{len(r.failed_chunks)} jobs failed: their rows are missing. Start again "
+                     "to retry them; the jobs that worked come back from the cache")
+            self.query_one("#gen-log", RichLog).write(retry)
+            self.notify(retry, title="generation", severity="warning")

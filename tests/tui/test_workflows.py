@@ -104,6 +104,40 @@ async def test_generate_then_cancel_keeps_the_rows_done(example_ws_path, monkeyp
         assert {r["chunk_ids"][0] for r in rows} <= set(calls[:3])
 
 
+async def test_failed_jobs_are_said_and_starting_again_retries_them(example_ws_path, monkeypatch):
+    from generators.teachers.base import JobResult
+    from generators.teachers.rules import RulesTeacher
+
+    run, broken = RulesTeacher.run, [True]
+
+    def flaky(self, jobs, on_result):  # the second job fails, while `broken` holds
+        def deliver(job, result):
+            on_result(job, JobResult(error="HTTP 500 scripted") if broken[0] and job is jobs[1] else result)
+        run(self, jobs, deliver)
+
+    monkeypatch.setattr(RulesTeacher, "run", flaky)
+    messages = []
+    app = SynthloopApp(example_ws_path)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await pilot.press("6")
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#gen-tasks", Input).value = "qa"
+        screen.query_one("#gen-limit", Input).value = "4"
+        for attempt in range(2):
+            await pilot.click("#gen-start")
+            await until(pilot, lambda n=attempt + 1: sum(isinstance(m, JobDone) for m in messages) == n)
+            await pilot.pause()
+            broken[0] = False
+        warned = [n.message for n in app._notifications if n.severity == "warning"]
+    first, second = (m.result for m in messages if isinstance(m, JobDone))
+    assert len(first.failed_chunks) == 1 and first.failed_chunks[0]["reason"] == "HTTP 500 scripted"
+    assert warned == ["1 jobs failed: their rows are missing. Start again to retry them; the jobs "
+                      "that worked come back from the cache"]
+    assert second.failed_chunks == [] and second.samples > first.samples
+    assert second.dataset_id != first.dataset_id
+
+
 async def test_generate_with_a_bad_teacher_is_a_notification(dash_ws):
     app = SynthloopApp(dash_ws)
     async with app.run_test(size=SIZE) as pilot:
