@@ -195,7 +195,7 @@ def collate_ms(batch: int, max_length: int) -> dict:
     rng = random.Random(0)
     rows = []
     for _ in range(batch):
-        lengths = []
+        lengths = [rng.randint(1, min(300, max_length))]
         while sum(lengths) < max_length - 300:
             lengths.append(rng.randint(20, 300))
         n = sum(lengths)

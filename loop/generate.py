@@ -262,6 +262,9 @@ class _Generate:
             why = getattr(teacher, "why_not", lambda n: "unsupported")
             raise ConfigError("; ".join(f"the {cfg.teacher} teacher cannot do '{n}': {why(n)}"
                                         for n in unsupported))
+        if cfg.judge and not hasattr(get_teacher(cfg.judge, **self._teacher_options()), "complete_all"):
+            raise ConfigError(f"--judge {cfg.judge}: the judge grades in free text, so it must be "
+                              "a model teacher (openai:MODEL or hf:PATH)")
         type(get_task("raft")).format_context = staticmethod(
             functools.partial(rag_context, max_tokens=cfg.context_tokens))
         jobs = [_job(t, c, cfg, chunks, self.style) for t in tasks for c in chunks]
@@ -274,7 +277,7 @@ class _Generate:
             # Not the full run's dataset: it gets an id of its own, and the full id stays
             # free, so the same command run again retries what failed or was not reached
             # (what worked comes back from the call cache).
-            dataset_id = _partial_id(dataset_id, results)
+            dataset_id = _partial_id(dataset_id, results, self.cancelled)
             final = self.ws.artefact("evals" if self.eval_mode else "datasets", dataset_id)
         return self._write(dataset_id, final, jobs, results, rows, rejects, decon)
 
@@ -344,8 +347,10 @@ class _Generate:
         decon = decontaminate(only, against, s, self.embed)
         if self.cfg.judge:
             judge_teacher = get_teacher(self.cfg.judge, **self._teacher_options())
-            failed = {id(c): why for c, why in judge(only, judge_teacher, s)}
-            judge_teacher.close()
+            try:
+                failed = {id(c): why for c, why in judge(only, judge_teacher, s)}
+            finally:
+                judge_teacher.close()
             for job, _, c in cands:  # an ungraded sample fails its job: a re-run grades it
                 if id(c) in failed and not results[job.key].error:
                     results[job.key].error = failed[id(c)]
@@ -460,10 +465,11 @@ class _Generate:
         return h.hexdigest()[:16]
 
 
-def _partial_id(dataset_id: str, results: dict[str, JobResult]) -> str:
+def _partial_id(dataset_id: str, results: dict[str, JobResult], cancelled: bool) -> str:
     """A cancelled run's dataset, or one with failed jobs: its own id, from the jobs that
     worked (the full run's id stays free for the full run)."""
-    blob = f"partial:{dataset_id}:" + ",".join(sorted(k for k, r in results.items() if not r.error))
+    blob = (f"partial:{dataset_id}:{'cancelled' if cancelled else 'failed'}:"
+            + ",".join(sorted(k for k, r in results.items() if not r.error)))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

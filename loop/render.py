@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -53,7 +54,8 @@ class RichSink:
         self.warnings += 1
         if self.warnings <= self.max_warnings:
             where = f"{event.path}: " if event.path else ""
-            self.console.print(f"[yellow]warning[/] {where}{event.message}", highlight=False)
+            # paths and messages hold outside text (server bodies, file names): never markup
+            self.console.print(f"[yellow]warning[/] {escape(where + event.message)}", highlight=False)
         elif self.warnings == self.max_warnings + 1:
             self.console.print("[yellow]warning[/] ... more warnings in the --json summary")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from loop.cli import app
 from loop.cli.common import (
@@ -102,7 +103,7 @@ def generate(
         if s["failed_chunks"]:
             first = s["failed_chunks"][0]
             console.print(f"[yellow]{len(s['failed_chunks'])} jobs failed[/] (listed in --json; the "
-                          f"first: {first['task']} on {first['chunk_id']}: {first['reason']}); this "
+                          f"first: {first['task']} on {first['chunk_id']}: {escape(first['reason'])}); this "
                           "dataset holds the rest. Run the same command again to retry them: "
                           "the jobs that worked come back from the cache", highlight=False)
         console.print(f"at {s['dataset_path']}", highlight=False)

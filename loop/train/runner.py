@@ -49,6 +49,10 @@ def reporters(report_to: str) -> list[str]:
         get_available_reporting_integrations,
     )
 
+    if "all" in names:  # as in transformers: every logger whose package is installed
+        names = [n for n in names if n != "all"] + get_available_reporting_integrations()
+        names = list(dict.fromkeys(names))
+
     for name in names:
         if name not in INTEGRATION_TO_CALLBACK:
             raise InputError(f"--report-to {name!r} is not a logger transformers knows",
@@ -106,7 +110,11 @@ def _tensorboard(log_dir: Path) -> Any:
     class _Logger(TensorBoardCallback):
         def __init__(self) -> None:
             super().__init__()
-            self.logging_dir = str(log_dir)  # read when the writer opens, at train begin
+            self.logging_dir = str(log_dir)
+
+        def _init_summary_writer(self, args: Any, log_dir_arg: Any = None) -> None:  # noqa: ARG002
+            # the writer opens at train begin; transformers 4.x would take args.logging_dir
+            self.tb_writer = self._SummaryWriter(log_dir=str(log_dir))
 
     return _Logger()
 

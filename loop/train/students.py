@@ -198,10 +198,7 @@ def load_pretrained(path: str, opts: LoadOptions, *, weights_dtype: str | None =
         # placed on load (the Trainer leaves quantized weights where they are); without a map
         # transformers would pick the first GPU even for --device cpu. Under a distributed
         # launcher each rank takes its own GPU.
-        device: str | int = resolve_device(opts.device)
-        if device == "cuda":
-            device = int(os.environ.get("LOCAL_RANK", "0"))
-        extra["device_map"] = {"": device}
+        extra["device_map"] = {"": quantized_device(resolve_device(opts.device))}
     if not opts.allow_pickle:
         refuse_pickle_only(path)
     try:
@@ -229,6 +226,16 @@ def load_pretrained(path: str, opts: LoadOptions, *, weights_dtype: str | None =
             if hasattr(module, "support_avx512bf16_for_cpu"):
                 module.support_avx512bf16_for_cpu = False
     return model
+
+
+def quantized_device(device: str) -> str | int:
+    """Where 4-bit weights go: ``device``, but under a distributed launcher (``LOCAL_RANK``
+    set) each rank takes its own GPU whatever ``cuda`` or ``cuda:N`` said, and plain
+    ``cuda`` is GPU 0 of those visible."""
+    rank = os.environ.get("LOCAL_RANK")
+    if device.startswith("cuda") and rank is not None:
+        return int(rank)
+    return 0 if device == "cuda" else device
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -337,8 +344,9 @@ def require_qlora(device: str) -> None:
     import bitsandbytes.functional as bnbf
     import torch
 
+    place = quantized_device(device)  # under a launcher: this rank's GPU, not GPU 0
     try:  # the smallest real use: quantize one block on the device and read it back
-        probe = torch.linspace(-1, 1, 64, device=device)
+        probe = torch.linspace(-1, 1, 64, device=f"cuda:{place}" if isinstance(place, int) else place)
         packed, state = bnbf.quantize_4bit(probe, quant_type="nf4")
         back = bnbf.dequantize_4bit(packed, state)
         ok = bool(torch.allclose(back, probe, atol=0.2))

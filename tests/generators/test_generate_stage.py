@@ -209,6 +209,8 @@ def test_llm_judge_scores_and_filters(tmp_path, server):
 def test_a_judge_outage_fails_jobs_and_a_rerun_grades_them(tmp_path, server):
     """A judge request that fails (after retries) grades nothing: the job fails with the
     reason and is retried by the next run, instead of its samples being rejected as bad."""
+    from loop.errors import ConfigError
+
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("# Fees\n\nHarbour mooring fees rise to twelve crowns in spring.")
@@ -226,6 +228,8 @@ def test_a_judge_outage_fails_jobs_and_a_rerun_grades_them(tmp_path, server):
     assert again.failed_chunks == [] and again.dataset_id != r.dataset_id
     assert again.samples == 1 and again.rejected == {"judge": 1}
     assert len(server.requests) - sent == 2 and again.usage["cached_calls"] == 1
+    with pytest.raises(ConfigError, match="--judge rules: .* must be a model teacher"):
+        generate(ws, cfg.model_copy(update={"judge": "rules"}))  # refused before any work
 
 
 def test_generated_eval_set_is_separate_and_decontaminated(example_ws):
