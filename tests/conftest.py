@@ -48,6 +48,35 @@ def write_pdf():
     return _write_pdf
 
 
+def _build_tiny_llama(path: Path, text: str, *, vocab_size: int = 400,
+                      max_positions: int = 4096) -> Path:
+    """A 2-layer, 32-wide Llama and a byte-level BPE trained on ``text``, saved the way a
+    user's model is (safetensors + tokenizer files)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([text] * 30, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", pad_token="<pad>")
+    fast.save_pretrained(path)
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=max_positions,
+                      bos_token_id=1, eos_token_id=2, pad_token_id=3)
+    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def build_tiny_llama():
+    """``build_tiny_llama(path, text, vocab_size=400, max_positions=4096)``: a tiny chat-less
+    Llama for the scoring, dashboard and hf-teacher tests."""
+    return _build_tiny_llama
+
+
 @pytest.fixture
 def example_dir() -> Path:
     return EXAMPLES / "marrowick"

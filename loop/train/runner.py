@@ -108,10 +108,6 @@ def _tensorboard(log_dir: Path) -> Any:
     from transformers.integrations import TensorBoardCallback
 
     class _Logger(TensorBoardCallback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.logging_dir = str(log_dir)
-
         def _init_summary_writer(self, args: Any, log_dir_arg: Any = None) -> None:  # noqa: ARG002
             # the writer opens at train begin; transformers 4.x would take args.logging_dir
             self.tb_writer = self._SummaryWriter(log_dir=str(log_dir))

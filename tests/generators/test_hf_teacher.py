@@ -10,24 +10,10 @@ from generators.teachers import Chunk, Job, get_teacher
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    path = tmp_path_factory.mktemp("tiny")
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(["The harbour opens at dawn. Ferries leave every hour."] * 20, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", pad_token="<pad>")
-    fast.save_pretrained(path)
-    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                      max_position_embeddings=2048, bos_token_id=1, eos_token_id=2, pad_token_id=3)
-    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
-    return path
+def tiny_model(tmp_path_factory, build_tiny_llama):
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny"),
+                            "The harbour opens at dawn. Ferries leave every hour.",
+                            vocab_size=300, max_positions=2048)
 
 
 def test_garbage_output_is_rejected_cleanly(tiny_model):

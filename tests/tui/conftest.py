@@ -83,25 +83,10 @@ def dash_ws(dash_ws_template, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def tui_student(tmp_path_factory):
-    """A 2-layer, 32-wide Llama with a BPE trained on the fixture's text (the scoring tests')."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    path = tmp_path_factory.mktemp("student")
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(["The ferry leaves Pier 3 at 7:15. Fees are 12 crowns."] * 30, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", pad_token="<pad>")
-    fast.save_pretrained(path)
-    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                      bos_token_id=1, eos_token_id=2, pad_token_id=3)
-    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
-    return path
+def tui_student(tmp_path_factory, build_tiny_llama):
+    """The scoring tests' tiny Llama, with a shorter position table."""
+    return build_tiny_llama(tmp_path_factory.mktemp("student"),
+                            "The ferry leaves Pier 3 at 7:15. Fees are 12 crowns.", max_positions=512)
 
 
 def sample_rows(n: int = 6) -> list[dict]:

@@ -36,6 +36,13 @@ async def until(pilot, cond, timeout: float = 60.0) -> None:
     raise AssertionError("timed out waiting")
 
 
+async def press_and_settle(app, pilot, key: str) -> None:
+    """Press a key, then let the screen's loader workers finish and the UI catch up."""
+    await pilot.press(key)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 def _text(app, selector) -> str:
     return str(app.screen.query_one(selector, Static).render())
 
@@ -67,9 +74,7 @@ async def test_generate_then_cancel_keeps_the_rows_done(example_ws_path, monkeyp
     messages = []
     app = SynthloopApp(example_ws_path)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await pilot.press("9")  # no dataset yet: the browser must reload when shown again
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await press_and_settle(app, pilot, "9")  # no dataset yet: the browser must reload when shown again
         assert "No dataset yet" in _text(app, "#samples-info")
         await pilot.press("6")
         await pilot.pause()
@@ -86,9 +91,7 @@ async def test_generate_then_cancel_keeps_the_rows_done(example_ws_path, monkeyp
         await pilot.pause()
         assert "jobs 3/10" in _text(app, "#gen-stats")
         assert not app.screen.query_one("#gen-start").disabled  # ready to continue
-        await pilot.press("b")  # the kept rows, in the sample browser
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await press_and_settle(app, pilot, "b")  # the kept rows, in the sample browser
         assert isinstance(app.screen, SamplesScreen)
         kept = app.screen.query_one("#samples", DataTable).row_count
     done = [m for m in messages if isinstance(m, JobDone)]
@@ -159,9 +162,7 @@ async def test_samples_accept_edit_reject_and_apply(dash_ws, kit_tui):
     old = kit_tui.put_dataset(dash_ws, rows)
     app = SynthloopApp(dash_ws)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("9")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await press_and_settle(app, pilot, "9")
         assert isinstance(app.screen, SamplesScreen)
         table = app.screen.query_one("#samples", DataTable)
         assert table.row_count == 4 and "When does ferry 0 leave?" in _text(app, "#sample-detail")
@@ -191,9 +192,7 @@ async def test_train_plots_the_loss_and_stop_keeps_a_checkpoint(dash_ws, kit_tui
     kit_tui.put_dataset(dash_ws, kit_tui.sample_rows(12))
     app = SynthloopApp(dash_ws)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("7")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await press_and_settle(app, pilot, "7")
         screen = app.screen
         assert isinstance(screen, TrainScreen)
         assert screen.query_one("#train-student", Input).value  # a default is filled in
@@ -214,17 +213,13 @@ async def test_train_plots_the_loss_and_stop_keeps_a_checkpoint(dash_ws, kit_tui
 async def test_index_build_and_recall(dash_ws):
     app = SynthloopApp(dash_ws)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("4")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await press_and_settle(app, pilot, "4")
         assert isinstance(app.screen, IndexScreen)
         assert "st:all-MiniLM-L6-v2" in _text(app, "#index-info")
         await pilot.press("b")
         await until(pilot, lambda: any((n.title or "") == "index" for n in app._notifications))
         assert any("unchanged" in n.message for n in app._notifications)
-        await pilot.press("k")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await press_and_settle(app, pilot, "k")
         recall = app.screen.query_one("#recall", DataTable)
         assert recall.row_count == 3
         cols = [str(c.label) for c in recall.columns.values()]
@@ -250,9 +245,7 @@ async def test_playground_answers_with_every_setup(dash_ws, tui_student):
 async def test_scoreboard_per_document_view(dash_ws):
     app = SynthloopApp(dash_ws)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await press_and_settle(app, pilot, "2")
         await pilot.press("p")
         await pilot.pause()
         docs = app.screen.query_one("#by-doc", DataTable)
@@ -266,9 +259,7 @@ async def test_scoreboard_per_document_view(dash_ws):
 async def test_runs_compare_two_side_by_side(dash_ws):
     app = SynthloopApp(dash_ws)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await press_and_settle(app, pilot, "3")
         assert isinstance(app.screen, RunsScreen)
         await pilot.press("c")  # nothing marked yet: a warning, no screen
         assert isinstance(app.screen, RunsScreen)
