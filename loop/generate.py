@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+import loop.train.students  # noqa: F401 - registers the hf: and smollm2 teachers
 from generators.errors import GeneratorError
 from generators.filters import (
     Candidate,
@@ -288,7 +289,7 @@ class _Generate:
         return {"cache": LedgerCache(self.ws), "base_url": c.teacher_url, "api_key": self.api_key,
                 "concurrency": c.concurrency, "timeout": c.timeout, "max_retries": c.max_retries,
                 "batch_size": c.batch_size, "trust_remote_code": c.trust_remote_code,
-                "allow_pickle": c.allow_pickle,
+                "allow_pickle": c.allow_pickle, "ws": self.ws, "emit": self.emit,
                 "params": {"temperature": c.temperature, "max_tokens": c.max_tokens, "seed": c.seed}}
 
     def _run_jobs(self, teacher, jobs: list[Job]) -> dict[str, JobResult]:  # noqa: ANN001

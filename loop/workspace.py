@@ -210,7 +210,9 @@ def save_dataset(ds: Any, path: Path) -> None:
     from datasets import disable_progress_bars
 
     disable_progress_bars()
-    ds.save_to_disk(str(path))
+    # An empty dataset saved with the default sharding writes no data file, and
+    # load_from_disk then fails (datasets 5: IndexError in concat_tables): one shard always.
+    ds.save_to_disk(str(path), num_shards=1 if len(ds) == 0 else None)
 
 
 def _read_holder(fd: int) -> str:

@@ -98,7 +98,7 @@ class GenerateScreen(_Loading, Screen):
         with Vertical(id="gen-form", classes="panel"):
             with Horizontal(classes="form-row"):
                 yield Label("teacher", classes="form-label")
-                yield Input("rules", id="gen-teacher", placeholder="rules | openai:MODEL | hf:PATH",
+                yield Input("rules", id="gen-teacher", placeholder="rules | openai:MODEL | hf:PATH | smollm2",
                             compact=True)
                 yield Label("tasks", classes="form-label")
                 yield Input("qa,raft", id="gen-tasks", placeholder="qa,raft,cot,...", compact=True)

@@ -103,7 +103,7 @@ class TrainScreen(_Loading, Screen):
         with Vertical(id="train-form", classes="panel"):
             with Horizontal(classes="form-row"):
                 yield Label("student", classes="form-label")
-                yield Input("", id="train-student", placeholder="hf:PATH_OR_HUB_ID | scratch:tiny",
+                yield Input("", id="train-student", placeholder="smollm2 | hf:PATH_OR_HUB_ID | hf:FILE.gguf",
                             compact=True)
                 yield Label("method", classes="form-label")
                 yield Select([(m, m) for m in METHODS], value="lora", allow_blank=False,

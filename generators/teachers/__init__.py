@@ -1,5 +1,7 @@
 """Teachers by URI prefix, one registry: ``get_teacher("openai:gpt-4o-mini", ...)``.
 
+``hf:`` and ``smollm2`` join when ``loop.train.students`` is imported (it owns model loading).
+
 Built-ins register exactly as an outside plugin would, through ``register_teacher``.
 """
 
@@ -13,10 +15,16 @@ from generators.teachers.base import CallCache, Chunk, Job, JobResult, MemoryCac
 
 Factory = Callable[..., Teacher]
 _REGISTRY: dict[str, Factory] = {}
+_NO_MODEL: set[str] = set()  # prefixes that are a whole URI on their own (rules, smollm2)
 
 
-def register_teacher(prefix: str, factory: Factory) -> None:
+def register_teacher(prefix: str, factory: Factory, *, needs_model: bool = True) -> None:
+    """Add a teacher kind. ``needs_model=False``: the bare prefix names one model."""
     _REGISTRY[prefix] = factory
+    if needs_model:
+        _NO_MODEL.discard(prefix)
+    else:
+        _NO_MODEL.add(prefix)
 
 
 def known_prefixes() -> list[str]:
@@ -29,9 +37,9 @@ def get_teacher(uri: str, **options: Any) -> Teacher:
     if prefix not in _REGISTRY:
         raise UnknownTeacherError(
             f"unknown teacher {uri!r}: known prefixes are "
-            + ", ".join(f"'{p}:'" if p != "rules" else "'rules'" for p in known_prefixes())
+            + ", ".join(f"'{p}:'" if p not in _NO_MODEL else f"'{p}'" for p in known_prefixes())
         )
-    if prefix != "rules" and not rest:
+    if prefix not in _NO_MODEL and not rest:
         raise UnknownTeacherError(f"teacher {uri!r} names no model (write {prefix}:MODEL)")
     return _REGISTRY[prefix](rest, **options)
 
@@ -43,13 +51,6 @@ def _openai(model: str, **options: Any) -> Teacher:
     return OpenAITeacher(model, **{k: v for k, v in options.items() if k in keep})
 
 
-def _hf(model: str, **options: Any) -> Teacher:
-    from generators.teachers.hf import HFTeacher
-
-    keep = {"batch_size", "device", "dtype", "trust_remote_code", "allow_pickle", "cache", "params"}
-    return HFTeacher(model, **{k: v for k, v in options.items() if k in keep})
-
-
 def _rules(_: str, **options: Any) -> Teacher:
     from generators.teachers.rules import RulesTeacher
 
@@ -57,8 +58,9 @@ def _rules(_: str, **options: Any) -> Teacher:
 
 
 register_teacher("openai", _openai)
-register_teacher("hf", _hf)
-register_teacher("rules", _rules)
+register_teacher("rules", _rules, needs_model=False)
+# ``hf:`` and ``smollm2`` (local transformers models) are registered by synthloop's model
+# loader, loop/train/students.py, which hands the teacher its loader.
 
 __all__ = ["CallCache", "Chunk", "Job", "JobResult", "MemoryCache", "Teacher", "Usage",
            "get_teacher", "known_prefixes", "register_teacher"]

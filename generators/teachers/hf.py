@@ -1,84 +1,45 @@
 """``hf:PATH_OR_ID`` — a local transformers model as teacher.
 
-Batched greedy (or sampled) generation with the KV cache and left padding, the model's chat
-template, device and dtype chosen for the hardware, weights from safetensors only.
+Batched greedy (or sampled) generation with the KV cache and left padding and the model's
+chat template. Loading is not done here: the teacher is handed a loader (see ``Loader``).
 """
 
 from __future__ import annotations
 
-import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from generators.errors import TeacherError
 from generators.teachers.chat import ChatTeacher, Completion, Messages, OnDone
 
-# Used when a tokenizer has no chat template of its own (base models, tiny test models).
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
-
-
-def pick_device(device: str | None = None) -> str:
-    import torch
-
-    if device:
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def pick_dtype(device: str, dtype: str | None = None):  # noqa: ANN201 - a torch.dtype
-    import torch
-
-    if dtype:
-        return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
-                "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
-    if device == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+Loader = Callable[[], tuple[Any, Any]]
+"""Loads ``(model, tokenizer)``: the model on its device in eval mode, the tokenizer with a
+chat template and a pad token. synthloop's one model loader supplies it (``loop`` registers
+the ``hf:`` and ``smollm2`` teachers), so device, dtype, the safetensors-only rule and GGUF
+files are decided where students are loaded too."""
 
 
 class HFTeacher(ChatTeacher):
-    def __init__(self, model: str, *, batch_size: int = 8, device: str | None = None,
-                 dtype: str | None = None, trust_remote_code: bool = False,
-                 allow_pickle: bool = False, **kwargs: Any) -> None:
+    """A local transformers model as teacher: batched generation with the KV cache."""
+
+    def __init__(self, model: str, *, loader: Loader, batch_size: int = 8, uri: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
-        self.uri = f"hf:{model}"
+        self.uri = uri or f"hf:{model}"
         self.batch_size = max(1, batch_size)
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device, dtype)
-        self.trust_remote_code = trust_remote_code
-        self.allow_pickle = allow_pickle  # pickle weights can run code when unpickled
+        self._loader = loader
         self._model = None
         self._tok = None
 
     def _load(self) -> None:
         if self._model is not None:
             return
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         try:
-            tok = AutoTokenizer.from_pretrained(self.model, trust_remote_code=self.trust_remote_code)
-            model = AutoModelForCausalLM.from_pretrained(
-                self.model, dtype=self.dtype, use_safetensors=None if self.allow_pickle else True,
-                trust_remote_code=self.trust_remote_code,
-            )
-        except (OSError, ValueError, pickle.UnpicklingError) as e:
-            hint = ("" if self.allow_pickle else
-                    " (only safetensors weights load by default; --allow-pickle loads pickle "
-                    "weights from a source you trust)")
-            raise TeacherError(f"cannot load teacher model {self.model!r}: {e}{hint}") from e
+            model, tok = self._loader()
+        except Exception as e:  # noqa: BLE001 - the loader's own errors say what went wrong
+            raise TeacherError(f"cannot load teacher model {self.model!r}: {e}") from e
         tok.padding_side = "left"  # generation appends on the right: pads must sit left
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token or tok.unk_token
-        if not tok.chat_template:
-            tok.chat_template = DEFAULT_CHAT_TEMPLATE
-        self._tok, self._model = tok, model.to(self.device).eval()
+        self._tok, self._model = tok, model
 
     def complete_many(self, requests: Sequence[Messages], on_done: OnDone) -> None:
         self._load()

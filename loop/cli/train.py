@@ -106,8 +106,16 @@ def _print_summary(s: dict) -> None:
         + (f", resumed from {s['resumed_from']}" if s.get("resumed_from") else ""),
         highlight=False,
     )
+    mem = s.get("memory")
+    if mem:
+        peak = f", peak {mem['peak_bytes'] / 2**30:.1f} GB" if mem.get("peak_bytes") else ""
+        rate = f"; {s['tokens_per_s']} tokens/s" if s.get("tokens_per_s") else ""
+        console.print(f"memory: {mem['micro_batch']} row(s) per micro-batch x {mem['grad_accum']} "
+                      "accumulated" + (", gradient checkpointing" if mem["gradient_checkpointing"] else "")
+                      + f"; budget {mem['budget_bytes'] / 2**30:.1f} GB{peak}{rate}", highlight=False)
     for note in s.get("notes") or []:
-        console.print(f"[yellow]note[/] {note}", highlight=False)
+        console.print("[yellow]note[/] ", end="", highlight=False)
+        console.print(note, markup=False, highlight=False)
     console.print(f"adapter at {s['adapter_path']}", highlight=False)
     if s.get("tensorboard_dir"):
         console.print(f"tensorboard logs at {s['tensorboard_dir']} "

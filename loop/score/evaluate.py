@@ -93,9 +93,10 @@ class EvalResult:
     contamination: int
     probes: dict[str, Any] = None  # type: ignore[assignment]
     cached: bool = False
+    student: str | None = None  # the student URI every setup was built on
 
     def summary(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
+        d = {"student": self.student, **self.__dict__}
         d["path"] = str(self.path)
         return d
 
@@ -128,6 +129,7 @@ class _Eval:
         self.ws, self.cfg, self.emit = ws, cfg, emit
         self.fresh = fresh_sources or set()
         self.notes: list[str] = []
+        self._shrunk: set[str] = set()
 
     def run(self, eval_set: Path | None) -> EvalResult:
         questions, origin, set_hash = self._questions(eval_set)
@@ -142,6 +144,7 @@ class _Eval:
         final = self.ws.artefact("evals", f"score-{eval_id}")
         if (final / "scores.json").exists():
             data = json.loads((final / "scores.json").read_text())
+            data.setdefault("student", self._student_uri(models))
             return EvalResult(**{**data, "path": final, "cached": True})
         contexts = self._retrieve(questions, retriever) if retriever else {}
         preds, probes = self._answer(questions, setups, models, contexts)
@@ -153,7 +156,7 @@ class _Eval:
 
         result = EvalResult(eval_id, final, origin, len(questions), table, diffs,
                             verdict(table, diffs), self.notes, self._contamination(questions),
-                            probes)
+                            probes, student=self._student_uri(models))
         self._write(final, result, preds)
         return result
 
@@ -172,7 +175,9 @@ class _Eval:
             raw = [(it.id, it.question, it.answers, it.chunk_ids, it.doc) for it in items]
         else:
             raw, origin = self._generated_set()
-        if self.cfg.max_questions:
+        if self.cfg.max_questions and len(raw) > self.cfg.max_questions:
+            self.notes.append(f"scored the first {self.cfg.max_questions} of the set's {len(raw)} "
+                              "questions (max_questions)")
             raw = raw[: self.cfg.max_questions]
         chunks = load_corpus(self.ws).select_columns(["chunk_id", "source", "text"]).to_list()
         out = [Question(str(i), q, list(a), list(c) or _gold_chunks(a, doc, chunks), doc)
@@ -260,13 +265,39 @@ class _Eval:
         preds = []
         total = len(questions) * len(setups)
         self.emit(Started("answer", total=total, unit="answers", message=", ".join(setups)))
+        t0, tokens = time.perf_counter(), 0
+        # Similar prompt lengths share a batch: less padding to attend over (the order of
+        # the predictions does not matter; they are keyed by question and setup).
+        by_length = sorted(questions, key=lambda q: len(contexts.get(q.id, ("",))[0]) + len(q.question))
         for setup in setups:
             with pool.use(setup) as (model, tok):
-                for batch in _batches(questions, self.cfg.batch_size):
+                for batch in _batches(by_length, self._batch_size(model, setup)):
                     preds += self._answer_batch(model, tok, batch, setup, contexts)
-                    self.emit(Progress("answer", done=len(preds), total=total))
+                    tokens += sum(p["prompt_tokens"] + p["completion_tokens"] for p in preds[-len(batch):])
+                    elapsed = time.perf_counter() - t0
+                    self.emit(Progress("answer", done=len(preds), total=total, info={
+                        "tok/s": round(tokens / elapsed), "setup": setup,
+                        "eta_s": round(elapsed / len(preds) * (total - len(preds)))}))
         self.emit(Finished("answer"))
         return preds, {"forgetting": self._forgetting(pool, setups)}
+
+    def _batch_size(self, model, setup: str) -> int:  # noqa: ANN001
+        """``batch_size`` or fewer: what fits the memory budget with this setup's longest
+        prompts (a RAG prompt carries ``context_tokens`` of chunks)."""
+        from loop.train.memory import answer_batch_size, parse_budget
+
+        device = str(next(model.parameters()).device)
+        prompt = 96 + (self.cfg.context_tokens if setup in RAG_SETUPS else 0)
+        params = sum(p.numel() for p in model.parameters())
+        dtype = "fp32" if next(model.parameters()).dtype.itemsize == 4 else "bf16"
+        n = answer_batch_size(model.config, params=params, dtype=dtype, prompt_tokens=prompt,
+                              new_tokens=self.cfg.max_new_tokens, budget=parse_budget("auto", device),
+                              wanted=self.cfg.batch_size)
+        if n < self.cfg.batch_size and setup not in self._shrunk:
+            self._shrunk.add(setup)
+            self.notes.append(f"{setup}: {n} questions per batch (of batch_size "
+                              f"{self.cfg.batch_size}) to fit the memory budget")
+        return n
 
     def _forgetting(self, pool, setups: list[str]) -> dict[str, Any]:  # noqa: ANN001
         """Perplexity on general text and F1 on general questions, base against tuned."""
@@ -329,9 +360,10 @@ class _Eval:
         from generators.filters import JudgeOut
         from generators.parsing import ParseFailure, parse_json
         from generators.teachers import get_teacher
-        from loop.generate import LedgerCache
+        from loop.generate import LedgerCache  # also registers the hf: and smollm2 teachers
 
         judge = get_teacher(self.cfg.judge, cache=LedgerCache(self.ws), base_url=self.cfg.judge_url,
+                            ws=self.ws, device=self.cfg.device, dtype=self.cfg.dtype,
                             api_key=os.environ.get("OPENAI_API_KEY"),
                             params={"temperature": 0.0, "max_tokens": 200, "seed": 0})
         by_id = {q.id: q for q in questions}

@@ -32,6 +32,8 @@ class SetupModels:
         self.opts = LoadOptions(ws=ws, device=dev, dtype=resolve_dtype(dtype, dev),
                                 trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
         self.student = load_student(student_uri, self.opts)
+        if not self.opts.quantize_4bit:  # the loader leaves weights on the CPU; answer on dev
+            self.student.model.to(dev)
         self.tok = self.student.tokenizer
         self.notes = list(self.student.notes)
         self.peft: Any = None
@@ -40,7 +42,7 @@ class SetupModels:
             if (path / "adapter" / "adapter_config.json").exists():
                 self._add_adapter(kind, path / "adapter")
             elif (path / "model").exists():  # --method full: its own weights
-                self.full[kind] = load_pretrained(str(path / "model"), self.opts).eval()
+                self.full[kind] = load_pretrained(str(path / "model"), self.opts).to(dev).eval()
         self.student.model.eval()
 
     def _add_adapter(self, kind: str, path: Path) -> None:

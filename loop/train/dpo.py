@@ -18,6 +18,8 @@ def dpo_trainer(model: Any, tokenizer: Any, train: Dataset, val: Dataset | None,
                 plan: runner.Plan) -> Any:
     from trl import DPOConfig, DPOTrainer
 
+    runner.plan_memory(plan, model, row_tokens=plan.cfg.max_length, answer_share=1.0,
+                       full_vocab=True, pairs=True)
     args = DPOConfig(**runner.trainer_kwargs(plan), beta=plan.cfg.dpo_beta,
                      max_length=plan.cfg.max_length, dataset_num_proc=None)
     return DPOTrainer(

@@ -30,6 +30,25 @@ class Plan:
     emit: EventSink
     callbacks: list[Any] = field(default_factory=list)
     tensorboard_dir: Path | None = None  # --report-to tensorboard writes here, kept after the run
+    memory: Any = None  # the MemoryPlan, set once the rows' lengths are known
+    notes: list[str] = field(default_factory=list)  # what preparing the rows cut or dropped
+
+
+def plan_memory(plan: Plan, model: Any, *, row_tokens: int, answer_share: float,
+                full_vocab: bool, pairs: bool = False) -> None:
+    """Decide micro-batch, accumulation and checkpointing for this run (see memory.py)."""
+    from loop.train.memory import parse_budget
+    from loop.train.memory import plan_memory as plan_for
+
+    cfg = plan.cfg
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    plan.memory = plan_for(
+        model.config, params=params, trainable=trainable,
+        effective_batch=cfg.batch_size * cfg.grad_accum, row_tokens=row_tokens, dtype=plan.dtype,
+        budget=parse_budget(cfg.memory_budget, plan.device),
+        want_checkpointing=cfg.gradient_checkpointing, full_vocab=full_vocab, pairs=pairs,
+        answer_share=answer_share)
 
 
 # What ``pip install`` needs for a --report-to name, where the package is named otherwise.
@@ -66,9 +85,14 @@ def reporters(report_to: str) -> list[str]:
 def trainer_kwargs(plan: Plan) -> dict[str, Any]:
     """Arguments SFTConfig and DPOConfig share (both extend TrainingArguments)."""
     cfg = plan.cfg
+    micro, accum = cfg.batch_size, cfg.grad_accum
+    checkpointing = cfg.gradient_checkpointing
+    if plan.memory is not None:
+        micro, accum = plan.memory.micro_batch, plan.memory.grad_accum
+        checkpointing = plan.memory.gradient_checkpointing
     kw: dict[str, Any] = dict(
-        output_dir=str(plan.checkpoints), per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        output_dir=str(plan.checkpoints), per_device_train_batch_size=micro,
+        per_device_eval_batch_size=micro, gradient_accumulation_steps=accum,
         learning_rate=cfg.learning_rate(), lr_scheduler_type="cosine", warmup_steps=cfg.warmup_ratio,
         weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         seed=cfg.seed, data_seed=cfg.seed, logging_steps=cfg.logging_steps, logging_first_step=True,
@@ -80,8 +104,9 @@ def trainer_kwargs(plan: Plan) -> dict[str, Any]:
         bf16=plan.dtype == "bf16", fp16=plan.dtype == "fp16", use_cpu=plan.device == "cpu",
         dataloader_pin_memory=plan.device.startswith("cuda"),
     )
-    if cfg.gradient_checkpointing:  # passed only when on: the flag is deprecated in transformers 5
+    if checkpointing:  # passed only when on: the flag is deprecated in transformers 5
         kw["gradient_checkpointing"] = True
+        kw["gradient_checkpointing_kwargs"] = {"use_reentrant": False}  # frozen inputs (LoRA)
     if plan.has_val:
         # Early stopping restores the best checkpoint, so saves must land on evaluations.
         save = max(1, round(cfg.save_steps / cfg.eval_steps)) * cfg.eval_steps
@@ -94,7 +119,7 @@ def trainer_kwargs(plan: Plan) -> dict[str, Any]:
 def callbacks(plan: Plan) -> list[Any]:
     from transformers import EarlyStoppingCallback
 
-    out: list[Any] = [EventsCallback(plan.emit), *plan.callbacks]
+    out: list[Any] = [EventsCallback(plan.emit, plan), *plan.callbacks]
     if "tensorboard" in reporters(plan.cfg.report_to) and plan.tensorboard_dir is not None:
         out.append(_tensorboard(plan.tensorboard_dir))
     if plan.has_val and plan.cfg.patience > 0:
@@ -148,8 +173,9 @@ def add_lora(model: Any, cfg: TrainConfig) -> tuple[Any, list[str]]:
 class EventsCallback(TrainerCallback):
     """Turns Trainer hooks into Started/Progress events: step, loss, tokens/s, ETA."""
 
-    def __init__(self, emit: EventSink) -> None:
+    def __init__(self, emit: EventSink, plan: Plan | None = None) -> None:
         self.emit = emit
+        self.plan = plan
         self.loss: float | None = None
         self.val_loss: float | None = None
         self.t0 = time.perf_counter()
@@ -158,7 +184,9 @@ class EventsCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
         self.t0, self.step0, self.tokens0 = time.perf_counter(), state.global_step, state.num_input_tokens_seen
-        self.emit(Started(STAGE, total=state.max_steps, unit="steps", message=""))
+        memory = self.plan.memory if self.plan is not None else None
+        self.emit(Started(STAGE, total=state.max_steps, unit="steps",
+                          message=plan_line(memory) if memory else ""))
 
     def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001, ANN003, ANN201
         logs = logs or {}
@@ -177,6 +205,13 @@ class EventsCallback(TrainerCallback):
         if self.val_loss is not None:
             info["val_loss"] = round(self.val_loss, 4)
         self.emit(Progress(STAGE, done=state.global_step, total=state.max_steps, info=info))
+
+
+def plan_line(m: Any) -> str:
+    """The memory plan in one line, for the progress display."""
+    return (f"{m.micro_batch} x {m.row_tokens}-token rows per micro-batch, {m.grad_accum} "
+            "accumulated" + (", gradient checkpointing" if m.gradient_checkpointing else "")
+            + f"; ~{m.estimate_bytes / 2**30:.1f} of {m.budget_bytes / 2**30:.1f} GB budget")
 
 
 # -- running, resuming, failing clearly ------------------------------------------------------
@@ -246,9 +281,9 @@ def _is_oom(e: BaseException) -> bool:
 
 
 def oom_hint(cfg: TrainConfig) -> str:
-    return (f"lower --batch-size (now {cfg.batch_size}) and raise --grad-accum to keep the "
-            f"effective batch, lower --max-length (now {cfg.max_length}), set "
-            "gradient_checkpointing = true in [train], or use --method qlora on CUDA")
+    return (f"lower memory_budget in [train] (now {cfg.memory_budget}) so the plan takes smaller "
+            f"micro-batches, lower --max-length (now {cfg.max_length}), set "
+            "gradient_checkpointing = true in [train], or use --method qlora")
 
 
 def curves(log_history: list[dict[str, Any]]) -> dict[str, list[list[float]]]:

@@ -13,13 +13,13 @@ O((batch x length)^2) attention without FlashAttention's varlen kernels (40x slo
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from datasets import Dataset
 
 from loop.errors import InputError
+from loop.events import Warned
 from loop.train import runner
 
 IGNORE = -100
@@ -65,8 +65,11 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def prepare(ds: Dataset, tok: Any, *, max_length: int, packing: bool, seed: int, text: bool = False) -> Dataset:
-    """Tokenize, label, cut to ``max_length`` and (optionally) pack a split."""
+def prepare(ds: Dataset, tok: Any, *, max_length: int, packing: bool, seed: int, text: bool = False,
+            stats: dict[str, int] | None = None) -> Dataset:
+    """Tokenize, label, cut to ``max_length`` and (optionally) pack a split. ``stats`` gets
+    how many rows there were, how many ``max_length`` cut, and how many it dropped because
+    no answer token was left."""
     from trl.data_utils import pack_dataset
 
     if text:
@@ -74,15 +77,37 @@ def prepare(ds: Dataset, tok: Any, *, max_length: int, packing: bool, seed: int,
     else:
         template = chat_template_for_training(tok)
         ds = ds.map(lambda r: tokenize_chat(tok, r["messages"], template), remove_columns=ds.column_names)
+    rows = len(ds)
+    cut = sum(1 for n in ds.map(lambda r: {"n": len(r["input_ids"])})["n"] if n > max_length) if rows else 0
     if not (text and packing):  # text packing splits long chunks instead of cutting them
         ds = ds.map(lambda r: {k: r[k][:max_length] for k in ("input_ids", "labels")})
     ds = ds.filter(lambda r: any(t != IGNORE for t in r["labels"][1:]))
+    if stats is not None:
+        stats.update(rows=rows, cut=0 if (text and packing) else cut, dropped=rows - len(ds))
     if len(ds) == 0:  # every row lost its answer to max_length: the caller says so
         return ds
     ds = ds.shuffle(seed=seed)
     if packing:
         return pack_dataset(ds, max_length, "bfd_split" if text else "bfd")
     return ds.map(lambda r: {"seq_lengths": [len(r["input_ids"])]})
+
+
+def row_shape(ds: Dataset) -> tuple[int, float]:
+    """The longest row's tokens and the share of tokens that carry a label."""
+    longest, total, labelled = 1, 0, 0
+    for ids, labels in zip(ds["input_ids"], ds["labels"], strict=True):
+        longest = max(longest, len(ids))
+        total += len(ids)
+        labelled += sum(1 for t in labels if t != IGNORE)
+    return longest, labelled / max(total, 1)
+
+
+def cut_note(split: str, stats: dict[str, int], max_length: int) -> str | None:
+    """One line on what max_length did to a split's rows, or None when it did nothing."""
+    if not stats.get("cut") and not stats.get("dropped"):
+        return None
+    return (f"max_length={max_length}: {stats['cut']} of {stats['rows']} {split} rows were cut, "
+            f"{stats['dropped']} dropped (no answer token left)")
 
 
 @dataclass
@@ -114,23 +139,83 @@ class PackedCollator:
         return {"input_ids": ids, "labels": labels, "position_ids": pos}
 
 
+def answer_loss(model: Any, inputs: dict[str, Any], num_items: Any = None) -> Any | None:
+    """Cross-entropy over the labelled (answer) positions only, or None where this does not
+    apply (a model that scales or caps its logits, or one wrapped for data parallelism).
+
+    The model's own loss projects every position to the full vocabulary first: at 8 rows of
+    1,024 tokens and SmolLM2's 49,152-token vocabulary that is 1.6 GB of fp32 logits, kept
+    for the backward pass with their softmax, almost all of it for prompt tokens whose
+    labels are ignored. Here the decoder's hidden states are gathered at the answer
+    positions and only those rows meet the output head. The sum is divided by
+    ``num_items`` (the labelled tokens of the whole accumulated batch) when the Trainer
+    gives it, so gradient accumulation weighs every token alike."""
+    import torch.nn.functional as F
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = getattr(base, "config", None)
+    if (config is None or not hasattr(base, "get_decoder") or hasattr(model, "module")
+            or getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None)
+            or getattr(config, "logits_scaling", None)):
+        return None
+    decoder, head = base.get_decoder(), base.get_output_embeddings()
+    if decoder is None or head is None:
+        return None
+    out = decoder(input_ids=inputs["input_ids"], position_ids=inputs.get("position_ids"),
+                  attention_mask=inputs.get("attention_mask"), use_cache=False)
+    labels = inputs["labels"][:, 1:]
+    keep = labels != IGNORE
+    logits = head(out.last_hidden_state[:, :-1][keep]).float()
+    total = F.cross_entropy(logits, labels[keep], reduction="sum")
+    return total / (num_items if num_items is not None else keep.sum().clamp(min=1))
+
+
+def _answer_loss_trainer() -> type:
+    from transformers import Trainer
+
+    class AnswerLossTrainer(Trainer):
+        """A Trainer whose loss never builds full-vocabulary logits for prompt tokens."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN201
+            loss = answer_loss(model, inputs, num_items_in_batch)
+            if loss is None:
+                self.loss_is_scaled_for_ga = None  # the Trainer's own rule for its own loss
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            # summed over the accumulated batch's tokens: already scaled for accumulation
+            self.loss_is_scaled_for_ga = num_items_in_batch is not None
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return AnswerLossTrainer
+
+
 def sft_trainer(model: Any, tokenizer: Any, train: Dataset, val: Dataset | None,
                 plan: runner.Plan, *, text: bool = False) -> Any:
     """A Trainer over chat rows (or raw ``text`` rows for continued pretraining)."""
-    from transformers import Trainer, TrainingArguments
+    from transformers import TrainingArguments
 
     cfg = plan.cfg
     kw = dict(max_length=cfg.max_length, packing=cfg.packing, seed=cfg.seed, text=text)
-    train = prepare(train, tokenizer, **kw)
+    hint = ("raise --max-length (rows with context chunks are long) or lower the raft context "
+            "budget (generate --context-tokens)")
+    train_stats: dict[str, int] = {}
+    train = prepare(train, tokenizer, stats=train_stats, **kw)
     if len(train) == 0:
-        raise InputError(f"no training row keeps an answer token within max_length={cfg.max_length}",
-                         hint="raise --max-length (rows with context chunks are long) or "
-                              "lower the raft context budget")
-    val = prepare(val, tokenizer, **kw) if val is not None else None
-    if val is not None and len(val) == 0:  # no validation after all: no eval, no early stop
-        val = None
-        plan = dataclasses.replace(plan, has_val=False)
-    args = TrainingArguments(**runner.trainer_kwargs(plan), remove_unused_columns=False)
-    return Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
+        raise InputError(f"no training row keeps an answer token within max_length={cfg.max_length} "
+                         f"(all {train_stats['rows']} were cut past their answers)", hint=hint)
+    val_stats: dict[str, int] = {}
+    val = prepare(val, tokenizer, stats=val_stats, **kw) if val is not None else None
+    if val is not None and len(val) == 0:  # refused now, not after training (was a traceback)
+        raise InputError(f"no validation row keeps an answer token within max_length={cfg.max_length} "
+                         f"(all {val_stats['rows']} were cut past their answers)", hint=hint)
+    for split, stats in (("training", train_stats), ("validation", val_stats)):
+        note = cut_note(split, stats, cfg.max_length) if stats else None
+        if note:
+            plan.notes.append(note)
+            plan.emit(Warned("train", message=note))
+    longest, share = row_shape(train)
+    runner.plan_memory(plan, model, row_tokens=longest, answer_share=share, full_vocab=text)
+    args = TrainingArguments(**runner.trainer_kwargs(plan), remove_unused_columns=False,
+                             prediction_loss_only=True)
+    return _answer_loss_trainer()(model=model, args=args, train_dataset=train, eval_dataset=val,
                    data_collator=PackedCollator(tokenizer.pad_token_id), processing_class=tokenizer,
                    callbacks=runner.callbacks(plan))

@@ -59,6 +59,8 @@ class TrainResult:
     cached: bool = False
     resumed_from: str | None = None
     notes: list[str] = field(default_factory=list)
+    memory: dict[str, Any] | None = None  # the memory plan, with the measured peak
+    tokens_per_s: float | None = None
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
@@ -154,7 +156,8 @@ class _Train:
 
     def _cached(self, final: Path) -> TrainResult:
         meta = json.loads((final / "synthloop.json").read_text())
-        result = TrainResult(**{k: meta[k] for k in _RESULT_KEYS}, path=final, cached=True)
+        result = TrainResult(**{k: meta.get(k) for k in _RESULT_KEYS}, path=final, cached=True)
+        result.notes = result.notes or []
         result.adapter_path = str(final / (meta["adapter_path"] or "model"))
         self.emit(Finished("train", summary=result.summary()))
         return result
@@ -176,8 +179,17 @@ class _Train:
                            self.dtype, val_rows is not None, self.emit, self.extra_callbacks,
                            tensorboard_dir=self.ws.root / "logs" / "tensorboard" / model_id)
         trainer = self._trainer(model, student, train_rows, val_rows, plan)
+        t0, tokens0 = time.perf_counter(), trainer.state.num_input_tokens_seen
         trainer, resumed = runner.run(trainer, plan)
-        val_loss = trainer.evaluate()["eval_loss"] if val_rows is not None else None
+        rate = (trainer.state.num_input_tokens_seen - tokens0) / max(time.perf_counter() - t0, 1e-9)
+        val_loss = trainer.evaluate()["eval_loss"] if trainer.eval_dataset is not None else None
+        student.notes = [*student.notes, *plan.notes]
+        self.memory = plan.memory.as_dict() if plan.memory else None
+        if self.memory is not None:
+            from loop.train.memory import measured_peak
+
+            self.memory["peak_bytes"] = measured_peak(self.device)
+        self.rate = round(rate, 1) if rate > 0 else None
         if not is_main_process():
             return self._result(model_id, Path(), "", trainer, val_loss, student, resumed, dataset_id)
         final = self.ws.artefact("models", model_id)
@@ -241,6 +253,7 @@ class _Train:
             loss_last=train_curve[-1][1] if train_curve else None,
             val_loss=float(val_loss) if val_loss is not None else None,
             resumed_from=Path(resumed).name if resumed else None, notes=student.notes,
+            memory=getattr(self, "memory", None), tokens_per_s=getattr(self, "rate", None),
         )
 
     def _meta(self, result: TrainResult, student: Student, targets: list[str]) -> dict[str, Any]:
@@ -265,4 +278,6 @@ class _Train:
 
 
 _RESULT_KEYS = ("model_id", "adapter_path", "kind", "student", "method", "dataset_id", "steps",
-                "loss_first", "loss_last", "val_loss", "resumed_from", "notes")
+                "loss_first", "loss_last", "val_loss", "resumed_from", "notes", "memory",
+                "tokens_per_s")
+

@@ -77,3 +77,15 @@ def test_artefact_ids_cannot_escape_the_workspace(tmp_path):
     for bad in ("../x", "a/b", ".hidden", ""):
         with pytest.raises(WorkspaceError):
             ws.artefact("corpus", bad)
+
+
+def test_an_empty_dataset_saves_and_loads_back(tmp_path):
+    # datasets writes no shard for an empty dataset by default and then cannot load it (a
+    # generate run whose every job was rejected: a 135M teacher's usual outcome)
+    from datasets import Dataset, load_from_disk
+
+    from loop.workspace import save_dataset
+
+    save_dataset(Dataset.from_dict({"id": [], "task": []}), tmp_path / "empty")
+    back = load_from_disk(str(tmp_path / "empty"))
+    assert len(back) == 0 and back.column_names == ["id", "task"]

