@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/demo.py [--out bench/out/demo]
 
-Goals (issue 5): cold at most 10 minutes on 2 cores; an unchanged re-run at most 5% of cold.
+Goals (issues 5, 13): cold at most 15 minutes on 2 cores with the smollm2 student; an
+unchanged re-run at most 5% of cold. Also prints the scoreboard (F1 with 95% intervals).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def main() -> None:
         "cold_stage_s": first["stage_seconds"],
         "cached_stage_s": second["stage_seconds"],
         "same_scores": first["setups"] == second["setups"],
+        "student": first.get("student"),
+        "f1": {k: [round(v["f1"][x], 3) for x in ("mean", "ci_low", "ci_high")]
+               for k, v in first["setups"].items()},
         "verdict": first["verdict"],
     }, indent=2))
 

@@ -151,7 +151,7 @@ def _gold_questions(path: Path) -> list[str]:
     return questions
 
 
-DEMO_QUESTIONS = 64  # of the bundled gold set's 146: the demo's time budget (bench/demo.py)
+DEMO_QUESTIONS = 96  # of the bundled gold set's 146: the demo's time budget (bench/demo.py)
 
 
 def demo_configs() -> RunConfigs:

@@ -169,6 +169,7 @@ class _Train:
 
         from loop.train import runner
 
+        self._fits_before_loading()
         student = load_student(self.cfg.student, self.opts)
         # No KV cache while training: with one, transformers ignores the restarting position
         # ids of packed rows and lets packed samples attend to each other.
@@ -202,6 +203,27 @@ class _Train:
         self._record(result)
         runner.clear_checkpoints(plan.checkpoints)
         return result
+
+    def _fits_before_loading(self) -> None:
+        """Refuse, before the weights load, a run that cannot fit its memory budget even at
+        the longest rows ``max_length`` allows (the exact plan follows once rows are known)."""
+        from loop.train.memory import parse_budget, plan_memory
+        from loop.train.students import count_parameters, student_config
+
+        if self.cfg.method in ("qlora",):  # 4-bit weights: the estimate's dtype does not apply
+            return
+        config = student_config(self.cfg.student, self.opts)
+        if config is None:
+            return
+        params = count_parameters(config)
+        full = self.cfg.method in ("pretrain", "dpo")  # their losses score every position
+        trainable = params if self.cfg.method == "full" else params // 100  # LoRA: ~1-4%
+        plan_memory(config, params=params, trainable=trainable,
+                    effective_batch=self.cfg.batch_size * self.cfg.grad_accum,
+                    row_tokens=self.cfg.max_length, dtype=self.dtype,
+                    budget=parse_budget(self.cfg.memory_budget, self.device),
+                    want_checkpointing=self.cfg.gradient_checkpointing, full_vocab=full,
+                    answer_share=0.5, pairs=self.cfg.method == "dpo")
 
     def _prepare(self, student: Student) -> tuple[Any, list[str]]:
         from loop.train import runner

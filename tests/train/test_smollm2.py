@@ -110,7 +110,7 @@ def test_smollm2_as_teacher_uses_the_same_loader(real_ws):
     assert teacher.uri == "smollm2" and "Paris" in out[0].text
 
 
-def test_training_steps_fit_the_planned_memory(real_ws):
+def test_training_steps_fit_the_planned_memory(real_ws, monkeypatch):
     from loop.train import TrainConfig, train
     from loop.train.memory import GB
 
@@ -126,9 +126,14 @@ def test_training_steps_fit_the_planned_memory(real_ws):
     assert r.steps == 2 and math.isfinite(r.loss_last) and r.val_loss is not None
     assert r.tokens_per_s and r.tokens_per_s > 0
     assert (Path(r.adapter_path) / "adapter_model.safetensors").exists()
-    # a budget too small for one row even with checkpointing: one line, before training
+    # a budget too small for one row even with checkpointing: one line, before the weights load
     from loop.errors import StageError
+    from loop.train import students
 
+    def must_not_load(*a, **kw):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(students.SmolLM2Loader, "load", must_not_load)
     with pytest.raises(StageError, match="does not fit the memory budget"):
         train(real_ws, cfg.model_copy(update={"memory_budget": "700MB", "seed": 7}))
 
