@@ -117,6 +117,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8, help="train steps per timed run")
     p.add_argument("--peak-steps", type=int, default=2, help="steps of the default-settings run")
     p.add_argument("--batch", type=int, default=16, help="questions per answering batch")
+    p.add_argument("--only-peak", action="store_true", help="only the default-settings train run")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -132,19 +133,29 @@ def main() -> None:
         root = prepare_workspace(Path(d) / "ws")
         with Workspace(root) as ws, ws.writing("bench"):
             folder = materialize_gguf(smollm2_path(), ws)
+        old_estimate = old_default_estimate(folder)
         peak = train_peak(root, args.peak_steps)
+        print("train_peak", json.dumps(peak), file=sys.stderr, flush=True)
+        if args.only_peak:
+            print(json.dumps({"train_default_peak_rss_gb": peak["peak_rss_gb"],
+                              "train_default_plan": peak["plan"],
+                              "train_default_tok_s": peak["tokens_per_s"],
+                              "old_default_estimate_gb": round(old_estimate, 1)}, indent=2))
+            return
         # the same rows, one packed 1,024-token row per micro-batch (the default plan's)
         targs = argparse.Namespace(steps=args.steps, warmup=2, batch=1, max_length=1024,
                                    device="cpu", dtype="fp32", trial=0)
         with Workspace(root) as ws:
             plain = bench_train.plain_loop(folder, ws, targs)
             ours = bench_train.synthloop_run(ws, folder, targs, packing=True)
+        print("train_rates", json.dumps([plain, ours]), file=sys.stderr, flush=True)
         answer = answer_speed(folder, root, args.batch, 24, repeats=2)
     matmul = bench_train.matmul_flops("cpu", "fp32", 1024)
     params = 134_515_008
     figures = {
         "train_default_peak_rss_gb": peak["peak_rss_gb"], "train_default_plan": peak["plan"],
-        "old_default_estimate_gb": round(old_default_estimate(folder), 1),
+        "train_default_tok_s": peak["tokens_per_s"],
+        "old_default_estimate_gb": round(old_estimate, 1),
         "synthloop_tok_s": round(ours["tok_s"], 1), "plain_loop_tok_s": round(plain["tok_s"], 1),
         "synthloop_vs_plain": round(ours["tok_s"] / plain["tok_s"], 3),
         "peak_mb": {"synthloop": round(ours["peak_mb"]), "plain_loop": round(plain["peak_mb"])},

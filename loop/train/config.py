@@ -41,7 +41,7 @@ class TrainConfig(StageConfig):
         "plan splits them into micro-batches that fit, keeping batch_size x grad_accum.")
     grad_accum: int = Field(1, ge=1, description="Batches accumulated per optimizer step.")
     memory_budget: str = Field(
-        "auto", description="Memory a training step may use: auto (40% of free RAM on CPU, 85% "
+        "auto", description="Memory a training step may use: auto (30% of free RAM on CPU, 85% "
         "of free GPU memory), a size (6GB) or a share of free memory (0.5).")
     max_length: int = Field(1024, ge=16, description="Tokens per training row; longer rows are cut.")
     packing: bool = Field(True, description="Pack rows padding-free (best-fit) instead of padding them.")

@@ -5,8 +5,10 @@ through the model at once is decided here, from a memory budget, so a first real
 not kill the machine (SmolLM2-135M at the old 8 x 1,024-token micro-batches needed ~40 GB).
 
 The estimate is analytic, from the model's config and the longest row, with constants
-measured on SmolLM2-135M (LoRA on every linear layer, SDPA attention, fp32 on CPU: one
-1,024-token row peaked 4.4 GB above the weights; the formula says 5.0 GB, erring high).
+measured on SmolLM2-135M (LoRA on every linear layer, SDPA attention, on CPU: one
+1,024-token row peaked 4.4 GB above the weights in fp32, the formula says 5.0 GB; in bf16
+autocast 2.9 GB, since norms, softmax and the LoRA path stay fp32: activations are counted
+at 3 bytes an element, and the formula says 3.8 GB).
 ``bench/train.py --student smollm2`` prints the plan's estimate beside the measured peak.
 No library does this for the CPU: accelerate's ``find_executable_batch_size`` retries after
 a CUDA OOM, but on a CPU the kernel's OOM killer ends the process before any retry.
@@ -24,14 +26,18 @@ from typing import Any
 from loop.errors import StageError
 
 GB = 1024**3
-CPU_SHARE = 0.4  # of available RAM: eval, the embedder and the OS share the machine
+# of available RAM: eval, the embedder and the OS share the machine, and on a CPU a larger
+# micro-batch buys no speed (one 1,024-token row already keeps the matmuls busy: SmolLM2 in
+# bf16 trained at ~180 tokens/s with 2 rows per micro-batch and ~190 with 1)
+CPU_SHARE = 0.3
 GPU_SHARE = 0.85  # of the GPU's free memory
 RUNTIME_BYTES = int(0.6 * GB)  # torch, tokenizers, datasets and the Trainer themselves
 
 
 @dataclass
 class MemoryPlan:
-    """What ``train --json`` reports under ``memory``."""
+    """What ``train --json`` reports under ``memory``: the budget, the plan, its estimate
+    and (after training) the measured peak of the process."""
 
     budget_bytes: int
     micro_batch: int
@@ -116,18 +122,20 @@ def _dims(config: Any) -> tuple[int, int, int, int, int]:
 
 
 def estimate_bytes(config: Any, *, params: int, trainable: int, micro_batch: int, row_tokens: int,
-                   dtype_bytes: int, checkpointing: bool, full_vocab: bool, answer_share: float = 0.5) -> int:
+                   dtype_bytes: int, checkpointing: bool, full_vocab: bool, answer_share: float = 0.5,
+                   act_bytes: int | None = None) -> int:
     """Peak bytes of one optimizer step: weights, trainable state and one micro-batch's
     activations and logits (see the module docstring for where the constants come from)."""
     hidden, inter, layers, heads, vocab = _dims(config)
     tokens = micro_batch * row_tokens
+    act = act_bytes or dtype_bytes
     weights = params * dtype_bytes
     state = trainable * 16  # fp32 master copy, gradient and two Adam moments
     # kept for backward per token per layer: residuals, norms, q/k/v/o and the MLP's four
     # intermediates, LoRA's dropout copies of each input; plus one attention row per head
-    per_layer = dtype_bytes * (40 * hidden + 6 * inter + heads * row_tokens)
+    per_layer = act * (40 * hidden + 6 * inter + heads * row_tokens)
     if checkpointing:  # only each layer's input is kept; one layer is recomputed at a time
-        acts = tokens * (layers * dtype_bytes * hidden + per_layer)
+        acts = tokens * (layers * act * hidden + per_layer)
     else:
         acts = tokens * layers * per_layer
     scored = tokens if full_vocab else int(tokens * answer_share) + 1
@@ -142,12 +150,14 @@ def plan_memory(config: Any, *, params: int, trainable: int, effective_batch: in
     gradient checkpointing when not even one row fits without it. Raises StageError (one
     line, before training) when nothing fits."""
     dtype_bytes = 4 if dtype == "fp32" else 2
+    act_bytes = 4 if dtype == "fp32" else 3  # bf16 autocast keeps norms and LoRA in fp32
     rows = 2 if pairs else 1  # DPO sends chosen and rejected through together
 
     def need(micro: int, ckpt: bool) -> int:
         return estimate_bytes(config, params=params, trainable=trainable, micro_batch=micro * rows,
                               row_tokens=row_tokens, dtype_bytes=dtype_bytes, checkpointing=ckpt,
-                              full_vocab=full_vocab, answer_share=answer_share)
+                              full_vocab=full_vocab, answer_share=answer_share,
+                              act_bytes=act_bytes)
 
     divisors = [d for d in range(effective_batch, 0, -1) if effective_batch % d == 0]
     for ckpt in ((True,) if want_checkpointing else (False, True)):

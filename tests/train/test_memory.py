@@ -31,6 +31,8 @@ def test_the_old_default_does_not_fit_and_the_plan_keeps_the_effective_batch():
     p = plan(9)
     assert (p.micro_batch, p.grad_accum, p.gradient_checkpointing) == (1, 8, False)
     assert p.estimate_bytes <= p.budget_bytes
+    # bf16 autocast: activations counted at 3 bytes (norms and LoRA stay fp32), still one row
+    assert plan(6.5, dtype="bf16").micro_batch == 1 and plan(12, dtype="bf16").micro_batch == 2
     big = plan(40)
     assert big.micro_batch * big.grad_accum == 8 and big.micro_batch > 1
 
