@@ -55,7 +55,11 @@ class EvalConfig(StageConfig):
     seed: int = Field(0, description="Seed of the bootstrap.")
     judge: str | None = Field(None, description="Teacher URI of an LLM judge: a reference-guided correctness grade per answer.")
     judge_url: str | None = Field(None, description="Base URL of the judge's OpenAI-compatible server.")
-    batch_size: int = Field(16, ge=1, description="Questions answered per generate call.")
+    batch_size: int = Field(16, ge=1, description="Questions answered per generate call (fewer "
+                            "when long prompts would not fit memory_budget).")
+    memory_budget: str = Field(
+        "auto", description="Memory answering may use beyond the loaded models: auto (30% of "
+        "free RAM on CPU, 85% of free GPU memory), a size (6GB) or a share (0.5).")
     device: str = Field("auto", description="auto | cpu | cuda | mps.")
     dtype: str = Field("auto", description="auto | bf16 | fp16 | fp32.")
     trust_remote_code: bool = Field(
@@ -65,7 +69,8 @@ class EvalConfig(StageConfig):
                            "code when loaded, so only for a trusted source.")
 
     execution_only: ClassVar[frozenset[str]] = frozenset(
-        {"batch_size", "device", "dtype", "judge_url", "trust_remote_code", "allow_pickle"})
+        {"batch_size", "device", "dtype", "judge_url", "trust_remote_code", "allow_pickle",
+         "memory_budget"})
 
 
 register_stage("eval", EvalConfig)
@@ -288,10 +293,10 @@ class _Eval:
 
         device = str(next(model.parameters()).device)
         prompt = 96 + (self.cfg.context_tokens if setup in RAG_SETUPS else 0)
-        params = sum(p.numel() for p in model.parameters())
         dtype = "fp32" if next(model.parameters()).dtype.itemsize == 4 else "bf16"
-        n = answer_batch_size(model.config, params=params, dtype=dtype, prompt_tokens=prompt,
-                              new_tokens=self.cfg.max_new_tokens, budget=parse_budget("auto", device),
+        n = answer_batch_size(model.config, dtype=dtype, prompt_tokens=prompt,
+                              new_tokens=self.cfg.max_new_tokens,
+                              budget=parse_budget(self.cfg.memory_budget, device),
                               wanted=self.cfg.batch_size)
         if n < self.cfg.batch_size and setup not in self._shrunk:
             self._shrunk.add(setup)

@@ -9,7 +9,7 @@ measured on SmolLM2-135M (LoRA on every linear layer, SDPA attention, on CPU: on
 1,024-token row peaked 4.4 GB above the weights in fp32, the formula says 5.0 GB; in bf16
 autocast 2.9 GB, since norms, softmax and the LoRA path stay fp32: activations are counted
 at 3 bytes an element, and the formula says 3.8 GB).
-``bench/train.py --student smollm2`` prints the plan's estimate beside the measured peak.
+``bench/smollm2.py`` prints the default run's plan and estimate beside its measured peak.
 No library does this for the CPU: accelerate's ``find_executable_batch_size`` retries after
 a CUDA OOM, but on a CPU the kernel's OOM killer ends the process before any retry.
 """
@@ -88,12 +88,16 @@ def _cgroup_room() -> int | None:
     return None
 
 
-def parse_budget(value: str, device: str) -> int:
-    """``auto`` (a share of what is free), ``6GB`` / ``512MB`` (absolute) or ``0.5`` (a share)."""
+def parse_budget(value: str, device: str, weights_bytes: int = 0) -> int:
+    """``auto`` (a share of what is free), ``6GB`` / ``512MB`` (absolute) or ``0.5`` (a share).
+
+    ``weights_bytes``: weights not loaded yet, whose room ``auto`` grants on top of its share
+    of the rest (a 6 GB model on a machine with 20 GB free: 6 + 0.3 x 14 GB on a CPU)."""
     text = str(value).strip().lower()
     if text in ("", "auto"):
         share = GPU_SHARE if device.startswith("cuda") else CPU_SHARE
-        return int(available_bytes(device) * share)
+        free = available_bytes(device)
+        return int(min(weights_bytes, free) + share * max(0, free - weights_bytes))
     m = re.fullmatch(r"([\d.]+)\s*(gb|gib|g|mb|mib|m)?", text)
     if not m:
         raise StageError(f"memory budget {value!r} is not a size",
@@ -187,11 +191,12 @@ def measured_peak(device: str) -> int | None:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def answer_batch_size(config: Any, *, params: int, dtype: str, prompt_tokens: int, new_tokens: int,
+def answer_batch_size(config: Any, *, dtype: str, prompt_tokens: int, new_tokens: int,
                       budget: int, wanted: int) -> int:
-    """Questions per ``generate`` call that fit ``budget``: the weights, each row's KV cache
-    over prompt and answer, and one layer's prefill activations per row (inference keeps no
-    others). RAG prompts are the long ones; ``prompt_tokens`` is the longest expected."""
+    """Questions per ``generate`` call that fit ``budget``, a budget read with the model
+    already loaded (its weights are no longer free memory): each row's KV cache over prompt
+    and answer and one layer's prefill activations (inference keeps no others). RAG
+    prompts are the long ones; ``prompt_tokens`` is the longest expected."""
     hidden, inter, layers, heads, vocab = _dims(config)
     cfg = getattr(config, "text_config", None) or config
     kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
@@ -201,5 +206,4 @@ def answer_batch_size(config: Any, *, params: int, dtype: str, prompt_tokens: in
     per_row = (tokens * layers * 2 * kv_heads * head_dim * b  # KV cache
                + prompt_tokens * (8 * hidden + 3 * inter) * b  # one layer's prefill
                + vocab * 4 * 2)  # last-position logits and their softmax
-    room = budget - RUNTIME_BYTES - params * b
-    return max(1, min(wanted, room // max(per_row, 1)))
+    return max(1, min(wanted, budget // max(per_row, 1)))

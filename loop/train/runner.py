@@ -31,6 +31,7 @@ class Plan:
     callbacks: list[Any] = field(default_factory=list)
     tensorboard_dir: Path | None = None  # --report-to tensorboard writes here, kept after the run
     memory: Any = None  # the MemoryPlan, set once the rows' lengths are known
+    budget: int | None = None  # bytes, fixed before the weights loaded (None: read now)
     notes: list[str] = field(default_factory=list)  # what preparing the rows cut or dropped
 
 
@@ -46,7 +47,7 @@ def plan_memory(plan: Plan, model: Any, *, row_tokens: int, answer_share: float,
     plan.memory = plan_for(
         model.config, params=params, trainable=trainable,
         effective_batch=cfg.batch_size * cfg.grad_accum, row_tokens=row_tokens, dtype=plan.dtype,
-        budget=parse_budget(cfg.memory_budget, plan.device),
+        budget=plan.budget if plan.budget is not None else parse_budget(cfg.memory_budget, plan.device),
         want_checkpointing=cfg.gradient_checkpointing, full_vocab=full_vocab, pairs=pairs,
         answer_share=answer_share)
 
@@ -212,6 +213,16 @@ def plan_line(m: Any) -> str:
     return (f"{m.micro_batch} x {m.row_tokens}-token rows per micro-batch, {m.grad_accum} "
             "accumulated" + (", gradient checkpointing" if m.gradient_checkpointing else "")
             + f"; ~{m.estimate_bytes / 2**30:.1f} of {m.budget_bytes / 2**30:.1f} GB budget")
+
+
+def tokens_per_s(trainer: Any) -> float:
+    """Tokens per second of this process's training steps (EventsCallback's clock starts at
+    train begin, after any checkpoint was restored)."""
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, EventsCallback):
+            seen = trainer.state.num_input_tokens_seen - cb.tokens0
+            return seen / max(time.perf_counter() - cb.t0, 1e-9)
+    return 0.0
 
 
 # -- running, resuming, failing clearly ------------------------------------------------------

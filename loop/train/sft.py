@@ -177,7 +177,10 @@ def _answer_loss_trainer() -> type:
         """A Trainer whose loss never builds full-vocabulary logits for prompt tokens."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN201
-            loss = answer_loss(model, inputs, num_items_in_batch)
+            # accelerate applies bf16/fp16 autocast by wrapping model.forward; calling the
+            # decoder and head directly needs it said here
+            with self.accelerator.autocast():
+                loss = answer_loss(model, inputs, num_items_in_batch)
             if loss is None:
                 self.loss_is_scaled_for_ga = None  # the Trainer's own rule for its own loss
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)

@@ -178,11 +178,11 @@ class _Train:
         model, targets = self._prepare(student)
         plan = runner.Plan(self.cfg, self.ws.root / "checkpoints" / model_id, self.device,
                            self.dtype, val_rows is not None, self.emit, self.extra_callbacks,
-                           tensorboard_dir=self.ws.root / "logs" / "tensorboard" / model_id)
+                           tensorboard_dir=self.ws.root / "logs" / "tensorboard" / model_id,
+                           budget=self.budget)
         trainer = self._trainer(model, student, train_rows, val_rows, plan)
-        t0, tokens0 = time.perf_counter(), trainer.state.num_input_tokens_seen
         trainer, resumed = runner.run(trainer, plan)
-        rate = (trainer.state.num_input_tokens_seen - tokens0) / max(time.perf_counter() - t0, 1e-9)
+        rate = runner.tokens_per_s(trainer)  # this process's steps only, not a resumed run's
         val_loss = trainer.evaluate()["eval_loss"] if trainer.eval_dataset is not None else None
         student.notes = [*student.notes, *plan.notes]
         self.memory = plan.memory.as_dict() if plan.memory else None
@@ -210,20 +210,23 @@ class _Train:
         from loop.train.memory import parse_budget, plan_memory
         from loop.train.students import count_parameters, student_config
 
+        self.budget = parse_budget(self.cfg.memory_budget, self.device)
         if self.cfg.method in ("qlora",):  # 4-bit weights: the estimate's dtype does not apply
             return
         config = student_config(self.cfg.student, self.opts)
-        if config is None:
+        params = count_parameters(config, self.opts) if config is not None else None
+        if params is None:
             return
-        params = count_parameters(config)
-        full = self.cfg.method in ("pretrain", "dpo")  # their losses score every position
+        # read before the weights load, which then take their room out of free memory: the
+        # budget is fixed here, with that room in it, and the exact plan uses the same figure
+        weight_bytes = params * (4 if self.dtype == "fp32" or self.cfg.method == "full" else 2)
+        self.budget = parse_budget(self.cfg.memory_budget, self.device, weights_bytes=weight_bytes)
         trainable = params if self.cfg.method == "full" else params // 100  # LoRA: ~1-4%
         plan_memory(config, params=params, trainable=trainable,
                     effective_batch=self.cfg.batch_size * self.cfg.grad_accum,
-                    row_tokens=self.cfg.max_length, dtype=self.dtype,
-                    budget=parse_budget(self.cfg.memory_budget, self.device),
-                    want_checkpointing=self.cfg.gradient_checkpointing, full_vocab=full,
-                    answer_share=0.5, pairs=self.cfg.method == "dpo")
+                    row_tokens=self.cfg.max_length, dtype=self.dtype, budget=self.budget,
+                    want_checkpointing=self.cfg.gradient_checkpointing,
+                    full_vocab=True, pairs=self.cfg.method == "dpo")  # the worst case
 
     def _prepare(self, student: Student) -> tuple[Any, list[str]]:
         from loop.train import runner

@@ -72,17 +72,21 @@ class StudentLoader(Protocol):
 
 
 LOADERS: dict[str, StudentLoader] = {}
+BARE_NAMES: set[str] = set()  # loaders whose name alone is a whole URI (smollm2)
 
 
-def register_student(prefix: str, loader: StudentLoader) -> None:
-    """Add a student kind; the built-ins below register the same way a plugin would."""
+def register_student(prefix: str, loader: StudentLoader, *, bare: bool = False) -> None:
+    """Add a student kind; the built-ins below register the same way a plugin would.
+    ``bare``: the name alone names one model (``smollm2``), with no ``:rest``."""
     LOADERS[prefix] = loader
+    if bare:
+        BARE_NAMES.add(prefix)
 
 
 def split_uri(uri: str) -> tuple[str, str]:
     """``prefix, rest`` of a student URI; a bare registered name (``smollm2``) is that
     loader; a bare path or hub id means ``hf:``."""
-    if uri in LOADERS:
+    if uri in BARE_NAMES:
         return uri, ""
     prefix, sep, rest = uri.partition(":")
     if not sep or (len(prefix) == 1 and rest.startswith("\\")):  # no prefix, or C:\ on Windows
@@ -148,13 +152,17 @@ def student_config(uri: str, opts: LoadOptions) -> Any | None:
         return None  # the load itself will say what is wrong
 
 
-def count_parameters(config: Any) -> int:
-    """Parameters of the model a config describes, built on the meta device (no memory)."""
+def count_parameters(config: Any, opts: LoadOptions) -> int | None:
+    """Parameters of the model a config describes, built on the meta device (no memory);
+    None when it cannot be built that way (the load itself will say why)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=opts.trust_remote_code)
+    except Exception:  # noqa: BLE001 - an estimate only: never the reason a run fails
+        return None
     return sum(p.numel() for p in model.parameters())
 
 
@@ -493,6 +501,7 @@ def materialize_gguf(path: Path, ws: Workspace | None, emit: EventSink = null_si
     every later stage loads plain safetensors in about a second. Written to a temporary
     folder and renamed into place, so a folder that exists is complete."""
     import shutil
+    import time
     import uuid
 
     from loop.events import Finished, Started
@@ -505,6 +514,9 @@ def materialize_gguf(path: Path, ws: Workspace | None, emit: EventSink = null_si
         raise InputError(f"reading {path.name} needs the gguf package", hint="pip install gguf")
     emit(Started("gguf", message=f"dequantizing {path.name} once (cached as safetensors)"))
     final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{digest}.*"):  # a killed run's half-written copy
+        if time.time() - stale.stat().st_mtime > 600:  # (not a live one of another process)
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = final.parent / f".{digest}.{uuid.uuid4().hex[:8]}"
     try:
         _dequantize(path, tmp)
@@ -596,7 +608,7 @@ def require_qlora(device: str) -> None:
 
 register_student("hf", HFLoader())
 register_student("model", ModelArtefactLoader())
-register_student("smollm2", SmolLM2Loader())
+register_student("smollm2", SmolLM2Loader(), bare=True)
 register_student("scratch", ScratchLoader())
 
 
