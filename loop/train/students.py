@@ -510,7 +510,7 @@ def materialize_gguf(path: Path, ws: Workspace | None, emit: EventSink = null_si
     final = gguf_cache_root(ws) / digest
     if (final / "config.json").exists():
         return final
-    if importlib_util_missing("gguf"):
+    if _missing("gguf"):
         raise InputError(f"reading {path.name} needs the gguf package", hint="pip install gguf")
     emit(Started("gguf", message=f"dequantizing {path.name} once (cached as safetensors)"))
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -536,7 +536,8 @@ def materialize_gguf(path: Path, ws: Workspace | None, emit: EventSink = null_si
     return final
 
 
-def importlib_util_missing(name: str) -> bool:
+def _missing(name: str) -> bool:
+    """Whether a package cannot be imported (checked without importing it)."""
     import importlib.util
 
     return importlib.util.find_spec(name) is None
