@@ -29,7 +29,7 @@ def real_ws(tmp_path_factory):
 
 
 def test_gguf_is_dequantized_once_and_cached_by_content(real_ws, monkeypatch):
-    from loop.train import students
+    from loop.train import gguf as gguf_module
     from loop.train.students import (
         LoadOptions,
         check_student,
@@ -50,7 +50,7 @@ def test_gguf_is_dequantized_once_and_cached_by_content(real_ws, monkeypatch):
     def no_second_pass(*a, **kw):
         raise AssertionError("dequantized twice")
 
-    monkeypatch.setattr(students, "_dequantize", no_second_pass)
+    monkeypatch.setattr(gguf_module, "_dequantize", no_second_pass)
     t = time.perf_counter()
     s = load_student("smollm2", LoadOptions(ws=real_ws))
     assert time.perf_counter() - t < 15  # safetensors, not the GGUF reader
