@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from loop.config import StageConfig, register_stage, resolve
 from loop.corpus import corpus_meta, current_corpus_id, load_corpus
@@ -34,6 +34,7 @@ from retrieval import (
     gold_counter,
     load_eval_set,
 )
+from retrieval.methods import get_method, method_names
 from retrieval.prompt import build_context
 
 INDEX_META = "index"
@@ -82,7 +83,17 @@ class IndexConfig(StageConfig):
                     "bm25_local (sentences, IDF within their document; off by default).")
     candidates: int = Field(_DEFAULTS.candidates, ge=1, description="Candidates taken per ranker.")
     k: int = Field(5, ge=1, description="Hits retrieved per question (the RAG budget).")
-    method: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="Default method.")
+    method: str = Field(
+        "hybrid", description=f"Default search method (one of: {', '.join(method_names())}).")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        try:
+            get_method(value)  # the registry of retrieval.methods
+        except RetrievalError as e:
+            raise ValueError(str(e)) from None
+        return value
 
     def settings(self) -> Settings:
         values = self.resolved()
@@ -304,7 +315,7 @@ def evaluate_retrieval(ws: Workspace, eval_set: Path, ks: list[int],
     out: dict[str, Any] = {"default": retriever.cfg.method, "questions": len(items),
                            "budget_k": retriever.cfg.k, "index_id": retriever.index_id,
                            "methods": {}}
-    for method in methods or ["bm25", "dense", "hybrid"]:
+    for method in methods or method_names(rankers=False):
         emit(Started("retrieval-eval", total=len(items), unit="questions", message=method))
         scores = evaluate(
             lambda q, k, m=method: retriever.search(q, k, m), items, ks, count,

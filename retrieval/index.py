@@ -6,7 +6,8 @@ whole chunks (each unit inherits its chunk's rank), ``bm25_local`` scores senten
 BM25 whose IDF is counted among the sentences of the unit's own document: a word found all
 over a paper (its topic) says little about which of its sentences answers, a word rare in it
 says much. A method is a weighting of rankers;
-the top units become hits, each a window of words around its unit.
+the top units become hits, each a window of words around its unit. Rankers and methods are
+registered in :mod:`retrieval.methods`.
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ from retrieval.embedders import Embedder, get_embedder
 from retrieval.errors import IndexMismatchError, RetrievalError
 from retrieval.fusion import FUSIONS, Ranked, fuse
 from retrieval.lexical import BM25Index, idf
+from retrieval.methods import get_method, get_ranker, ranker_names
 from retrieval.rerankers import Reranker, check_reranker_uri, get_reranker
 from retrieval.units import Unit, Windows, documents, make_units
 
 FORMAT = 1
-RANKERS = ("bm25", "dense", "bm25_chunk", "dense_chunk", "bm25_local")
-METHODS = ("bm25", "dense", "hybrid")
 CHUNK_FIELDS = ("chunk_id", "doc_id", "source", "title", "text", "start", "end")
 Progress = Callable[[str, int, int], None]
 
@@ -62,9 +62,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             raise RetrievalError(f"unknown fusion '{self.fusion}' (known: {', '.join(FUSIONS)})")
-        unknown = set(self.weights) - set(RANKERS)
+        unknown = set(self.weights) - set(ranker_names())
         if unknown:
-            raise RetrievalError(f"unknown rankers {sorted(unknown)} (known: {', '.join(RANKERS)})")
+            raise RetrievalError(f"unknown rankers {sorted(unknown)} "
+                                 f"(known: {', '.join(ranker_names())})")
         if self.reranker:
             check_reranker_uri(self.reranker)
 
@@ -194,28 +195,22 @@ class RetrievalIndex:
         return self._embedder
 
     def method_weights(self, method: str) -> dict[str, float]:
-        if method == "bm25":
-            return {"bm25": 1.0, "bm25_chunk": 1.0}
-        if method == "dense":
-            return {"dense": 1.0, "dense_chunk": 1.0}
-        if method == "hybrid":
-            return dict(self.settings.weights)
-        if method in RANKERS:
-            return {method: 1.0}
-        raise RetrievalError(f"unknown method '{method}' (known: {', '.join(METHODS + RANKERS)})")
+        """The ranker weights ``method`` fuses (see :mod:`retrieval.methods`)."""
+        return get_method(method).weights_for(self.settings)
 
     def search(self, query: str, k: int = 5, method: str = "hybrid") -> list[Hit]:
         """The top ``k`` hits for ``query``: windows around the best-matching units."""
-        weights = {n: w for n, w in self.method_weights(method).items() if w}
+        spec = get_method(method)
+        weights = {n: w for n, w in spec.weights_for(self.settings).items() if w}
         if not self.units or not query.strip() or k < 1:
             return []
         qv = None
-        if any(n.startswith("dense") for n in weights):
+        if any(get_ranker(n).needs_vector for n in weights):
             qv = self._query_vectors.get(query)
             qv = self.embedder.embed([query]) if qv is None else qv[None, :]
         lists = {name: self._rank(name, query, qv) for name in weights}
         ids, scores = fuse(lists, weights, fusion=self.settings.fusion, rrf_k=self.settings.rrf_k)
-        cover = self.settings.coverage_weight if method == "hybrid" else 0.0
+        cover = self.settings.coverage_weight if spec.coverage else 0.0
         if self.settings.window_words <= 0:
             cover = 0.0
         if not cover and not self.settings.reranker:
@@ -233,39 +228,13 @@ class RetrievalIndex:
             self._query_vectors.update(zip(todo, self.embedder.embed(todo), strict=True))
 
     def _rank(self, name: str, query: str, qv: np.ndarray | None) -> Ranked:
-        n = self.settings.candidates
-        if name == "bm25":
-            scores, rows = self.bm25_units.search(query, n)
-            return Ranked.of(rows, scores)
-        if name == "dense":
-            scores, rows = self.dense_units.search(qv, n)
-            keep = rows[0] >= 0
-            return Ranked.of(rows[0][keep], scores[0][keep])
-        if name == "bm25_local":
-            return self._rank_local(query, n)
-        if name == "bm25_chunk":
-            scores, rows = self.bm25_chunks.search(query, n)
-        else:
-            s, r = self.dense_chunks.search(qv, n)
-            keep = r[0] >= 0
-            scores, rows = s[0][keep], r[0][keep]
-        return self._chunks_to_units(rows, scores)
+        """Ranker ``name``'s best ``Settings.candidates`` units (``qv``: the query's vector,
+        (1, dim), when the ranker needs it)."""
+        return get_ranker(name).rank(self, query, qv, self.settings.candidates)
 
-    def _rank_local(self, query: str, n: int) -> Ranked:
-        """BM25 over units with each word's IDF counted within the unit's document."""
-        total = np.zeros(len(self.units), np.float32)
-        for rows, weight in self.bm25_units.postings(query):
-            docs = self.unit_doc[rows]
-            df = np.bincount(docs, minlength=len(self.doc_units))
-            total[rows] += idf(self.doc_units, df)[docs] * weight
-        top = np.flatnonzero(total > 0)
-        if len(top) > n:
-            top = top[np.argpartition(-total[top], n - 1)[:n]]
-        top = top[np.lexsort((top, -total[top]))]  # by score, ties by row
-        return Ranked.of(top, total[top])
-
-    def _chunks_to_units(self, rows: np.ndarray, scores: np.ndarray) -> Ranked:
-        """Each unit of a ranked chunk takes the chunk's rank and score."""
+    def chunks_to_units(self, rows: np.ndarray, scores: np.ndarray) -> Ranked:
+        """Each unit of a ranked chunk takes the chunk's rank and score (for rankers that
+        score whole chunks)."""
         starts, ends = self.chunk_units[rows], self.chunk_units[rows + 1]
         counts = ends - starts
         # unit ids of every ranked chunk, in rank order: each run starts at its chunk's first
