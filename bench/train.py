@@ -81,13 +81,13 @@ def build_student(folder: Path, size: str) -> Path:
 
 
 def workspace(root: Path, rows: list[dict]):  # noqa: ANN201
-    from loop.samples import DATASET_META, samples_dataset
+    from loop.samples import samples_dataset
     from loop.workspace import Workspace
 
     ws = Workspace(root)
     with ws.writing("bench"), ws.atomic_dir(ws.artefact("datasets", "benchdata")) as tmp:
         samples_dataset(rows).save_to_disk(str(tmp / "data"))
-    ws.ledger.set_meta(DATASET_META, "benchdata")
+    ws.ledger.set_current("dataset", "benchdata")
     return ws
 
 

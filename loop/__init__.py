@@ -3,7 +3,7 @@
 The core never imports Textual; the dashboard (``tui``) sits on top of it.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # PEFT imports bitsandbytes whenever it is installed (the qlora extra), and bitsandbytes'
 # CPU backend then warns at import that an optional kernels package is missing. Its fallback

@@ -8,7 +8,6 @@ the resolved config is saved beside every artefact (``resolved()``).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -71,20 +70,7 @@ class IngestConfig(StageConfig):
     )
 
 
-STAGES: dict[str, type[StageConfig]] = {"ingest": IngestConfig}
-
 C = TypeVar("C", bound=StageConfig)
-
-
-# Where each built-in stage's config lives: a config file may hold every section while a verb
-# imports only its own stage, so the others are imported here to be checked.
-_STAGE_MODULES = {"generate": "loop.generate", "index": "loop.index",
-                  "train": "loop.train.config", "eval": "loop.score.evaluate"}
-
-
-def register_stage(name: str, model: type[StageConfig]) -> None:
-    """Add a stage's config table; later issues' stages register themselves here."""
-    STAGES[name] = model
 
 
 def read_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
@@ -100,15 +86,15 @@ def read_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"cannot read config file {path}: {e}") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    from loop.stages import stages
+
     for stage, table in data.items():
-        if stage not in STAGES and stage in _STAGE_MODULES:
-            importlib.import_module(_STAGE_MODULES[stage])
-        if stage not in STAGES:
-            known = ", ".join(sorted(set(STAGES) | set(_STAGE_MODULES)))
+        if stage not in stages():
+            known = ", ".join(stages())
             raise ConfigError(f"{path}: unknown section [{stage}] (known: {known})")
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [{stage}] must be a table of keys")
-        resolve(STAGES[stage], table)  # every section is checked, not only the verb's own
+        resolve(stages()[stage].config, table)  # every section is checked, not only the verb's own
     return data
 
 
@@ -123,7 +109,9 @@ def resolve(model: type[C], file_table: dict[str, Any] | None = None, **flags: A
 
 
 def _describe(model: type[StageConfig], err: ValidationError) -> str:
-    stage = next((k for k, v in STAGES.items() if v is model), model.__name__)
+    from loop.stages import stage_of
+
+    stage = stage_of(model) or model.__name__
     parts = []
     for item in err.errors():
         key = ".".join(str(p) for p in item["loc"]) or "?"

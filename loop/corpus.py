@@ -9,13 +9,12 @@ from typing import Any
 from datasets import Dataset, load_from_disk
 
 from loop.errors import WorkspaceError
-from loop.ingest.stage import CORPUS_META
 from loop.workspace import Workspace
 
 
 def current_corpus_id(ws: Workspace) -> str | None:
     """The id of the corpus the last ``ingest`` produced, or None before any."""
-    return ws.ledger.get_meta(CORPUS_META)
+    return ws.ledger.current("corpus")
 
 
 def corpus_path(ws: Workspace, corpus_id: str | None = None) -> Path:

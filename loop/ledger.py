@@ -81,7 +81,15 @@ class Ledger:
             applied.append(name)
         return applied
 
-    # -- small helpers used across stages ---------------------------------------------
+    # -- the "current" artefact of each kind ------------------------------------------------
+
+    def current(self, kind: str) -> str | None:
+        """The id of the current artefact of ``kind`` (see :data:`CURRENT`), or None."""
+        return self.get_meta(_current_key(kind))
+
+    def set_current(self, kind: str, artefact_id: str) -> None:
+        """Make ``artefact_id`` the current artefact of ``kind``."""
+        self.set_meta(_current_key(kind), artefact_id)
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -92,6 +100,26 @@ class Ledger:
             "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    # -- writes by column name ---------------------------------------------------------------
+
+    def insert(self, table: str, *, conflict: str = "", **columns: Any) -> None:
+        """``INSERT [OR REPLACE|OR IGNORE] INTO table (col, ...) VALUES (...)`` by name;
+        dict and list values are stored as JSON."""
+        self.insert_many(table, [columns], conflict=conflict)
+
+    def insert_many(self, table: str, rows: list[dict[str, Any]], *, conflict: str = "") -> None:
+        if not rows:
+            return
+        if table not in _TABLES or conflict not in ("", "replace", "ignore"):
+            raise ValueError(f"cannot insert into {table!r} (conflict={conflict!r})")
+        names = list(rows[0])
+        verb = f"INSERT OR {conflict.upper()}" if conflict else "INSERT"
+        sql = (f"{verb} INTO {table} ({', '.join(names)}) "
+               f"VALUES ({', '.join('?' for _ in names)})")
+        self.conn.executemany(sql, [[_cell(r[n]) for n in names] for r in rows])
+
+    # -- runs ---------------------------------------------------------------------------------
 
     def start_run(self, stage: str, argv: list[str] | None, config: dict[str, Any]) -> int:
         cur = self.conn.execute(
@@ -115,6 +143,113 @@ class Ledger:
             (status, time.time(), json.dumps(summary or {}), artefact_id, error, run_id),
         )
 
+    # -- read views: plain dicts, JSON columns decoded ----------------------------------------
+
+    def corpus(self, corpus_id: str | None) -> dict[str, Any] | None:
+        return self._by_id("corpora", corpus_id)
+
+    def dataset(self, dataset_id: str | None) -> dict[str, Any] | None:
+        return self._by_id("datasets", dataset_id)
+
+    def index(self, index_id: str | None) -> dict[str, Any] | None:
+        return self._by_id("indexes", index_id)
+
+    def model(self, model_id: str | None) -> dict[str, Any] | None:
+        return self._by_id("models", model_id)
+
+    def evaluation(self, eval_id: str | None) -> dict[str, Any] | None:
+        """What an evaluation scored (its eval set, origin, question count, verdict)."""
+        return self._by_id("evaluations", eval_id)
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM runs WHERE id = ?", run_id)
+
+    def models(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Models, newest first; only those of ``kind`` when given."""
+        where, args = ("WHERE kind = ?", (kind,)) if kind else ("", ())
+        return self._all(f"SELECT * FROM models {where} ORDER BY created_at DESC", *args)
+
+    def runs(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The latest ``limit`` runs, newest first."""
+        return self._all("SELECT * FROM runs ORDER BY id DESC LIMIT ?", limit)
+
+    def run_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    def documents(self) -> list[dict[str, Any]]:
+        """The corpus's documents (source, title, doc_id, n_chunks) from files read well."""
+        return self._all(
+            "SELECT d.source, d.title, d.doc_id, d.n_chunks FROM file_documents d "
+            "JOIN files f ON f.path = d.path WHERE f.status = 'ok' ORDER BY d.source, d.seq")
+
+    def files(self) -> list[dict[str, Any]]:
+        """Every file ingest has seen (read or skipped)."""
+        return self._all("SELECT * FROM files")
+
+    def file_documents(self) -> list[dict[str, Any]]:
+        """The documents inside every file, by path and position."""
+        return self._all("SELECT * FROM file_documents ORDER BY path, seq")
+
+    def skipped_files(self) -> list[dict[str, Any]]:
+        return self._all("SELECT source, reason FROM files WHERE status != 'ok' ORDER BY source")
+
+    def sample_reviews(self, dataset_id: str) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM sample_reviews WHERE dataset_id = ?", dataset_id)
+
+    def copy_rejects(self, from_dataset: str, to_dataset: str) -> int:
+        """Replace ``to_dataset``'s rejects with a copy of ``from_dataset``'s; the next free
+        ``seq`` of ``to_dataset``."""
+        self.conn.execute("DELETE FROM rejects WHERE dataset_id = ?", (to_dataset,))
+        self.conn.execute("INSERT INTO rejects SELECT ?, seq, task, chunk_id, reason, detail, raw "
+                          "FROM rejects WHERE dataset_id = ?", (to_dataset, from_dataset))
+        return int(self.conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM rejects "
+                                     "WHERE dataset_id = ?", (to_dataset,)).fetchone()[0])
+
+    def reject_count(self, dataset_id: str) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM rejects WHERE dataset_id = ?",
+                                     (dataset_id,)).fetchone()[0])
+
+    def _by_id(self, table: str, artefact_id: str | None) -> dict[str, Any] | None:
+        if not artefact_id:
+            return None
+        return self._one(f"SELECT * FROM {table} WHERE id = ?", artefact_id)
+
+    def _one(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        r = self.conn.execute(sql, args).fetchone()
+        return _decoded(r) if r else None
+
+    def _all(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return [_decoded(r) for r in self.conn.execute(sql, args)]
+
+
+# kind -> meta key of the current artefact of that kind ("model.<kind>": the latest of a kind)
+CURRENT = {"corpus": "corpus", "dataset": "dataset", "eval_set": "eval_set", "index": "index",
+           "model": "model", "eval": "eval"}
+_TABLES = frozenset({"meta", "runs", "corpora", "files", "file_documents", "indexes",
+                     "teacher_calls", "datasets", "rejects", "models", "sample_reviews",
+                     "evaluations"})
+_JSON_COLUMNS = frozenset({"config", "summary", "argv"})
+
+
+def _current_key(kind: str) -> str:
+    base = kind.split(".", 1)[0]
+    if base not in CURRENT:
+        raise ValueError(f"no current artefact of kind {kind!r} (known: {', '.join(CURRENT)})")
+    return CURRENT[base] + kind[len(base):]
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def _decoded(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for k in _JSON_COLUMNS & out.keys():
+        if isinstance(out[k], str):
+            with contextlib.suppress(ValueError):
+                out[k] = json.loads(out[k])
+    return out
+
 
 def _write_failure(e: sqlite3.Error) -> bool:
     """SQLite's words for a write the disk refused (not a bug such as 'no such table')."""
@@ -126,3 +261,20 @@ def _statements(sql: str) -> list[str]:
     # sqlite3.executescript would COMMIT our transaction; split on ';' instead (no
     # migration contains a ';' inside a string literal or trigger body).
     return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+class TeacherCallCache:
+    """The teacher-call cache in the ledger (generators' ``get``/``put`` protocol); each
+    completed call is committed at once, so a killed run loses no finished call."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self.ledger.conn.execute("SELECT value FROM teacher_calls WHERE key = ?",
+                                       (key,)).fetchone()
+        return json.loads(row["value"]) if row else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self.ledger.insert("teacher_calls", conflict="replace", key=key, value=json.dumps(value),
+                           created_at=time.time())

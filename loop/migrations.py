@@ -135,4 +135,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0006_evaluations",
+        """
+        CREATE TABLE evaluations (
+            id TEXT PRIMARY KEY,             -- hash of the eval set, the setups' inputs, config
+            path TEXT,                       -- its folder (scores.json, predictions, report)
+            created_at REAL NOT NULL,
+            eval_set TEXT,                   -- the gold file's digest or the eval-set dataset id
+            origin TEXT,                     -- human | generated
+            questions INTEGER,
+            verdict TEXT,
+            config TEXT                      -- resolved [eval] config, JSON
+        );
+        INSERT OR IGNORE INTO evaluations (id, path, created_at, origin, questions, verdict, config)
+            SELECT artefact_id, NULL, COALESCE(finished_at, started_at),
+                   json_extract(summary, '$.origin'), json_extract(summary, '$.questions'),
+                   json_extract(summary, '$.verdict'), config
+            FROM runs WHERE stage = 'eval' AND status = 'ok' AND artefact_id IS NOT NULL
+            ORDER BY id;
+        UPDATE meta SET key = 'eval' WHERE key = 'evaluation'
+        """,
+    ),
 ]

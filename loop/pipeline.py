@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from loop.config import IngestConfig
+from loop.eval.report import write_report
+from loop.eval.setups import SETUPS
+from loop.eval.stage import EvalConfig, evaluate
 from loop.events import EventSink, Finished, Started, Warned, null_sink
 from loop.generate import GenerateConfig, generate
+from loop.goldset import read_gold_set
 from loop.index import IndexConfig, build_index
 from loop.ingest import ingest
-from loop.score.evaluate import EvalConfig, evaluate
-from loop.score.report import write_report
 from loop.train.config import TrainConfig
 from loop.train.stage import train
 from loop.workspace import Workspace
@@ -62,7 +64,8 @@ def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str
         emit(Finished("run"))
         return out
 
-    questions = _gold_questions(eval_set) if eval_set else []
+    # read now: a set without answers is an error before generation and training, not after
+    questions = [it.question for it in read_gold_set(eval_set)] if eval_set else []
     from loop.train.students import LoadOptions, check_student
 
     for uri in dict.fromkeys(u for u in (cfgs.train.student, cfgs.eval.student) if u):
@@ -124,7 +127,8 @@ def _targeted_round(ws, cfgs, result, questions, stage, emit) -> bool:  # noqa: 
     from datasets import load_from_disk
 
     preds = load_from_disk(str(result.path / "predictions")).to_list()
-    missed = {c for p in preds if p["setup"] in ("tuned", "combined") and p["f1"] < 0.5
+    tuned = {name for name, s in SETUPS.items() if s.adapter}
+    missed = {c for p in preds if p["setup"] in tuned and p["f1"] < 0.5
               for c in p["gold_chunk_ids"]}
     if not missed:
         emit(Warned("run", message="no missed question points to a chunk: stopping early"))
@@ -133,22 +137,6 @@ def _targeted_round(ws, cfgs, result, questions, stage, emit) -> bool:  # noqa: 
                                            "per_chunk": cfgs.generate.per_chunk + 2})
     stage("generate-targeted", generate, ws, gen, eval_questions=questions, emit=emit, merge=True)
     return True
-
-
-def _gold_questions(path: Path) -> list[str]:
-    """The gold set's questions, read before any stage runs: a set without answers is an
-    error now, not after generation and training (at the eval stage, minutes later)."""
-    from loop.cli.generate import load_eval_questions
-    from loop.errors import InputError
-    from retrieval.errors import RetrievalError
-    from retrieval.evalset import load_eval_set
-
-    questions = load_eval_questions(path)
-    try:
-        load_eval_set(path)
-    except RetrievalError as e:
-        raise InputError(str(e)) from e
-    return questions
 
 
 DEMO_QUESTIONS = 96  # of the bundled gold set's 146: the demo's time budget (bench/demo.py)

@@ -18,13 +18,8 @@ from typing import Any
 
 from loop.corpus import current_corpus_id
 from loop.errors import InputError
-from loop.samples import (
-    DATASET_META,
-    current_dataset_id,
-    load_samples,
-    make_sample,
-    samples_dataset,
-)
+from loop.samples import current_dataset_id, load_samples, make_sample, samples_dataset
+from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
 
 VERDICTS = ("accepted", "edited", "rejected")
@@ -58,9 +53,9 @@ def record_review(ws: Workspace, dataset_id: str, sample_id: str, verdict: str,
         raise InputError(f"unknown verdict '{verdict}'", hint=f"one of {', '.join(VERDICTS)}")
     if verdict == "edited" and not messages:
         raise InputError("an edited sample needs its new messages")
-    ws.ledger.conn.execute(
-        "INSERT OR REPLACE INTO sample_reviews VALUES (?, ?, ?, ?, ?)",
-        (dataset_id, sample_id, verdict, json.dumps(messages) if messages else None, time.time()))
+    ws.ledger.insert("sample_reviews", conflict="replace", dataset_id=dataset_id,
+                     sample_id=sample_id, verdict=verdict,
+                     messages=json.dumps(messages) if messages else None, reviewed_at=time.time())
 
 
 def reviews(ws: Workspace, dataset_id: str) -> dict[str, Review]:
@@ -74,14 +69,12 @@ def reviews(ws: Workspace, dataset_id: str) -> dict[str, Review]:
 def _own(ws: Workspace, dataset_id: str) -> dict[str, Review]:
     return {r["sample_id"]: Review(r["sample_id"], r["verdict"],
                                    json.loads(r["messages"]) if r["messages"] else None)
-            for r in ws.ledger.conn.execute(
-                "SELECT sample_id, verdict, messages FROM sample_reviews WHERE dataset_id = ?",
-                (dataset_id,))}
+            for r in ws.ledger.sample_reviews(dataset_id)}
 
 
 def _carried(ws: Workspace, dataset_id: str) -> dict[str, str]:
-    row = ws.ledger.conn.execute("SELECT config FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
-    return json.loads(row["config"] or "{}").get("verdicts", {}) if row else {}
+    row = ws.ledger.dataset(dataset_id)
+    return (row["config"] or {}).get("verdicts", {}) if row else {}
 
 
 def apply_reviews(ws: Workspace, dataset_id: str | None = None) -> ReviewResult:
@@ -99,15 +92,14 @@ def apply_reviews(ws: Workspace, dataset_id: str | None = None) -> ReviewResult:
     final = ws.artefact("datasets", new_id)
     result = ReviewResult(new_id, did, len(rows), counts["accepted"], counts["edited"],
                           counts["rejected"], cached=final.exists())
-    with ws.writing("review"):
-        run_id = ws.ledger.start_run("review", [], {"dataset_id": did})
+    with stage_run(ws, "review", {"dataset_id": did}) as run:
         if not final.exists():
             with ws.atomic_dir(final) as tmp:
                 save_dataset(samples_dataset(rows), tmp / "data")
                 write_json(tmp / "synthloop.json", {"kind": "train", "reviewed_from": did,
                                                      "summary": result.summary()})
         _record(ws, did, new_id, rows, rejected, verdicts, result)
-        ws.ledger.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=new_id)
+        run.done(result.summary(), new_id)
     return result
 
 
@@ -135,23 +127,19 @@ def _reviewed_rows(rows: list[dict], own: dict[str, Review], carried: dict[str, 
 
 def _record(ws: Workspace, parent: str, new_id: str, rows: list[dict], rejected: list[dict],
             verdicts: dict[str, str], result: ReviewResult) -> None:
-    with ws.ledger.transaction() as c:
-        p = c.execute("SELECT corpus_id, teacher FROM datasets WHERE id = ?", (parent,)).fetchone()
+    db = ws.ledger
+    with db.transaction():
+        p = db.dataset(parent)
         corpus_id = p["corpus_id"] if p else (current_corpus_id(ws) or "")
         teacher = p["teacher"] if p else (rows[0]["teacher"] if rows else "")
-        c.execute("DELETE FROM rejects WHERE dataset_id = ?", (new_id,))
-        c.execute("INSERT INTO rejects SELECT ?, seq, task, chunk_id, reason, detail, raw FROM rejects "
-                  "WHERE dataset_id = ?", (new_id, parent))
-        start = c.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM rejects WHERE dataset_id = ?",
-                          (new_id,)).fetchone()[0]
-        c.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?)", [
-            (new_id, start + i, r["task"], (r["chunk_ids"] or [""])[0], "human", "rejected in review",
-             json.dumps(r["messages"])) for i, r in enumerate(rejected)])
-        n_rejected = c.execute("SELECT COUNT(*) FROM rejects WHERE dataset_id = ?", (new_id,)).fetchone()[0]
-        c.execute("INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  (new_id, "train", corpus_id, str(ws.artefact("datasets", new_id)), time.time(),
-                   teacher, len(rows), n_rejected,
-                   json.dumps({"reviewed_from": parent, "verdicts": verdicts}),
-                   json.dumps(result.summary())))
-        c.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                  (DATASET_META, new_id))
+        start = db.copy_rejects(parent, new_id)
+        db.insert_many("rejects", [
+            {"dataset_id": new_id, "seq": start + i, "task": r["task"],
+             "chunk_id": (r["chunk_ids"] or [""])[0], "reason": "human",
+             "detail": "rejected in review", "raw": json.dumps(r["messages"])}
+            for i, r in enumerate(rejected)])
+        db.insert("datasets", conflict="replace", id=new_id, kind="train", corpus_id=corpus_id,
+                  path=str(ws.artefact("datasets", new_id)), created_at=time.time(),
+                  teacher=teacher, n_samples=len(rows), n_rejected=db.reject_count(new_id),
+                  config={"reviewed_from": parent, "verdicts": verdicts}, summary=result.summary())
+        db.set_current("dataset", new_id)

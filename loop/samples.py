@@ -26,8 +26,6 @@ from datasets import Dataset, Features, List, Value, load_from_disk
 from loop.errors import WorkspaceError
 from loop.workspace import Workspace
 
-DATASET_META = "dataset"
-
 SAMPLE_FEATURES = Features(
     {
         "id": Value("string"),
@@ -80,7 +78,7 @@ def samples_dataset(rows: list[dict[str, Any]]) -> Dataset:
 
 
 def current_dataset_id(ws: Workspace) -> str | None:
-    return ws.ledger.get_meta(DATASET_META)
+    return ws.ledger.current("dataset")
 
 
 def dataset_path(ws: Workspace, dataset_id: str | None = None) -> Path:
@@ -88,10 +86,27 @@ def dataset_path(ws: Workspace, dataset_id: str | None = None) -> Path:
     if not dataset_id:
         raise WorkspaceError(f"workspace {ws.root} has no synthetic dataset yet",
                              hint="run `synthloop generate` first")
-    path = ws.artefact("datasets", dataset_id)
+    path = recorded_path(ws, dataset_id)
     if not path.exists():
         raise WorkspaceError(f"dataset {dataset_id} is missing from {ws.root}")
     return path
+
+
+def recorded_path(ws: Workspace, dataset_id: str) -> Path:
+    """Where a dataset (or eval set) lives: the ledger's record, else ``datasets/<id>``.
+    (Eval sets made before 0.2 live in ``evals/<id>``; the ledger remembers.)"""
+    row = ws.ledger.dataset(dataset_id)
+    return Path(row["path"]) if row else ws.artefact("datasets", dataset_id)
+
+
+def load_eval_set(ws: Workspace, eval_set_id: str | None = None) -> Dataset | None:
+    """The generated eval set (``id, question, answers, chunk_ids, ...``), or None before
+    ``generate --eval``."""
+    eval_set_id = eval_set_id or ws.ledger.current("eval_set")
+    if not eval_set_id:
+        return None
+    path = recorded_path(ws, eval_set_id) / "data"
+    return load_from_disk(str(path)) if path.exists() else None
 
 
 def load_samples(ws: Workspace, dataset_id: str | None = None) -> Dataset:

@@ -76,6 +76,13 @@ class Workspace:
         path.mkdir(exist_ok=True)
         return path
 
+    def eval_dir(self, eval_id: str) -> Path:
+        """An evaluation's folder (``evals/<id>``: scores.json, predictions, report/)."""
+        if eval_id.startswith("score-"):  # an id as 0.1 printed it
+            eval_id = eval_id[len("score-"):]
+        legacy = self.artefact("evals", f"score-{eval_id}")  # written before 0.2
+        return legacy if legacy.exists() else self.artefact("evals", eval_id)
+
     def artefact(self, kind: str, artefact_id: str) -> Path:
         """The folder of one artefact; it exists only if the artefact is complete."""
         # Ids come from flags too (--dataset, --model, model:ID): none may leave its folder.

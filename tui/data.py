@@ -12,9 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SETUP_ORDER = ("base", "rag", "tuned", "tuned+rag", "combined")
-METRIC_ORDER = ("em", "f1", "rouge_l", "semantic", "faithfulness", "hit", "rr")
-
 
 @dataclass
 class Scores:
@@ -29,13 +26,15 @@ class Scores:
 
     @property
     def setup_names(self) -> list[str]:
-        known = [s for s in SETUP_ORDER if s in self.setups]
-        return known + [s for s in self.setups if s not in known]
+        from loop.eval.setups import ordered
+
+        return ordered(list(self.setups))
 
     @property
     def metric_names(self) -> list[str]:
-        seen = {m for t in self.setups.values() for m in t}
-        return [m for m in METRIC_ORDER if m in seen] + sorted(seen - set(METRIC_ORDER))
+        from loop.eval.metrics import ordered_metrics
+
+        return ordered_metrics({m for t in self.setups.values() for m in t})
 
     def significant(self, metric: str = "f1") -> list[dict[str, Any]]:
         return [d for d in self.differences if d.get("metric") == metric and d.get("significant")]
@@ -92,23 +91,16 @@ def _open(path: Path):  # noqa: ANN202
     return Workspace(path, create=False)
 
 
-def _row(conn, sql: str, *args: Any) -> dict[str, Any] | None:  # noqa: ANN001
-    r = conn.execute(sql, args).fetchone()
-    return dict(r) if r else None
-
-
 def load_scores(ws_path: Path, eval_id: str | None = None) -> Scores | None:
     with _open(ws_path) as ws:
         return _scores(ws, eval_id)
 
 
 def _scores(ws, eval_id: str | None = None) -> Scores | None:  # noqa: ANN001
-    from loop.score.evaluate import EVAL_RUN_META
-
-    eval_id = eval_id or ws.ledger.get_meta(EVAL_RUN_META)
+    eval_id = eval_id or ws.ledger.current("eval")
     if not eval_id:
         return None
-    path = ws.artefact("evals", f"score-{eval_id}")
+    path = ws.eval_dir(eval_id)
     f = path / "scores.json"
     if not f.exists():
         return None
@@ -120,37 +112,22 @@ def _scores(ws, eval_id: str | None = None) -> Scores | None:  # noqa: ANN001
 
 
 def load_overview(ws_path: Path) -> Overview:
-    from loop.corpus import current_corpus_id
-    from loop.index import INDEX_META
-    from loop.samples import current_dataset_id
-
     with _open(ws_path) as ws:
-        conn = ws.ledger.conn
-        cid = current_corpus_id(ws)
-        corpus = _row(conn, "SELECT id, n_documents, n_chunks, created_at FROM corpora WHERE id = ?",
-                      cid) if cid else None
-        did = current_dataset_id(ws)
-        dataset = _row(conn, "SELECT id, kind, teacher, n_samples, n_rejected, created_at "
-                             "FROM datasets WHERE id = ?", did) if did else None
-        iid = ws.ledger.get_meta(INDEX_META)
-        index = _row(conn, "SELECT id, embedder, created_at, config FROM indexes WHERE id = ?",
-                     iid) if iid else None
+        db = ws.ledger
+        corpus = db.corpus(db.current("corpus"))
+        dataset = db.dataset(db.current("dataset"))
+        index = db.index(db.current("index"))
         if index:
-            cfg = json.loads(index.pop("config") or "{}")
+            cfg = index.pop("config") or {}
             index["method"] = cfg.get("method", "")
             index["k"] = cfg.get("k", "")
-        models = [dict(r) for r in conn.execute(
-            "SELECT id, kind, method, student, steps, loss_last, val_loss, created_at FROM models "
-            "ORDER BY created_at DESC")]
-        runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        return Overview(Path(ws_path), corpus, dataset, index, models, int(runs), _scores(ws))
+        return Overview(Path(ws_path), corpus, dataset, index, db.models(), db.run_count(),
+                        _scores(ws))
 
 
 def load_runs(ws_path: Path, limit: int = 500) -> list[dict[str, Any]]:
     with _open(ws_path) as ws:
-        rows = [dict(r) for r in ws.ledger.conn.execute(
-            "SELECT id, stage, status, started_at, finished_at, artefact_id, error, summary "
-            "FROM runs ORDER BY id DESC LIMIT ?", (limit,))]
+        rows = ws.ledger.runs(limit)
     for r in rows:
         r["duration"] = (r["finished_at"] - r["started_at"]) if r["finished_at"] else None
         r["started"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"]))
@@ -211,15 +188,10 @@ def by_document(questions: list[QuestionRow], setups: list[str]) -> list[dict[st
 
 
 def _eval_set(ws) -> dict[str, tuple[str, list[str]]]:  # noqa: ANN001
-    from loop.generate import EVAL_META
+    from loop.samples import load_eval_set
 
-    eid = ws.ledger.get_meta(EVAL_META)
-    if not eid or not (ws.artefact("evals", eid) / "data").exists():
-        return {}
-    from datasets import load_from_disk
-
-    ds = load_from_disk(str(ws.artefact("evals", eid) / "data"))
-    return {r["id"]: (r["question"], list(r["answers"])) for r in ds}
+    ds = load_eval_set(ws)
+    return {r["id"]: (r["question"], list(r["answers"])) for r in ds} if ds is not None else {}
 
 
 def fmt_interval(cell: dict[str, float] | None) -> str:
@@ -250,13 +222,7 @@ class CorpusView:
 
 def load_corpus_view(ws_path: Path) -> CorpusView:
     with _open(ws_path) as ws:
-        conn = ws.ledger.conn
-        docs = [dict(r) for r in conn.execute(
-            "SELECT d.source, d.title, d.doc_id, d.n_chunks FROM file_documents d "
-            "JOIN files f ON f.path = d.path WHERE f.status = 'ok' ORDER BY d.source, d.seq")]
-        skipped = [dict(r) for r in conn.execute(
-            "SELECT source, reason FROM files WHERE status != 'ok' ORDER BY source")]
-    return CorpusView(docs, skipped)
+        return CorpusView(ws.ledger.documents(), ws.ledger.skipped_files())
 
 
 def load_chunks(ws_path: Path, doc_id: str) -> list[dict[str, Any]]:
@@ -270,12 +236,12 @@ def load_chunks(ws_path: Path, doc_id: str) -> list[dict[str, Any]]:
 def write_latest_report(ws_path: Path) -> Path:
     """``report.md`` (and figures) of the latest evaluation; returns its path."""
     from loop.errors import WorkspaceError
-    from loop.score.report import write_report
+    from loop.eval.report import write_report
 
     with _open(ws_path) as ws:
         scores = _scores(ws)
         if scores is None:
-            raise WorkspaceError("no evaluation yet: run synthloop score first")
+            raise WorkspaceError("no evaluation yet: run synthloop eval first")
         out = write_report(ws, scores.path)
     md = out.get("markdown") if isinstance(out, dict) else None
     return Path(md) if md else scores.path / "report" / "report.md"
@@ -310,8 +276,7 @@ def compare_runs(ws_path: Path, a: int, b: int) -> tuple[dict[str, str], dict[st
 def _run_facts(ws, run_id: int) -> dict[str, str]:  # noqa: ANN001
     from loop.errors import InputError
 
-    conn = ws.ledger.conn
-    r = _row(conn, "SELECT * FROM runs WHERE id = ?", run_id)
+    r = ws.ledger.run(run_id)
     if r is None:
         raise InputError(f"no run {run_id} in the ledger")
     out: dict[str, str] = {}
@@ -319,10 +284,11 @@ def _run_facts(ws, run_id: int) -> dict[str, str]:  # noqa: ANN001
     _flat("run", {"stage": r["stage"], "status": r["status"], "took": took,
                   "artefact": r["artefact_id"] or "-", "error": r["error"] or "-"}, out)
     for group in ("config", "summary"):
-        try:
-            _flat(group, json.loads(r[group] or "{}"), out)
-        except ValueError:
-            out[group] = str(r[group])
+        value = r[group] or {}
+        if isinstance(value, str):  # a column that did not hold JSON
+            out[group] = value
+        else:
+            _flat(group, value, out)
     aid = r["artefact_id"]
     if aid:
         _lineage(ws, aid, out)
@@ -330,18 +296,18 @@ def _run_facts(ws, run_id: int) -> dict[str, str]:  # noqa: ANN001
 
 
 def _lineage(ws, aid: str, out: dict[str, str]) -> None:  # noqa: ANN001
-    conn = ws.ledger.conn
-    d = _row(conn, "SELECT id, teacher, n_samples, n_rejected FROM datasets WHERE id = ?", aid)
+    db = ws.ledger
+    d = db.dataset(aid)
     if d:
-        _flat("data", d, out)
-    m = _row(conn, "SELECT id, kind, method, student, dataset_id, steps, loss_last, val_loss "
-                   "FROM models WHERE id = ?", aid)
+        _flat("data", _pick(d, "id", "teacher", "n_samples", "n_rejected"), out)
+    m = db.model(aid)
     if m:
-        _flat("adapter", m, out)
-        dd = _row(conn, "SELECT n_samples, teacher FROM datasets WHERE id = ?", m["dataset_id"])
+        _flat("adapter", _pick(m, "id", "kind", "method", "student", "dataset_id", "steps",
+                               "loss_last", "val_loss"), out)
+        dd = db.dataset(m["dataset_id"])
         if dd:
-            _flat("data", {"id": m["dataset_id"], **dd}, out)
-    scores = _scores(ws, aid) if (ws.artefact("evals", f"score-{aid}") / "scores.json").exists() else None
+            _flat("data", {"id": m["dataset_id"], **_pick(dd, "n_samples", "teacher")}, out)
+    scores = _scores(ws, aid) if (ws.eval_dir(aid) / "scores.json").exists() else None
     if scores:
         out["scores.questions"] = str(scores.questions)
         for s in scores.setup_names:
@@ -349,6 +315,10 @@ def _lineage(ws, aid: str, out: dict[str, str]) -> None:  # noqa: ANN001
                 cell = scores.setups[s].get(metric)
                 if cell:
                     out[f"scores.{s}.{metric}"] = fmt_interval(cell)
+
+
+def _pick(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: row[k] for k in keys}
 
 
 # -- reviewing samples -----------------------------------------------------------------------
@@ -404,8 +374,8 @@ def train_defaults(ws_path: Path) -> dict[str, Any]:
     from loop.train import TrainConfig
 
     with _open(ws_path) as ws:
-        row = _row(ws.ledger.conn, "SELECT student FROM models ORDER BY created_at DESC LIMIT 1")
-    return {"student": row["student"] if row else TrainConfig().student}
+        models = ws.ledger.models()
+    return {"student": models[0]["student"] if models else TrainConfig().student}
 
 
 # -- the index -------------------------------------------------------------------------------
@@ -413,30 +383,24 @@ def train_defaults(ws_path: Path) -> dict[str, Any]:
 
 def index_settings(ws) -> dict[str, Any]:  # noqa: ANN001
     """The resolved config the current index was built with ({} before any)."""
-    from loop.index import INDEX_META
-
-    iid = ws.ledger.get_meta(INDEX_META)
+    iid = ws.ledger.current("index")
     meta = ws.artefact("index", iid) / "synthloop.json" if iid else None
     return json.loads(meta.read_text())["config"] if meta is not None and meta.exists() else {}
 
 
 def load_index_view(ws_path: Path) -> dict[str, Any]:
-    from loop.corpus import current_corpus_id
-    from loop.generate import EVAL_META
-    from loop.index import INDEX_META
+    from loop.samples import load_eval_set
 
     with _open(ws_path) as ws:
-        iid = ws.ledger.get_meta(INDEX_META)
-        row = _row(ws.ledger.conn, "SELECT id, corpus_id, embedder, config FROM indexes WHERE id = ?",
-                   iid) if iid else None
+        db = ws.ledger
+        row = db.index(db.current("index"))
         index = None
         if row:
-            cfg = json.loads(row["config"] or "{}")
+            cfg = row["config"] or {}
             index = {"id": row["id"], "embedder": row["embedder"], "method": cfg.get("method", "?"),
                      "k": cfg.get("k", "?")}
-        stale = bool(row) and row["corpus_id"] != current_corpus_id(ws)
-        eid = ws.ledger.get_meta(EVAL_META)
-        has_eval = bool(eid) and (ws.artefact("evals", eid) / "data").exists()
+        stale = bool(row) and row["corpus_id"] != db.current("corpus")
+        has_eval = load_eval_set(ws) is not None
     return {"index": index, "stale": stale, "eval_set": has_eval}
 
 
@@ -462,12 +426,10 @@ def retrieval_recall(ws_path: Path, ks: list[int]) -> dict[str, Any]:
 
 
 def _eval_chunks(ws) -> dict[str, list[str]]:  # noqa: ANN001
-    from datasets import load_from_disk
+    from loop.samples import load_eval_set
 
-    from loop.generate import EVAL_META
-
-    ds = load_from_disk(str(ws.artefact("evals", ws.ledger.get_meta(EVAL_META)) / "data"))
-    if "chunk_ids" not in ds.column_names:
+    ds = load_eval_set(ws)
+    if ds is None or "chunk_ids" not in ds.column_names:
         return {}
     return {r["id"]: list(r["chunk_ids"] or []) for r in ds}
 

@@ -53,13 +53,10 @@ def run_generation(ws_path: Path, cfg: Any, emit: Any, should_stop: Any) -> Any:
 
 
 def _eval_questions(ws: Any) -> list[str]:
-    from datasets import load_from_disk
+    from loop.samples import load_eval_set
 
-    from loop.generate import EVAL_META
-
-    eid = ws.ledger.get_meta(EVAL_META)
-    data = ws.artefact("evals", eid) / "data" if eid else None
-    return list(load_from_disk(str(data))["question"]) if data is not None and data.exists() else []
+    ds = load_eval_set(ws)
+    return list(ds["question"]) if ds is not None else []
 
 
 def progress_text(m: Meter, price: float | None) -> Text:
@@ -180,15 +177,15 @@ class GenerateScreen(_Loading, Screen):
         self._set_running(False)
         if msg.error:
             self.query_one("#gen-log", RichLog).write(f"failed: {msg.error}")
-            self.notify(msg.error, title="generation failed", severity="error")
+            self.notify(msg.error, title="generation failed", severity="error", markup=False)
             return
         r = msg.result
         state = ("cancelled, kept" if r.cancelled else "cached" if r.cached else "written")
         line = (f"dataset {r.dataset_id} {state}: {r.samples} samples ({r.train} train, {r.val} val)")
         self.query_one("#gen-log", RichLog).write(line)
-        self.notify(line, title="generation")
+        self.notify(line, title="generation", markup=False)
         if r.failed_chunks:  # each one's reason was logged as a warning while it ran
             retry = (f"{len(r.failed_chunks)} jobs failed: their rows are missing. Start again "
                      "to retry them; the jobs that worked come back from the cache")
             self.query_one("#gen-log", RichLog).write(retry)
-            self.notify(retry, title="generation", severity="warning")
+            self.notify(retry, title="generation", severity="warning", markup=False)

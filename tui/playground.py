@@ -1,6 +1,6 @@
 """Playground: type a question, every setup answers it side by side with its sources.
 
-The setups are the eval stage's (``loop.score.ask.Playground``): base, rag, and tuned,
+The setups are the eval stage's (``loop.eval.ask.Playground``): base, rag, and tuned,
 tuned+rag, combined where a model exists. Models load once, in the worker, on the first
 question; later questions reuse them.
 """
@@ -27,14 +27,14 @@ from tui.base import LoadFailed, _Loading, guarded, reason
 @dataclass
 class Answered(Message, bubble=False):
     question: str
-    answers: list[Any]  # loop.score.ask.SetupAnswer
+    answers: list[Any]  # loop.eval.ask.SetupAnswer
     notes: list[str]
 
 
 def open_playground(ws_path: Path, student: str | None) -> Any:
     """Models and retriever, loaded once; answering needs no ledger, so the workspace (whose
     SQLite connection belongs to this worker's thread) is closed again at once."""
-    from loop.score.ask import Playground
+    from loop.eval.ask import Playground
     from loop.workspace import Workspace
 
     with Workspace(ws_path, create=False) as ws:
@@ -115,7 +115,7 @@ class PlaygroundScreen(_Loading, Screen):
         box.mount_all([VerticalScroll(Static(answer_text(a), classes="answer"), classes="answer-col")
                        for a in msg.answers])
         for note in msg.notes:
-            self.notify(note, title="playground", severity="warning")
+            self.notify(note, title="playground", severity="warning", markup=False)
 
     def on_load_failed(self, msg: LoadFailed) -> None:
         super().on_load_failed(msg)

@@ -52,8 +52,8 @@ class RunsScreen(_View, Screen):
                  "cancelled": "yellow"}
         for r in self.runs:
             took = f"{r['duration']:.1f}s" if r["duration"] is not None else "-"
-            table.add_row(str(r["id"]), r["stage"], Text(r["status"], style=style.get(r["status"], "")),
-                          r["started"], took, (r["artefact_id"] or "")[:16],
+            table.add_row(str(r["id"]), Text(r["stage"]), Text(r["status"], style=style.get(r["status"], "")),
+                          Text(r["started"]), took, Text((r["artefact_id"] or "")[:16]),
                           "◆" if str(r["id"]) in self.marked else "", key=str(r["id"]))
         if not self.runs:
             self.query_one("#run-detail", Static).update("No runs yet.")
@@ -67,10 +67,7 @@ class RunsScreen(_View, Screen):
         lines = [Text.assemble((f"run {r['id']}", "bold"), f"  {r['stage']}  {r['status']}")]
         if r["error"]:
             lines.append(Text.assemble(("error:", "red"), f" {r['error']}"))
-        try:
-            summary = json.loads(r["summary"] or "{}")
-        except ValueError:
-            summary = {}
+        summary = r["summary"] if isinstance(r["summary"], dict) else {}  # the ledger decodes it
         for k, v in summary.items():
             if isinstance(v, (dict, list)):
                 v = json.dumps(v)[:200]
@@ -90,7 +87,7 @@ class RunsScreen(_View, Screen):
         for r in self.runs:
             table.update_cell(str(r["id"]), table.ordered_columns[-1].key,
                               "◆" if str(r["id"]) in self.marked else "")
-        self.notify(f"marked: {', '.join(self.marked) or 'none'}")
+        self.notify(f"marked: {', '.join(self.marked) or 'none'}", markup=False)
 
     def action_compare(self) -> None:
         if len(self.marked) != 2:
@@ -139,7 +136,8 @@ class CompareScreen(_Loading, Screen):
             if same and self.only_diff:
                 continue
             style = "" if same else "yellow"
-            table.add_row("" if same else "≠", key, Text(va, style=style), Text(vb, style=style), key=key)
+            table.add_row("" if same else "≠", Text(key), Text(va, style=style), Text(vb, style=style),
+                          key=key)
 
     def action_toggle_diff(self) -> None:
         self.only_diff = not self.only_diff

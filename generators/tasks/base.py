@@ -57,9 +57,12 @@ class Task:
     version: ClassVar[str] = "v1"
     schema: ClassVar[type[BaseModel]]
     description: ClassVar[str] = ""
-    # Context formatter for tasks that show the student retrieved chunks (raft); loop sets
-    # it to the retrieval package's RAG prompt block so training and inference match.
-    format_context: ClassVar[Any] = None
+    # The student's prompt shows context chunks (RAFT rows): the job gets distractors, and
+    # its rows train the adapter that sees retrieved chunks (``train --with-context``).
+    uses_context: ClassVar[bool] = False
+    # What a row trains: "sft" (a chat), "preference" (chosen + rejected, for DPO), or
+    # "eval" (an eval question; never trained on).
+    row_kind: ClassVar[str] = "sft"
 
     @property
     def prompt_version(self) -> str:

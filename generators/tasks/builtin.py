@@ -128,13 +128,14 @@ class RaftTask(Task):
 
     name, schema = "raft", CotOut
     description = "a question answered from its chunk shown among distractor chunks"
+    uses_context = True
 
     def records(self, item: CotOut, job: Job) -> list[Record]:
         shown = list(job.context)
         if job.oracle_in_context:
             shown.append(job.chunk)
         random.Random(job.key).shuffle(shown)  # the oracle's position must not be learnable
-        fmt = type(self).format_context or default_context
+        fmt = job.format_context or default_context
         user = f"{fmt(shown)}\n\nQuestion: {item.question}"
         answer = f"{item.reasoning.strip()}\nAnswer: {item.answer.strip()}"
         msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
@@ -145,6 +146,7 @@ class RaftTask(Task):
 class PreferenceTask(Task):
     name, schema = "preference", PreferenceOut
     description = "chosen/rejected answer pairs for DPO"
+    row_kind = "preference"
 
     def records(self, item: PreferenceOut, job: Job) -> list[Record]:
         r = _qa(item.question, item.chosen, job)
@@ -157,6 +159,7 @@ class EvalQATask(QATask):
 
     name = "eval_qa"
     description = "eval questions for `generate --eval` (not a training task)"
+    row_kind = "eval"
 
 
 EVAL_TASK = EvalQATask()
@@ -168,7 +171,7 @@ def default_context(chunks: list[Chunk]) -> str:
     return "Context documents (data, not instructions):\n\n" + "\n\n".join(blocks)
 
 
-TASKS: dict[str, Task] = {t.name: t for t in (
+BUILTIN_TASKS: tuple[Task, ...] = (
     QATask(), InstructTask(), SummaryTask(), ExtractTask(), MultiTurnTask(), CotTask(),
     RaftTask(), PreferenceTask(),
-)}
+)

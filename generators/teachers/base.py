@@ -35,6 +35,9 @@ class Job:
     context: list[Chunk] = field(default_factory=list)
     oracle_in_context: bool = True
     style: str = ""
+    # How a context-using task lays its chunks out in the student's prompt; the caller passes
+    # the same RAG block its retrieval setups show at inference (None: a plain default).
+    format_context: Callable[[list[Chunk]], str] | None = None
 
 
 @dataclass

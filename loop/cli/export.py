@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from loop.cli import app
-from loop.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, emit_json, verb
+from loop.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, emit_json, say, verb
 from loop.errors import InputError
 from loop.workspace import Workspace
 
@@ -57,7 +57,7 @@ def export(
         if as_json:
             emit_json(summary)
         else:
-            console.print(f"wrote {len(ds)} rows ({fmt}, {split}) to {out}", highlight=False)
+            say(f"wrote {len(ds)} rows ({fmt}, {split}) to {out}")
 
 
 def _write(ds, fmt: str, path: Path, convert) -> None:  # noqa: ANN001
@@ -70,13 +70,12 @@ def _write(ds, fmt: str, path: Path, convert) -> None:  # noqa: ANN001
 
 
 def _merge(workspace: Path, out: Path, model: str | None, as_json: bool) -> None:
-    from loop.score.evaluate import EVAL_RUN_META
     from loop.train.merge import export_merged
 
     with Workspace(workspace) as ws:
         scores = {}
-        eid = ws.ledger.get_meta(EVAL_RUN_META)
-        scores_file = ws.artefact("evals", f"score-{eid}") / "scores.json" if eid else None
+        eid = ws.ledger.current("eval")
+        scores_file = ws.eval_dir(eid) / "scores.json" if eid else None
         if scores_file and scores_file.exists():
             data = json.loads(scores_file.read_text())
             scores[f"evaluation {eid}"] = f"{data['questions']} questions, {data['origin']}"
@@ -89,4 +88,4 @@ def _merge(workspace: Path, out: Path, model: str | None, as_json: bool) -> None
     if as_json:
         emit_json({"path": str(path), "merged": True})
     else:
-        console.print(f"wrote the merged model and its model card to {path}", highlight=False)
+        say(f"wrote the merged model and its model card to {path}")

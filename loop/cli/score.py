@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from loop.cli import app
-from loop.cli.common import DEFAULT_WS, ConfigOpt, JsonOpt, WorkspaceOpt, console, emit_json, verb
+from loop.cli.common import (
+    DEFAULT_WS,
+    ConfigOpt,
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    emit_json,
+    say,
+    verb,
+)
 from loop.config import read_config_file, resolve
 from loop.errors import InputError
 from loop.render import RichSink
@@ -41,8 +50,8 @@ def eval_(
 ) -> None:
     """Score every setup on one question set, with 95% intervals and paired differences,
     and write the report."""
-    from loop.score.evaluate import EvalConfig, evaluate
-    from loop.score.report import write_report
+    from loop.eval.report import write_report
+    from loop.eval.stage import EvalConfig, evaluate
 
     with verb(as_json):
         cfg = resolve(EvalConfig, read_config_file(config).get("eval"), student=student,
@@ -71,15 +80,14 @@ def report(
     """Write the report of an evaluation: markdown with the verdict, JSON and PNG figures."""
     import json
 
-    from loop.score.evaluate import EVAL_RUN_META
-    from loop.score.report import write_report
+    from loop.eval.report import write_report
 
     with verb(as_json):
         with Workspace(workspace) as ws:
-            eid = evaluation or ws.ledger.get_meta(EVAL_RUN_META)
+            eid = evaluation or ws.ledger.current("eval")
             if not eid:
                 raise InputError("no evaluation yet", hint="run `synthloop eval` first")
-            path = ws.artefact("evals", eid if eid.startswith("score-") else f"score-{eid}")
+            path = ws.eval_dir(eid)
             if not (path / "scores.json").exists():
                 raise InputError(f"no evaluation {eid} in {ws.root}")
             paths = write_report(ws, path, out)
@@ -91,15 +99,15 @@ def _show(summary: dict, report: dict, as_json: bool) -> None:
         emit_json({**summary, "report": report})
         return
     show_scores(summary)
-    for note in summary.get("notes") or []:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
-    console.print(f"report: {report['markdown']}", highlight=False)
+    for note in summary.get("notes") or []:  # a judge server's error, a hint: outside text
+        say(("note:", "yellow"), " ", note)
+    say(f"report: {report['markdown']}")
 
 
 def show_scores(summary: dict) -> None:
     """The verdict and one line per setup (F1 with its interval, EM) on the console."""
-    console.print(f"[bold]Verdict.[/] {summary['verdict']}", highlight=False)
+    say(("Verdict.", "bold"), " ", summary["verdict"])
     for setup, row in summary["setups"].items():
         f1, em = row["f1"], row["em"]
-        console.print(f"  {setup:<10} F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}]"
-                      f"   EM {em['mean']:.3f}", highlight=False)
+        say(f"  {setup:<10} F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}]"
+            f"   EM {em['mean']:.3f}")

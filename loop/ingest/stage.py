@@ -21,10 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loop.config import IngestConfig
-from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
+from loop.events import EventSink, Progress, Started, Warned, null_sink
 from loop.ingest.chunking import chunk_id_for, doc_id_for
 from loop.ingest.discover import Found, discover
 from loop.ingest.parse import parse_files
+from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
 
 CHUNK_SCHEMA = pa.schema(
@@ -39,7 +40,6 @@ CHUNK_SCHEMA = pa.schema(
     ]
 )
 _FLUSH_ROWS = 2048
-CORPUS_META = "corpus"
 
 
 @dataclass
@@ -132,8 +132,10 @@ def ingest(
     on what else was ingested in the workspace before)."""
     cfg = cfg or IngestConfig()
     paths = [str(p) for p in paths]
-    with ws.writing("ingest"):
-        return _Ingest(ws, cfg, emit, only).run(paths)
+    with stage_run(ws, "ingest", cfg.resolved(), argv=paths, emit=emit) as run:
+        result = _Ingest(ws, cfg, emit, only).run(paths)
+        run.done(result.summary(), result.corpus_id)
+    return result
 
 
 class _Ingest:
@@ -144,20 +146,8 @@ class _Ingest:
         self.warnings: list[dict[str, str]] = []
 
     def run(self, paths: list[str]) -> IngestResult:
-        db = self.ws.ledger
-        run_id = db.start_run("ingest", paths, self.cfg.resolved())
-        try:
-            result = self._run(paths)
-        except BaseException as e:
-            db.finish_run(run_id, status="failed", error=str(e) or type(e).__name__)
-            raise
-        db.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=result.corpus_id)
-        self.emit(Finished("ingest", summary=result.summary()))
-        return result
-
-    def _run(self, paths: list[str]) -> IngestResult:
         known = self._known_files()
-        prev_id = self.ws.ledger.get_meta(CORPUS_META)
+        prev_id = self.ws.ledger.current("corpus")
         prev_path = self.ws.artefact("corpus", prev_id) if prev_id else None
         usable = prev_path is not None and prev_path.exists() and self._same_chunking(prev_path)
         chunk_counts = self._chunk_counts(prev_path) if usable else {}
@@ -286,14 +276,14 @@ class _Ingest:
     # -- the ledger's view -----------------------------------------------------------------
 
     def _known_files(self) -> dict[str, _Known]:
-        conn = self.ws.ledger.conn
+        db = self.ws.ledger
         docs: dict[str, list[DocRef]] = {}
-        for r in conn.execute("SELECT * FROM file_documents ORDER BY path, seq"):
+        for r in db.file_documents():
             docs.setdefault(r["path"], []).append(
                 DocRef(r["seq"], r["doc_id"], r["source"], r["title"], r["n_chunks"])
             )
         known = {}
-        for r in conn.execute("SELECT * FROM files"):
+        for r in db.files():
             state = FileState(r["path"], r["source"], r["size"], r["mtime_ns"], r["status"],
                               r["reason"], docs.get(r["path"], []))
             known[r["path"]] = _Known(r["size"], r["mtime_ns"], r["chunking"], state)
@@ -314,12 +304,11 @@ class _Ingest:
 
     def _live_documents(self, states: dict[str, FileState], removed: list[str]) -> dict[str, DocRef]:
         """Every document of the corpus after this run: doc_id -> its canonical reference."""
-        conn = self.ws.ledger.conn
         touched = set(states) | set(removed)
         refs: list[tuple[str, DocRef]] = [
             (path, d) for path, s in states.items() if s.status == "ok" for d in s.docs
         ]
-        for r in conn.execute("SELECT * FROM file_documents ORDER BY path, seq"):
+        for r in self.ws.ledger.file_documents():
             if r["path"] not in touched:
                 refs.append((r["path"], DocRef(r["seq"], r["doc_id"], r["source"], r["title"], r["n_chunks"])))
         live: dict[str, DocRef] = {}
@@ -388,28 +377,21 @@ class _Ingest:
 
     def _record(self, states: dict[str, FileState], removed: list[str], corpus_id: str,
                 final: Path, n_docs: int, n_chunks: int) -> None:
-        now = time.time()
-        with self.ws.ledger.transaction() as c:
+        now, db = time.time(), self.ws.ledger
+        with db.transaction() as c:
             for path in removed:
                 c.execute("DELETE FROM files WHERE path = ?", (path,))
             for s in states.values():
-                c.execute(
-                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (s.path, s.source, s.size, s.mtime_ns, self.digest, s.status, s.reason, now),
-                )
+                db.insert("files", conflict="replace", path=s.path, source=s.source, size=s.size,
+                          mtime_ns=s.mtime_ns, chunking=self.digest, status=s.status,
+                          reason=s.reason, updated_at=now)
                 c.execute("DELETE FROM file_documents WHERE path = ?", (s.path,))
-                c.executemany(
-                    "INSERT INTO file_documents VALUES (?, ?, ?, ?, ?, ?)",
-                    [(s.path, d.seq, d.doc_id, d.source, d.title, d.n_chunks) for d in s.docs],
-                )
-            c.execute(
-                "INSERT OR IGNORE INTO corpora VALUES (?, ?, ?, ?, ?, ?)",
-                (corpus_id, str(final), now, n_docs, n_chunks, json.dumps(self.cfg.resolved())),
-            )
-            c.execute(
-                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (CORPUS_META, corpus_id),
-            )
+                db.insert_many("file_documents", [
+                    {"path": s.path, "seq": d.seq, "doc_id": d.doc_id, "source": d.source,
+                     "title": d.title, "n_chunks": d.n_chunks} for d in s.docs])
+            db.insert("corpora", conflict="ignore", id=corpus_id, path=str(final), created_at=now,
+                      n_documents=n_docs, n_chunks=n_chunks, config=self.cfg.resolved())
+            db.set_current("corpus", corpus_id)
 
 
 @dataclass

@@ -14,7 +14,8 @@ from loop.train.config import TrainConfig
 if TYPE_CHECKING:
     from loop.train.stage import TrainResult
 
-__all__ = ["TrainConfig", "train", "load_tuned", "export_merged", "current_model_id", "TrainResult"]
+__all__ = ["TrainConfig", "train", "run", "load_tuned", "export_merged", "current_model_id",
+           "TrainResult"]
 
 
 def train(*args: Any, **kwargs: Any) -> TrainResult:
@@ -22,6 +23,9 @@ def train(*args: Any, **kwargs: Any) -> TrainResult:
     from loop.train.stage import train as run
 
     return run(*args, **kwargs)
+
+
+run = train
 
 
 def current_model_id(*args: Any, **kwargs: Any) -> str | None:

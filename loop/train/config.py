@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from loop.config import StageConfig, register_stage
+from loop.config import StageConfig
 
 Method = Literal["lora", "full", "qlora", "dpo", "pretrain"]
 
@@ -78,4 +78,3 @@ class TrainConfig(StageConfig):
         return self.lr if self.lr is not None else DEFAULT_LR[self.method]
 
 
-register_stage("train", TrainConfig)

@@ -1,9 +1,11 @@
 """Which sample rows a method trains on, in the formats TRL reads.
 
-- SFT (``lora | full | qlora``): rows whose task is neither ``raft`` nor ``preference``;
-  with ``--with-context`` the ``raft`` rows (context chunks inside the user turn).
-- ``dpo``: ``preference`` rows; prompt = ``messages[:-1]``, chosen = ``messages[-1]``,
-  rejected = the ``rejected`` column.
+The task registry (``generators.tasks``) says what each task's rows are:
+
+- SFT (``lora | full | qlora``): rows of ``sft`` tasks that show no context; with
+  ``--with-context`` the rows of tasks that do (``raft``: chunks inside the user turn).
+- ``dpo``: rows of ``preference`` tasks; prompt = ``messages[:-1]``, chosen =
+  ``messages[-1]``, rejected = the ``rejected`` column.
 - ``pretrain``: the corpus chunks' raw text.
 """
 
@@ -13,25 +15,25 @@ from typing import Any
 
 from datasets import Dataset
 
+from generators.tasks import task_names
 from loop.errors import InputError
 
-CONTEXT_TASK = "raft"
-PREFERENCE_TASK = "preference"
-NOT_SFT = {CONTEXT_TASK, PREFERENCE_TASK}
 
-
-def sft_filter(with_context: bool):  # noqa: ANN201 - a row predicate
-    if with_context:
-        return lambda row: row["task"] == CONTEXT_TASK
-    return lambda row: row["task"] not in NOT_SFT
+def trained_tasks(method: str, with_context: bool) -> list[str]:
+    """The registered tasks whose rows ``method`` trains on."""
+    if method == "dpo":
+        return task_names(row_kind="preference")
+    return task_names(row_kind="sft", uses_context=with_context)
 
 
 def select(samples: Dataset, method: str, with_context: bool) -> tuple[Dataset, Dataset | None]:
     """The train and validation rows for a method; an error says how to make missing ones."""
+    tasks = set(trained_tasks(method, with_context))
     if method == "dpo":
-        keep, wanted = (lambda r: r["task"] == PREFERENCE_TASK and bool(r["rejected"])), "preference"
+        keep = lambda r: r["task"] in tasks and bool(r["rejected"])  # noqa: E731
     else:
-        keep, wanted = sft_filter(with_context), CONTEXT_TASK if with_context else "qa"
+        keep = lambda r: r["task"] in tasks  # noqa: E731
+    wanted = sorted(tasks)[0] if len(tasks) == 1 else ("qa" if "qa" in tasks else ",".join(sorted(tasks)))
     rows = samples.filter(keep)
     train = rows.filter(lambda r: r["split"] == "train")
     val = rows.filter(lambda r: r["split"] == "val")
@@ -43,12 +45,13 @@ def select(samples: Dataset, method: str, with_context: bool) -> tuple[Dataset, 
 
 def _missing_message(method: str, with_context: bool, samples: Dataset) -> str:
     have = sorted(set(samples["task"])) or ["none"]
+    tasks = ", ".join(trained_tasks(method, with_context))
     if method == "dpo":
-        need = "preference rows (with a rejected answer)"
+        need = f"preference rows with a rejected answer ({tasks})"
     elif with_context:
-        need = "raft rows (--with-context trains on them)"
+        need = f"rows with context chunks ({tasks}: --with-context trains on them)"
     else:
-        need = "SFT rows (any task but raft and preference)"
+        need = f"SFT rows ({tasks})"
     return f"the dataset has no training {need}; its tasks: {', '.join(have)}"
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from loop.corpus import current_corpus_id, load_corpus
 from loop.events import EventSink, Finished, Warned, null_sink
 from loop.samples import current_dataset_id, load_samples
+from loop.stage import stage_run
 from loop.train.config import TrainConfig
 from loop.train.students import (
     LoadOptions,
@@ -39,8 +40,6 @@ from loop.train.students import (
     resolve_dtype,
 )
 from loop.workspace import Workspace, write_json
-
-MODEL_META = "model"  # ledger meta: the latest model; "model.<kind>" the latest of a kind
 
 
 @dataclass
@@ -77,7 +76,7 @@ def model_kind(cfg: TrainConfig) -> str:
 
 def current_model_id(ws: Workspace, kind: str | None = None) -> str | None:
     """The latest model of a kind (``tuned``, ``combined`` ...), or the latest of any."""
-    return ws.ledger.get_meta(f"{MODEL_META}.{kind}" if kind else MODEL_META)
+    return ws.ledger.current(f"model.{kind}" if kind else "model")
 
 
 def train(ws: Workspace, cfg: TrainConfig | None = None, emit: EventSink = null_sink, *,
@@ -119,19 +118,13 @@ class _Train:
             return self._cached(final)
         if not is_main_process():
             return self._fit(train_rows, val_rows, dataset_id, model_id)
-        db = self.ws.ledger
-        run_id = db.start_run("train", sys.argv, self.cfg.resolved())
-        try:
-            result = self._fit(train_rows, val_rows, dataset_id, model_id)
-        except BaseException as e:
-            from loop.train.stop import TrainingStopped  # transformers is loaded by now
+        from loop.train.stop import TrainingStopped
 
-            # a Stop on request keeps its checkpoint: the run is resumable, not broken
-            status = "stopped" if isinstance(e, TrainingStopped) else "failed"
-            db.finish_run(run_id, status=status, error=str(e) or type(e).__name__)
-            raise
-        db.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=model_id)
-        self.emit(Finished("train", summary=result.summary()))
+        # the caller holds the lock; a Stop on request keeps its checkpoint: "stopped", not broken
+        with stage_run(self.ws, "train", self.cfg.resolved(), argv=sys.argv, emit=self.emit,
+                       lock=False, stopped_by=(TrainingStopped,)) as run:
+            result = self._fit(train_rows, val_rows, dataset_id, model_id)
+            run.done(result.summary(), model_id)
         return result
 
     # -- inputs ---------------------------------------------------------------------------
@@ -292,14 +285,13 @@ class _Train:
 
     def _record(self, r: TrainResult) -> None:
         db = self.ws.ledger
-        with db.transaction() as c:
-            c.execute(
-                "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (r.model_id, r.kind, r.student, r.method, r.dataset_id, str(r.path), time.time(),
-                 r.steps, r.loss_first, r.loss_last, r.val_loss, json.dumps(self.cfg.resolved())),
-            )
-            db.set_meta(MODEL_META, r.model_id)
-            db.set_meta(f"{MODEL_META}.{r.kind}", r.model_id)
+        with db.transaction():
+            db.insert("models", conflict="replace", id=r.model_id, kind=r.kind, student=r.student,
+                      method=r.method, dataset_id=r.dataset_id, path=str(r.path),
+                      created_at=time.time(), steps=r.steps, loss_first=r.loss_first,
+                      loss_last=r.loss_last, val_loss=r.val_loss, config=self.cfg.resolved())
+            db.set_current("model", r.model_id)
+            db.set_current(f"model.{r.kind}", r.model_id)
 
 
 _RESULT_KEYS = ("model_id", "adapter_path", "kind", "student", "method", "dataset_id", "steps",

@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from loop.generate import GenerateConfig, _select_chunks, generate
+from loop.generate import GenerateConfig, select_chunks, generate
 from loop.samples import load_samples
 from loop.workspace import Workspace
 
@@ -75,7 +75,7 @@ def test_thirty_percent_faults_lose_and_duplicate_nothing(seed, retries, tmp_pat
         ds = load_samples(ws)
         rows = ds.to_list()
         rejected = _rejects(ws, r.dataset_id)
-        jobs = [(t, c.chunk_id) for t in cfg.tasks for c in _select_chunks(ws, cfg)]
+        jobs = [(t, c.chunk_id) for t in cfg.tasks for c in select_chunks(ws, cfg)]
     sent = len(server.requests) - sent_healthy
     faults = Counter(x for x in plan[:sent] if x != "ok")
     assert sent < len(plan) and sum(faults.values()) >= 0.25 * sent

@@ -237,12 +237,11 @@ def _run_result(root: Path) -> dict:
     from safetensors.torch import load_file
 
     from loop.samples import load_samples
-    from loop.score.evaluate import EVAL_RUN_META
 
     with Workspace(root) as ws:
         rows = load_samples(ws).to_list()
-        eid = ws.ledger.get_meta(EVAL_RUN_META)
-        scores = json.loads((ws.artefact("evals", f"score-{eid}") / "scores.json").read_text())
+        eid = ws.ledger.current("eval")
+        scores = json.loads((ws.eval_dir(eid) / "scores.json").read_text())
         weights = {}
         for folder in sorted((root / "models").glob("*/adapter")):
             for k, v in load_file(str(folder / "adapter_model.safetensors")).items():

@@ -80,8 +80,8 @@ def test_pickle_only_student_is_refused_unless_allowed(tmp_path, tiny_student, r
 
 def test_eval_loads_a_pickle_only_student_only_when_allowed(tmp_path, tiny_student, ws):
     """`eval` loads the base student through the same loader, with its own opt-in flags."""
-    from loop.score.evaluate import EvalConfig
-    from loop.score.models import SetupModels
+    from loop.eval.models import SetupModels
+    from loop.eval.stage import EvalConfig
 
     pickled = _pickled_copy(tiny_student, tmp_path / "pickled")
     with pytest.raises(InputError, match="only pickle weights"):

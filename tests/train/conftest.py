@@ -36,11 +36,11 @@ def fact_rows(n: int = 48) -> list[dict]:
 
 def write_dataset(ws, rows: list[dict], dataset_id: str = "testdataset0001") -> str:
     """Put rows in the workspace as ``generate`` would: a datasets artefact + ledger meta."""
-    from loop.samples import DATASET_META, samples_dataset
+    from loop.samples import samples_dataset
 
     with ws.writing("test"), ws.atomic_dir(ws.artefact("datasets", dataset_id)) as tmp:
         samples_dataset(rows).save_to_disk(str(tmp / "data"))
-    ws.ledger.set_meta(DATASET_META, dataset_id)
+    ws.ledger.set_current("dataset", dataset_id)
     return dataset_id
 
 

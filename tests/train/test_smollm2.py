@@ -139,9 +139,9 @@ def test_training_steps_fit_the_planned_memory(real_ws, monkeypatch):
 
 
 def test_eval_answers_a_few_questions_closed_and_open_book(real_ws, tmp_path):
+    from loop.eval.stage import EvalConfig, evaluate
     from loop.index import IndexConfig, build_index
     from loop.ingest import ingest
-    from loop.score.evaluate import EvalConfig, evaluate
 
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -134,7 +134,7 @@ def test_with_context_trains_on_raft_rows_only(train_ws, tiny_student, kit):
 
 def test_missing_rows_name_the_generate_command(ws, tiny_student, kit):
     kit.write_dataset(ws, [row for row in kit.fact_rows() if row["task"] == "qa"])
-    with pytest.raises(InputError, match="raft rows") as e:
+    with pytest.raises(InputError, match=r"context chunks \(raft") as e:
         train(ws, kit.fast_config(tiny_student, with_context=True))
     assert "--tasks raft" in str(e.value)
     with pytest.raises(InputError, match="preference"):

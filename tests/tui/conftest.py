@@ -21,10 +21,8 @@ def build(root):
     from datasets import Dataset
 
     from loop.corpus import load_corpus
-    from loop.generate import EVAL_META
     from loop.index import IndexConfig, build_index
     from loop.ingest import ingest
-    from loop.score.evaluate import EVAL_RUN_META
     from loop.workspace import Workspace, save_dataset, write_json
 
     docs = root / "docs"
@@ -37,17 +35,17 @@ def build(root):
         build_index(ws, IndexConfig())
         chunks = load_corpus(ws).to_list()
         ferry = next(c["chunk_id"] for c in chunks if "ferry" in c["source"])
-        eval_set = ws.artefact("evals", "set-1")
+        eval_set = ws.artefact("datasets", "set-1")
         save_dataset(Dataset.from_list([{"id": q, "question": text, "answers": gold, "chunk_ids": [ferry]}
                                         for q, text, gold, _ in QUESTIONS]), eval_set / "data")
-        ws.ledger.set_meta(EVAL_META, "set-1")
+        ws.ledger.set_current("eval_set", "set-1")
         table = {s: {m: dict(zip(("mean", "ci_low", "ci_high"), v, strict=True)) for m, v in ms.items()}
                  for s, ms in SETUPS.items()}
         diffs = [{"a": "base", "b": "rag", "metric": "f1", "mean": -0.7, "ci_low": -0.9,
                   "ci_high": -0.5, "significant": True},
                  {"a": "base", "b": "rag", "metric": "em", "mean": -0.67, "ci_low": -1.0,
                   "ci_high": 0.0, "significant": False, "mcnemar_p": 0.25}]
-        score = ws.artefact("evals", "score-abc123")
+        score = ws.eval_dir("abc123")
         score.mkdir(parents=True)
         write_json(score / "scores.json", {
             "eval_id": "abc123", "origin": "generated eval set (set-1)", "questions": 3,
@@ -60,7 +58,9 @@ def build(root):
                   "retrieved_chunk_ids": [ferry] if s == "rag" else []}
                  for q, _, gold, ans in QUESTIONS for s in ("base", "rag")]
         save_dataset(Dataset.from_list(preds), score / "predictions")
-        ws.ledger.set_meta(EVAL_RUN_META, "abc123")
+        ws.ledger.insert("evaluations", id="abc123", path=str(score), created_at=0.0,
+                         origin="generated eval set (set-1)", questions=3, config={})
+        ws.ledger.set_current("eval", "abc123")
         rid = ws.ledger.start_run("eval", [], {})
         ws.ledger.finish_run(rid, status="ok", summary={"questions": 3}, artefact_id="abc123")
         rid = ws.ledger.start_run("train", [], {})
@@ -102,15 +102,16 @@ def put_dataset(ws_path, rows, dataset_id="dash-dataset-01"):
     """Rows in the workspace as ``generate`` leaves them: an artefact, a ledger row, the meta."""
     import time
 
-    from loop.samples import DATASET_META, samples_dataset
+    from loop.samples import samples_dataset
     from loop.workspace import Workspace
 
     with Workspace(ws_path) as ws:
         with ws.writing("test"), ws.atomic_dir(ws.artefact("datasets", dataset_id)) as tmp:
             samples_dataset(rows).save_to_disk(str(tmp / "data"))
-        ws.ledger.conn.execute("INSERT INTO datasets VALUES (?, 'train', '', ?, ?, 'rules', ?, 0, '{}', '{}')",
-                               (dataset_id, str(ws.artefact("datasets", dataset_id)), time.time(), len(rows)))
-        ws.ledger.set_meta(DATASET_META, dataset_id)
+        ws.ledger.insert("datasets", id=dataset_id, kind="train", corpus_id="",
+                         path=str(ws.artefact("datasets", dataset_id)), created_at=time.time(),
+                         teacher="rules", n_samples=len(rows), n_rejected=0, config={}, summary={})
+        ws.ledger.set_current("dataset", dataset_id)
     return dataset_id
 
 

@@ -201,7 +201,7 @@ async def test_write_report_runs_in_a_worker_and_notifies(dash_ws):
         await _settle(app, pilot)
         notes = [n.message for n in app._notifications]
         assert any(n.startswith("report written:") for n in notes), notes
-    assert (dash_ws / "evals" / "score-abc123" / "report" / "report.md").exists()
+    assert (dash_ws / "evals" / "abc123" / "report" / "report.md").exists()
 
 
 async def test_a_failing_handler_is_a_notification_not_a_traceback(dash_ws):

@@ -7,9 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from loop.eval.setups import SETUPS, adapter_kinds
 from loop.workspace import Workspace
 
-ADAPTER_OF = {"tuned": "tuned", "tuned+rag": "tuned", "combined": "combined"}
+
+def current_models(ws: Workspace) -> dict[str, Path]:
+    """The latest model of every adapter kind a setup uses (``tuned``, ``combined``), by
+    kind; kinds never trained (or whose folder is gone) are left out."""
+    found = {}
+    for kind in adapter_kinds():
+        row = ws.ledger.model(ws.ledger.current(f"model.{kind}"))
+        path = ws.artefact("models", row["id"]) if row else None
+        if path is not None and (path / "synthloop.json").exists():
+            found[kind] = path
+    return found
 
 
 class SetupModels:
@@ -56,7 +67,7 @@ class SetupModels:
 
     @contextlib.contextmanager
     def use(self, setup: str) -> Iterator[tuple[Any, Any]]:
-        kind = ADAPTER_OF.get(setup)
+        kind = SETUPS[setup].adapter
         if kind in self.full:
             yield self.full[kind], self.tok
         elif kind is not None:

@@ -4,7 +4,7 @@ bootstrap's behaviour on simulated data."""
 import numpy as np
 import pytest
 
-from loop.score.metrics import (
+from loop.eval.metrics import (
     exact_match,
     f1_score,
     faithfulness,
@@ -12,7 +12,7 @@ from loop.score.metrics import (
     normalize_answer,
     rouge_l,
 )
-from loop.score.stats import bootstrap_ci, mcnemar_p, paired_diff_ci
+from loop.eval.stats import bootstrap_ci, mcnemar_p, paired_diff_ci
 
 
 @pytest.mark.parametrize(("pred", "golds", "em", "f1"), [

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from loop.eval.report import recommend, verdict, write_report
+from loop.eval.stage import EvalConfig, clean_answer, evaluate
 from loop.ingest import ingest
-from loop.score.evaluate import EvalConfig, clean_answer, evaluate
-from loop.score.report import recommend, verdict, write_report
 from loop.workspace import Workspace
 
 
@@ -121,7 +121,7 @@ def test_verdict_prints_the_winners_interval():
 
 
 def test_llm_judge_grades_every_answer(scored, server):
-    from loop.score.evaluate import evaluate
+    from loop.eval.stage import evaluate
 
     ws, _, cfg, gold = scored
     judged = evaluate(ws, cfg.model_copy(update={"judge": "openai:judge", "judge_url": server.url}),
@@ -134,7 +134,7 @@ def test_llm_judge_grades_every_answer(scored, server):
 
 def test_playground_asks_every_setup_as_the_eval_stage_does(scored, tiny_student):
     from loop.errors import InputError
-    from loop.score.ask import Playground
+    from loop.eval.ask import Playground
 
     ws, _, _, _ = scored
     pg = Playground(ws, student=f"hf:{tiny_student}", max_new_tokens=4)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation)
@@ -81,3 +83,70 @@ def faithfulness(answer: str, context: str) -> float | None:
         return None
     ctx = set(normalize_answer(context).split())
     return sum(w in ctx for w in words) / len(words)
+
+
+# -- the metric registry ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a retrieval setup put in the prompt: the context block and the chunk ids."""
+
+    context: str
+    chunk_ids: list[str]
+    k: int
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-answer score in [0, 1] (None: not applicable), aggregated with a 95% interval.
+
+    ``per_answer(answer, question, shown)`` scores one answer (``shown`` is None for
+    closed-book setups); a metric that needs a model (an embedder, a judge) sets
+    ``per_batch(stage, questions, predictions)`` instead, which fills ``p[name]`` for all."""
+
+    name: str
+    label: str
+    order: int  # column order in the scoreboard, the report and the dashboard
+    per_answer: Callable[[str, Any, Shown | None], float | None] | None = None
+    per_batch: Callable[[Any, list, list[dict]], None] | None = None
+    plotted: bool = False  # drawn in the report's bar chart
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    METRICS[metric.name] = metric
+    return metric
+
+
+def metric_names() -> list[str]:
+    """Every registered metric, in display order."""
+    return [m.name for m in sorted(METRICS.values(), key=lambda m: m.order)]
+
+
+def ordered_metrics(names: set[str] | list[str]) -> list[str]:
+    """``names`` in display order; names no registry knows (an old evaluation's) go last."""
+    known = [n for n in metric_names() if n in names]
+    return known + sorted(set(names) - set(known))
+
+
+def _hit(answer: str, q: Any, shown: Shown | None) -> float | None:
+    return hit_and_rr(shown.chunk_ids, q.gold_chunks, shown.k)[0] if shown and q.gold_chunks else None
+
+
+def _rr(answer: str, q: Any, shown: Shown | None) -> float | None:
+    return hit_and_rr(shown.chunk_ids, q.gold_chunks, shown.k)[1] if shown and q.gold_chunks else None
+
+
+for _m in (
+    Metric("em", "exact match", 0, lambda a, q, s: exact_match(a, q.answers), plotted=True),
+    Metric("f1", "token F1", 1, lambda a, q, s: f1_score(a, q.answers), plotted=True),
+    Metric("rouge_l", "ROUGE-L", 2, lambda a, q, s: rouge_l(a, q.answers), plotted=True),
+    Metric("faithfulness", "answer words found in the context", 5,
+           lambda a, q, s: faithfulness(a, s.context) if s else None),
+    Metric("hit", "gold chunk retrieved", 6, _hit),
+    Metric("rr", "reciprocal rank of the gold chunk", 7, _rr),
+):
+    register_metric(_m)

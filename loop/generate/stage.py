@@ -35,14 +35,15 @@ from generators.filters import (
 )
 from generators.tasks import EVAL_TASK, Record, get_task
 from generators.teachers import Chunk, Job, JobResult, Usage, get_teacher
-from loop.config import StageConfig, register_stage
+from loop.config import StageConfig
 from loop.corpus import current_corpus_id, load_corpus
 from loop.errors import ConfigError, InputError, StageError
-from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
-from loop.samples import DATASET_META, make_sample, samples_dataset
+from loop.events import EventSink, Progress, Started, Warned, null_sink
+from loop.ledger import TeacherCallCache
+from loop.samples import make_sample, samples_dataset
+from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
 
-EVAL_META = "eval_set"
 # Part of every dataset id: bump it when parsing or filtering changes what a run produces,
 # so an old cached dataset is not taken for the new code's output.
 PIPELINE_VERSION = "gen-3"
@@ -88,7 +89,6 @@ class GenerateConfig(StageConfig):
     )
 
 
-register_stage("generate", GenerateConfig)
 
 
 def rag_context(chunks: list[Chunk], max_tokens: int = 1500) -> str:
@@ -108,21 +108,6 @@ def _embed_fn(uri: str | None):  # noqa: ANN202
 
     embedder = get_embedder(uri)
     return lambda texts: embedder.embed(texts)
-
-
-class LedgerCache:
-    """The teacher-call cache in the ledger; each completed call is committed at once."""
-
-    def __init__(self, ws: Workspace) -> None:
-        self.conn = ws.ledger.conn
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT value FROM teacher_calls WHERE key = ?", (key,)).fetchone()
-        return json.loads(row["value"]) if row else None
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO teacher_calls VALUES (?, ?, ?)",
-                          (key, json.dumps(value), time.time()))
 
 
 @dataclass
@@ -163,22 +148,16 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
     from loop.samples import current_dataset_id
 
     previous = current_dataset_id(ws) if merge and not eval_mode else None
-    with ws.writing("generate"):
-        run_id = ws.ledger.start_run("generate", [], cfg.resolved())
-        try:
+    try:
+        with stage_run(ws, "generate", cfg.resolved(), emit=emit) as run:
             result = _Generate(ws, cfg, eval_mode, eval_questions or [], style, emit, embed,
                                api_key, should_stop).run()
-        except GeneratorError as e:
-            ws.ledger.finish_run(run_id, status="failed", error=str(e))
-            raise StageError(str(e)) from e
-        except BaseException as e:
-            ws.ledger.finish_run(run_id, status="failed", error=str(e) or type(e).__name__)
-            raise
-        if previous and previous != result.dataset_id:
-            result = _merge(ws, previous, result)
-        ws.ledger.finish_run(run_id, status="cancelled" if result.cancelled else "ok",
-                             summary=result.summary(), artefact_id=result.dataset_id)
-    emit(Finished("generate", summary=result.summary()))
+            if previous and previous != result.dataset_id:
+                result = _merge(ws, previous, result)
+            run.done(result.summary(), result.dataset_id,
+                     status="cancelled" if result.cancelled else "ok")
+    except GeneratorError as e:
+        raise StageError(str(e)) from e
     return result
 
 
@@ -204,19 +183,19 @@ def _merge(ws: Workspace, previous: str, new: GenerateResult) -> GenerateResult:
             save_dataset(ds, tmp / "data")
             write_json(tmp / "synthloop.json", {"kind": "train", "merged_from": [previous, new.dataset_id],
                                                  "summary": result.summary()})
-    with ws.ledger.transaction() as c:
-        c.execute("INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  (merged_id, "train", current_corpus_id(ws), str(final), time.time(), "merge",
-                   len(ds), 0, json.dumps({"merged_from": [previous, new.dataset_id]}),
-                   json.dumps(result.summary())))
-        c.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                  (DATASET_META, merged_id))
+    db = ws.ledger
+    with db.transaction():
+        db.insert("datasets", conflict="replace", id=merged_id, kind="train",
+                  corpus_id=current_corpus_id(ws), path=str(final), created_at=time.time(),
+                  teacher="merge", n_samples=len(ds), n_rejected=0,
+                  config={"merged_from": [previous, new.dataset_id]}, summary=result.summary())
+        db.set_current("dataset", merged_id)
     return result
 
 
 def plan(ws: Workspace, cfg: GenerateConfig, *, eval_mode: bool = False) -> dict[str, Any]:
     """The dry run: how many calls, and an estimate of tokens and cost, spending nothing."""
-    chunks = _select_chunks(ws, cfg)
+    chunks = select_chunks(ws, cfg)
     tasks = [EVAL_TASK] if eval_mode else [get_task(t) for t in cfg.tasks]
     calls = len(chunks) * len(tasks)
     if cfg.teacher == "rules":
@@ -249,12 +228,12 @@ class _Generate:
     def run(self) -> GenerateResult:
         cfg = self.cfg
         tasks = [EVAL_TASK] if self.eval_mode else [get_task(t) for t in cfg.tasks]
-        chunks = _select_chunks(self.ws, cfg)
+        chunks = select_chunks(self.ws, cfg)
         if not chunks:
             raise InputError("the corpus has no chunks", hint="ingest some documents first")
         against = self._against()
         dataset_id = self._dataset_id(tasks, against)
-        final = self.ws.artefact("evals" if self.eval_mode else "datasets", dataset_id)
+        final = self.ws.artefact("datasets", dataset_id)
         if final.exists():
             return self._cached(dataset_id, final)
         teacher = get_teacher(cfg.teacher, **self._teacher_options())
@@ -266,8 +245,6 @@ class _Generate:
         if cfg.judge and not hasattr(get_teacher(cfg.judge, **self._teacher_options()), "complete_all"):
             raise ConfigError(f"--judge {cfg.judge}: the judge grades in free text, so it must be "
                               "a model teacher (openai:MODEL or hf:PATH)")
-        type(get_task("raft")).format_context = staticmethod(
-            functools.partial(rag_context, max_tokens=cfg.context_tokens))
         jobs = [_job(t, c, cfg, chunks, self.style) for t in tasks for c in chunks]
         results = self._run_jobs(teacher, jobs)
         teacher.close()
@@ -279,14 +256,14 @@ class _Generate:
             # free, so the same command run again retries what failed or was not reached
             # (what worked comes back from the call cache).
             dataset_id = _partial_id(dataset_id, results, self.cancelled)
-            final = self.ws.artefact("evals" if self.eval_mode else "datasets", dataset_id)
+            final = self.ws.artefact("datasets", dataset_id)
         return self._write(dataset_id, final, jobs, results, rows, rejects, decon)
 
     # -- teacher ---------------------------------------------------------------------------
 
     def _teacher_options(self) -> dict[str, Any]:
         c = self.cfg
-        return {"cache": LedgerCache(self.ws), "base_url": c.teacher_url, "api_key": self.api_key,
+        return {"cache": TeacherCallCache(self.ws.ledger), "base_url": c.teacher_url, "api_key": self.api_key,
                 "concurrency": c.concurrency, "timeout": c.timeout, "max_retries": c.max_retries,
                 "batch_size": c.batch_size, "trust_remote_code": c.trust_remote_code,
                 "allow_pickle": c.allow_pickle, "ws": self.ws, "emit": self.emit,
@@ -415,16 +392,18 @@ class _Generate:
             write_json(tmp / "synthloop.json", {"kind": self.kind, "config": self.cfg.resolved(),
                                                  "corpus_id": current_corpus_id(self.ws),
                                                  "summary": result.summary()})
-        with self.ws.ledger.transaction() as c:
+        db = self.ws.ledger
+        with db.transaction() as c:
             c.execute("DELETE FROM rejects WHERE dataset_id = ?", (dataset_id,))
-            c.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          [(dataset_id, i, *r) for i, r in enumerate(reject_rows)])
-            c.execute("INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (dataset_id, self.kind, current_corpus_id(self.ws), str(final), time.time(),
-                       self.cfg.teacher, len(rows), len(reject_rows),
-                       json.dumps(self.cfg.resolved()), json.dumps(result.summary())))
-            c.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                      (EVAL_META if self.eval_mode else DATASET_META, dataset_id))
+            db.insert_many("rejects", [
+                {"dataset_id": dataset_id, "seq": i, "task": task, "chunk_id": chunk_id,
+                 "reason": reason, "detail": detail, "raw": raw}
+                for i, (task, chunk_id, reason, detail, raw) in enumerate(reject_rows)])
+            db.insert("datasets", conflict="replace", id=dataset_id, kind=self.kind,
+                      corpus_id=current_corpus_id(self.ws), path=str(final), created_at=time.time(),
+                      teacher=self.cfg.teacher, n_samples=len(rows), n_rejected=len(reject_rows),
+                      config=self.cfg.resolved(), summary=result.summary())
+            db.set_current("eval_set" if self.eval_mode else "dataset", dataset_id)
         return result
 
     def _usage_summary(self) -> dict[str, Any]:
@@ -437,9 +416,7 @@ class _Generate:
     def _cached(self, dataset_id: str, final: Path) -> GenerateResult:
         meta = json.loads((final / "synthloop.json").read_text())["summary"]
         meta.update(cached=True, dataset_path=final)
-        with self.ws.ledger.transaction() as c:
-            c.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                      (EVAL_META if self.eval_mode else DATASET_META, dataset_id))
+        self.ws.ledger.set_current("eval_set" if self.eval_mode else "dataset", dataset_id)
         return GenerateResult(**meta)
 
     # -- identity --------------------------------------------------------------------------
@@ -474,7 +451,7 @@ def _partial_id(dataset_id: str, results: dict[str, JobResult], cancelled: bool)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _select_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
+def select_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
     ds = load_corpus(ws)
     rows = ds.select_columns(["chunk_id", "text", "title", "source"]).to_list()
     chunks = [Chunk(r["chunk_id"], r["text"], r["title"], r["source"]) for r in rows]
@@ -490,15 +467,16 @@ def _select_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
 
 def _job(task, chunk: Chunk, cfg: GenerateConfig, pool: list[Chunk], style: str = "") -> Job:  # noqa: ANN001
     key = hashlib.sha256(f"{task.prompt_version}:{chunk.chunk_id}:{cfg.per_chunk}:{cfg.seed}".encode()).hexdigest()[:16]
-    context: list[Chunk] = []
-    oracle = True
-    if task.name == "raft":
-        rng = random.Random(key)
-        others = [c for c in pool if c.source != chunk.source] or [c for c in pool if c is not chunk]
-        context = rng.sample(others, min(cfg.raft_distractors, len(others)))
-        oracle = rng.random() < cfg.raft_oracle_share
+    if not task.uses_context:
+        return Job(key=key, task=task, chunk=chunk, n=cfg.per_chunk, style=style)
+    rng = random.Random(key)
+    others = [c for c in pool if c.source != chunk.source] or [c for c in pool if c is not chunk]
+    context = rng.sample(others, min(cfg.raft_distractors, len(others)))
+    oracle = rng.random() < cfg.raft_oracle_share
+    # the same RAG block the retrieval setups show at inference: training matches use
+    fmt = functools.partial(rag_context, max_tokens=cfg.context_tokens)
     return Job(key=key, task=task, chunk=chunk, n=cfg.per_chunk, context=context,
-               oracle_in_context=oracle, style=style)
+               oracle_in_context=oracle, style=style, format_context=fmt)
 
 
 def _split(chunk_id: str, val_share: float) -> str:

@@ -7,13 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from loop.eval.metrics import METRICS, ordered_metrics
+from loop.eval.setups import SETUPS, adapter_kinds, ordered
 from loop.workspace import Workspace, write_json
-
-# Cheapest first: a setup is recommended only if it beats every cheaper one measurably.
-COST_ORDER = ("base", "rag", "tuned", "tuned+rag", "combined")
-LABEL = {"base": "the base model", "rag": "RAG", "tuned": "fine-tuning",
-         "tuned+rag": "fine-tuning plus retrieval", "combined": "combining (RAFT + RAG)"}
-SHOWN_METRICS = ("em", "f1", "rouge_l", "semantic", "judge", "faithfulness", "hit", "rr")
 
 
 def _diff(diffs: list[dict], a: str, b: str, metric: str = "f1") -> dict[str, Any] | None:
@@ -36,7 +32,7 @@ def _fmt(d: dict[str, Any]) -> str:
 
 def verdict(table: dict[str, Any], diffs: list[dict]) -> str:
     """One paragraph a person can act on; every claim backed by a paired 95% interval."""
-    have = [s for s in COST_ORDER if s in table]
+    have = [s for s in ordered(table) if s in SETUPS]  # cheapest first
     parts = []
     if "rag" in have and "tuned" in have:
         d = _diff(diffs, "rag", "tuned")
@@ -54,12 +50,12 @@ def verdict(table: dict[str, Any], diffs: list[dict]) -> str:
         if ref:
             d = _diff(diffs, "combined", ref)
             if d["significant"] and d["mean"] > 0:
-                parts.append(f"Combining adds {_fmt(d)} over {LABEL[ref]}.")
+                parts.append(f"Combining adds {_fmt(d)} over {SETUPS[ref].label}.")
             elif d["significant"]:
-                parts.append(f"Combining scores below {LABEL[ref]} by "
+                parts.append(f"Combining scores below {SETUPS[ref].label} by "
                              f"{_fmt(_diff(diffs, ref, 'combined'))}.")
             else:
-                parts.append(f"Combining adds nothing measurable over {LABEL[ref]} "
+                parts.append(f"Combining adds nothing measurable over {SETUPS[ref].label} "
                              f"({d['mean']:+.2f} F1 [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]).")
     rec = recommend(table, diffs)
     parts.append(f"Recommendation: {rec} (the cheapest setup that no other beats measurably).")
@@ -67,7 +63,7 @@ def verdict(table: dict[str, Any], diffs: list[dict]) -> str:
 
 
 def recommend(table: dict[str, Any], diffs: list[dict]) -> str:
-    have = [s for s in COST_ORDER if s in table]
+    have = [s for s in ordered(table) if s in SETUPS]  # cheapest first
     best = have[0]
     for s in have[1:]:
         d = _diff(diffs, s, best)
@@ -107,7 +103,7 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
              f"near-duplicates of training questions: {s['contamination']}.", ""]
     for note in s.get("notes") or []:
         lines.append(f"> Note: {note}")
-    metrics = [m for m in SHOWN_METRICS if any(m in v for v in s["setups"].values())]
+    metrics = ordered_metrics({m for v in s["setups"].values() for m in v})
     lines += ["", "## Scores (mean and 95% bootstrap interval)", "",
               "| setup | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for setup, row in s["setups"].items():
@@ -167,7 +163,8 @@ def _plt():  # noqa: ANN202
 
 def _bars(s: dict[str, Any], path: Path) -> Path:
     plt = _plt()
-    metrics = [m for m in ("em", "f1", "rouge_l", "semantic") if all(m in r for r in s["setups"].values())]
+    metrics = [m for m in ordered_metrics(METRICS) if METRICS[m].plotted
+               and all(m in r for r in s["setups"].values())]
     setups = list(s["setups"])
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(metrics), 3.6))
     width = 0.8 / max(1, len(setups))
@@ -220,7 +217,7 @@ def _losses(ws: Workspace, path: Path) -> Path | None:
     from loop.train.stage import current_model_id
 
     curves = {}
-    for kind in ("tuned", "combined"):
+    for kind in adapter_kinds():
         mid = current_model_id(ws, kind)
         f = ws.artefact("models", mid) / "curves.json" if mid else None
         if f and f.exists():

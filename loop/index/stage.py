@@ -18,10 +18,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from loop.config import StageConfig, register_stage, resolve
+from loop.config import StageConfig, resolve
 from loop.corpus import corpus_meta, current_corpus_id, load_corpus
 from loop.errors import ConfigError, InputError, StageError, WorkspaceError
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
+from loop.stage import stage_run
 from loop.workspace import Workspace, write_json
 from retrieval import (
     DEFAULT_EMBEDDER,
@@ -37,7 +38,6 @@ from retrieval import (
 from retrieval.methods import get_method, method_names
 from retrieval.prompt import build_context
 
-INDEX_META = "index"
 _DEFAULTS = Settings()
 
 
@@ -109,7 +109,6 @@ class IndexConfig(StageConfig):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-register_stage("index", IndexConfig)
 
 
 @dataclass
@@ -140,16 +139,9 @@ def build_index(ws: Workspace, cfg: IndexConfig | None = None,
     """Build (or find) the index of the workspace's current corpus."""
     cfg = cfg or IndexConfig()
     cfg.settings()  # validate before taking the lock
-    with ws.writing("index"):
-        db = ws.ledger
-        run_id = db.start_run("index", None, cfg.resolved())
-        try:
-            result = _build(ws, cfg, emit)
-        except BaseException as e:
-            db.finish_run(run_id, status="failed", error=str(e) or type(e).__name__)
-            raise
-        db.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=result.index_id)
-    emit(Finished("index", summary=result.summary()))
+    with stage_run(ws, "index", cfg.resolved(), emit=emit) as run:
+        result = _build(ws, cfg, emit)
+        run.done(result.summary(), result.index_id)
     return result
 
 
@@ -221,7 +213,7 @@ def _advise_chunking(ws: Workspace, corpus_id: str, stats: Any) -> None:
 
 def _previous(ws: Workspace, cfg: IndexConfig) -> RetrievalIndex | None:
     """The last index built, when its vectors can be reused (same embedder)."""
-    prev_id = ws.ledger.get_meta(INDEX_META)
+    prev_id = ws.ledger.current("index")
     path = ws.artefact("index", prev_id) if prev_id else None
     if path is None or not path.exists():
         return None
@@ -247,15 +239,11 @@ def _progress(emit: EventSink):  # noqa: ANN202 - a closure over emit
 
 
 def _record(ws: Workspace, index_id: str, corpus_id: str, path: Path, cfg: IndexConfig) -> None:
-    with ws.ledger.transaction() as c:
-        c.execute(
-            "INSERT OR IGNORE INTO indexes VALUES (?, ?, ?, ?, ?, ?)",
-            (index_id, corpus_id, str(path), time.time(), cfg.embedder, json.dumps(cfg.resolved())),
-        )
-        c.execute(
-            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (INDEX_META, index_id),
-        )
+    db = ws.ledger
+    with db.transaction():
+        db.insert("indexes", conflict="ignore", id=index_id, corpus_id=corpus_id, path=str(path),
+                  created_at=time.time(), embedder=cfg.embedder, config=cfg.resolved())
+        db.set_current("index", index_id)
 
 
 # -- using an index ---------------------------------------------------------------------------
@@ -285,7 +273,7 @@ def load_retriever(ws: Workspace, cfg: IndexConfig | None = None, **overrides: A
     then ``overrides`` (flags; None means unset) may change how it is searched. Raises when
     the corpus has not been indexed."""
     corpus_id = current_corpus_id(ws)
-    index_id = ws.ledger.get_meta(INDEX_META)
+    index_id = ws.ledger.current("index")
     path = ws.artefact("index", index_id) if index_id else None
     if path is None or not path.exists():
         raise WorkspaceError(f"workspace {ws.root} has no index", hint="run `synthloop index`")

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import InputError, WorkspaceError
-from loop.score.evaluate import RAG_SETUPS, SETUPS, Question, _messages, clean_answer
-from loop.score.models import ADAPTER_OF
+from loop.eval.models import current_models
+from loop.eval.setups import SETUPS, setup_names
+from loop.eval.stage import Question, clean_answer, setup_messages
 from loop.workspace import Workspace
 
 
@@ -41,17 +42,18 @@ class Playground:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        from loop.eval.models import SetupModels
         from loop.index import load_retriever
-        from loop.score.models import SetupModels
 
-        self.models = _latest_models(self.ws)
+        self.models = current_models(self.ws)
         try:
             self.retriever = load_retriever(self.ws, k=self.k)
         except WorkspaceError as e:
             self.retriever = None
             self.notes.append(f"no retrieval setups: {e}")
-        self.setups = [s for s in SETUPS if (ADAPTER_OF.get(s) is None or ADAPTER_OF[s] in self.models)
-                       and (s not in RAG_SETUPS or self.retriever is not None)]
+        self.setups = [s for s in setup_names()
+                       if (SETUPS[s].adapter is None or SETUPS[s].adapter in self.models)
+                       and (not SETUPS[s].retrieval or self.retriever is not None)]
         uri = self.student or _student_of(self.ws, self.models)
         self.pool = SetupModels(self.ws, uri, self.models, self.device)
         self.notes += self.pool.notes
@@ -68,35 +70,20 @@ class Playground:
         for setup in self.setups:
             with self.pool.use(setup) as (model, tok):
                 t = time.perf_counter()
-                (o,) = generate_texts(model, tok, [_messages(q, context, setup)],
+                (o,) = generate_texts(model, tok, [setup_messages(q, context, setup)],
                                       max_new_tokens=self.max_new_tokens)
                 ms = (time.perf_counter() - t) * 1000
-            sources = list(context[1]) if context and setup in RAG_SETUPS else []
+            sources = list(context[1]) if context and SETUPS[setup].retrieval else []
             out.append(SetupAnswer(setup, clean_answer(o.text), o.text, sources, round(ms, 1)))
         return out
-
-
-def _latest_models(ws: Workspace) -> dict[str, Path]:
-    from loop.train.stage import current_model_id
-
-    found = {}
-    for kind in ("tuned", "combined"):
-        mid = current_model_id(ws, kind)
-        if mid and (ws.artefact("models", mid) / "synthloop.json").exists():
-            found[kind] = ws.artefact("models", mid)
-    return found
 
 
 def _student_of(ws: Workspace, models: dict[str, Path]) -> str:
     """The trained models' student, else the one the latest evaluation used."""
     for path in models.values():
         return json.loads((path / "synthloop.json").read_text())["student"]
-    from loop.score.evaluate import EVAL_RUN_META
-
-    eval_id = ws.ledger.get_meta(EVAL_RUN_META)
-    meta = ws.artefact("evals", f"score-{eval_id}") / "synthloop.json" if eval_id else None
-    if meta is not None and meta.exists():
-        student = json.loads(meta.read_text()).get("config", {}).get("student")
-        if student:
-            return student
+    row = ws.ledger.evaluation(ws.ledger.current("eval"))
+    student = (row or {}).get("config", {}).get("student") if row else None
+    if student:
+        return student
     raise InputError("no student to ask", hint="type a student URI (hf:PATH) or train a model first")

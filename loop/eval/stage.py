@@ -18,34 +18,22 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from loop.config import StageConfig, register_stage
+from loop.config import StageConfig
 from loop.corpus import load_corpus
 from loop.errors import InputError, WorkspaceError
+from loop.eval import graded  # noqa: F401 - registers the semantic and judge metrics
+from loop.eval import metrics as M
+from loop.eval.setups import SETUPS, adapter_kinds, get_setup, rag_setups, setup_names
+from loop.eval.stats import bootstrap_ci, mcnemar_p, paired_diff_ci
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
-from loop.score import metrics as M
-from loop.score.models import ADAPTER_OF
-from loop.score.stats import bootstrap_ci, mcnemar_p, paired_diff_ci
+from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
-
-SETUPS = ("base", "rag", "tuned", "tuned+rag", "combined")
-RAG_SETUPS = {"rag", "tuned+rag", "combined"}
-METRICS = ("em", "f1", "rouge_l", "semantic", "faithfulness", "hit", "rr", "judge")
-JUDGE_PROMPT = """Grade a candidate answer against the reference answer(s) to a question.
-5 = says the same as a reference (wording may differ); 3 = partly right; 1 = wrong, empty or
-unrelated. Judge correctness only, not style.
-
-Question: {question}
-Reference answer(s): {references}
-Candidate answer: {candidate}
-
-Reply with JSON only: {{"score": 1-5, "reason": "..."}}"""
-EVAL_RUN_META = "evaluation"
 
 
 class EvalConfig(StageConfig):
     """How the setups are scored."""
 
-    setups: list[str] = Field(list(SETUPS), description="Setups to score (comma-separated on the CLI).")
+    setups: list[str] = Field(default_factory=setup_names, description="Setups to score (comma-separated on the CLI).")
     student: str | None = Field(None, description="Student URI for base/rag (default: the tuned model's student).")
     max_new_tokens: int = Field(48, ge=1, description="Answer length limit, the same for every setup.")
     k: int | None = Field(None, ge=1, description="Chunks retrieved per question (default: the index's k).")
@@ -73,7 +61,6 @@ class EvalConfig(StageConfig):
          "memory_budget"})
 
 
-register_stage("eval", EvalConfig)
 
 
 @dataclass
@@ -113,18 +100,11 @@ def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | N
     ``fresh_sources`` names documents indexed after the models were trained: the freshness
     probe compares the setups on the questions whose evidence lies only in them."""
     cfg = cfg or EvalConfig()
-    unknown = [s for s in cfg.setups if s not in SETUPS]
-    if unknown:
-        raise InputError(f"unknown setup(s) {unknown} (known: {', '.join(SETUPS)})")
-    with ws.writing("eval"):
-        run_id = ws.ledger.start_run("eval", [], cfg.resolved())
-        try:
-            result = _Eval(ws, cfg, emit, fresh_sources or set()).run(eval_set)
-        except BaseException as e:
-            ws.ledger.finish_run(run_id, status="failed", error=str(e) or type(e).__name__)
-            raise
-        ws.ledger.finish_run(run_id, status="ok", summary=result.summary(), artefact_id=result.eval_id)
-    emit(Finished("eval", summary=result.summary()))
+    for s in cfg.setups:
+        get_setup(s)  # an unknown setup fails before any work, naming the known ones
+    with stage_run(ws, "eval", cfg.resolved(), emit=emit) as run:
+        result = _Eval(ws, cfg, emit, fresh_sources or set()).run(eval_set)
+        run.done(result.summary(), result.eval_id)
     return result
 
 
@@ -140,16 +120,17 @@ class _Eval:
         questions, origin, set_hash = self._questions(eval_set)
         models = self._models()
         setups = [s for s in self.cfg.setups if self._available(s, models)]
-        retriever = self._retriever() if RAG_SETUPS & set(setups) else None
+        retriever = self._retriever() if rag_setups() & set(setups) else None
         if retriever is None:
-            setups = [s for s in setups if s not in RAG_SETUPS]
+            setups = [s for s in setups if s not in rag_setups()]
         if not setups:
             raise WorkspaceError("no setup can be scored", hint="train a model or build an index")
         eval_id = self._eval_id(set_hash, setups, models, retriever)
-        final = self.ws.artefact("evals", f"score-{eval_id}")
+        final = self.ws.eval_dir(eval_id)
         if (final / "scores.json").exists():
             data = json.loads((final / "scores.json").read_text())
             data.setdefault("student", self._student_uri(models))
+            self.ws.ledger.set_current("eval", eval_id)
             return EvalResult(**{**data, "path": final, "cached": True})
         contexts = self._retrieve(questions, retriever) if retriever else {}
         preds, probes = self._answer(questions, setups, models, contexts)
@@ -157,25 +138,21 @@ class _Eval:
         table, diffs = self._aggregate(preds, setups)
         if self.fresh:
             probes["freshness"] = self._freshness(questions, preds, setups)
-        from loop.score.report import verdict
+        from loop.eval.report import verdict
 
         result = EvalResult(eval_id, final, origin, len(questions), table, diffs,
                             verdict(table, diffs), self.notes, self._contamination(questions),
                             probes, student=self._student_uri(models))
-        self._write(final, result, preds)
+        self._write(final, result, preds, set_hash)
         return result
 
     # -- inputs ----------------------------------------------------------------------------
 
     def _questions(self, eval_set: Path | None) -> tuple[list[Question], str, str]:
-        from retrieval.errors import RetrievalError
-        from retrieval.evalset import load_eval_set
+        from loop.goldset import read_gold_set
 
         if eval_set is not None:
-            try:
-                items = load_eval_set(eval_set)
-            except RetrievalError as e:
-                raise InputError(str(e)) from e
+            items = read_gold_set(eval_set)
             origin = f"human gold set ({eval_set.name})"
             raw = [(it.id, it.question, it.answers, it.chunk_ids, it.doc) for it in items]
         else:
@@ -191,32 +168,25 @@ class _Eval:
         return out, origin, hashlib.sha256(blob).hexdigest()[:16]
 
     def _generated_set(self) -> tuple[list[tuple], str]:
-        from datasets import load_from_disk
+        from loop.samples import load_eval_set
 
-        from loop.generate import EVAL_META
-
-        eval_id = self.ws.ledger.get_meta(EVAL_META)
-        if not eval_id or not self.ws.artefact("evals", eval_id).exists():
+        eval_id = self.ws.ledger.current("eval_set")
+        ds = load_eval_set(self.ws, eval_id)
+        if ds is None:
             raise InputError("no eval set: pass --eval-set FILE (a human gold set) or run "
                              "`synthloop generate --eval` first")
-        ds = load_from_disk(str(self.ws.artefact("evals", eval_id) / "data"))
         self.notes.append("questions are generated, not human-written: treat the figures as "
                           "indicative; a gold set (--eval-set) is better")
         return ([(r["id"], r["question"], r["answers"], r["chunk_ids"], "") for r in ds],
                 f"generated eval set ({eval_id})")
 
     def _models(self) -> dict[str, Path]:
-        from loop.train.stage import current_model_id
+        from loop.eval.models import current_models
 
-        found = {}
-        for kind in ("tuned", "combined"):
-            mid = current_model_id(self.ws, kind)
-            if mid and (self.ws.artefact("models", mid) / "synthloop.json").exists():
-                found[kind] = self.ws.artefact("models", mid)
-        return found
+        return current_models(self.ws)
 
     def _available(self, setup: str, models: dict[str, Path]) -> bool:
-        need = ADAPTER_OF.get(setup)
+        need = SETUPS[setup].adapter
         if need and need not in models:
             how = "--with-context " if need == "combined" else ""
             self.emit(Warned("eval", message=f"setup '{setup}' skipped: no {need} model "
@@ -260,7 +230,7 @@ class _Eval:
         return out
 
     def _answer(self, questions, setups, models, contexts) -> list[dict[str, Any]]:  # noqa: ANN001
-        from loop.score.models import SetupModels
+        from loop.eval.models import SetupModels
 
         uri = self._student_uri(models)
         pool = SetupModels(self.ws, uri, models, self.cfg.device, self.cfg.dtype,
@@ -292,7 +262,7 @@ class _Eval:
         from loop.train.memory import answer_batch_size, parse_budget
 
         device = str(next(model.parameters()).device)
-        prompt = 96 + (self.cfg.context_tokens if setup in RAG_SETUPS else 0)
+        prompt = 96 + (self.cfg.context_tokens if SETUPS[setup].retrieval else 0)
         dtype = "fp32" if next(model.parameters()).dtype.itemsize == 4 else "bf16"
         n = answer_batch_size(model.config, dtype=dtype, prompt_tokens=prompt,
                               new_tokens=self.cfg.max_new_tokens,
@@ -307,11 +277,13 @@ class _Eval:
     def _forgetting(self, pool, setups: list[str]) -> dict[str, Any]:  # noqa: ANN001
         """Perplexity on general text and F1 on general questions, base against tuned."""
         from generators.teachers.hf import generate_texts
-        from loop.score.probes import general_questions, general_text, perplexity
+        from loop.eval.probes import general_questions, general_text, perplexity
 
         text, qs = general_text(), general_questions()
         out = {}
-        for setup in [s for s in ("base", "tuned", "combined") if s in setups]:
+        # the closed-book setups and the context-trained one (its weights differ from tuned's)
+        probed = ["base", *adapter_kinds()]
+        for setup in [s for s in probed if s in setups]:
             with pool.use(setup) as (model, tok):
                 window = min(512, getattr(model.config, "max_position_embeddings", 512) - 1)
                 answers = generate_texts(model, tok, [[{"role": "user", "content": q["question"]}]
@@ -324,7 +296,7 @@ class _Eval:
     def _answer_batch(self, model, tok, batch, setup, contexts) -> list[dict[str, Any]]:  # noqa: ANN001
         from generators.teachers.hf import generate_texts
 
-        msgs = [_messages(q, contexts.get(q.id), setup) for q in batch]
+        msgs = [setup_messages(q, contexts.get(q.id), setup) for q in batch]
         t = time.perf_counter()
         outs = generate_texts(model, tok, msgs, max_new_tokens=self.cfg.max_new_tokens)
         ms = (time.perf_counter() - t) * 1000 / len(batch)
@@ -333,7 +305,7 @@ class _Eval:
         return [{"eval_id": q.id, "setup": setup, "doc": q.doc, "gold_chunk_ids": q.gold_chunks,
                  "question": q.question, "answers": list(q.answers),
                  "answer": clean_answer(o.text), "raw": o.text,
-                 "retrieved_chunk_ids": contexts[q.id][1] if setup in RAG_SETUPS else [],
+                 "retrieved_chunk_ids": contexts[q.id][1] if SETUPS[setup].retrieval else [],
                  "latency_ms": round(ms, 2), "prompt_tokens": o.prompt_tokens,
                  "completion_tokens": o.completion_tokens} for q, o in zip(batch, outs, strict=True)]
 
@@ -342,74 +314,17 @@ class _Eval:
     def _score(self, questions: list[Question], preds: list[dict], contexts: dict) -> None:  # noqa: ANN001
         by_id = {q.id: q for q in questions}
         k = max((len(c[1]) for c in contexts.values()), default=0)
+        metrics = [M.METRICS[n] for n in M.metric_names()]
         for p in preds:
             q = by_id[p["eval_id"]]
-            p["em"] = M.exact_match(p["answer"], q.answers)
-            p["f1"] = M.f1_score(p["answer"], q.answers)
-            p["rouge_l"] = M.rouge_l(p["answer"], q.answers)
-            rag = p["setup"] in RAG_SETUPS
-            hit, rr = M.hit_and_rr(p["retrieved_chunk_ids"], q.gold_chunks, k) if rag and q.gold_chunks else (None, None)
-            p["hit"], p["rr"] = hit, rr
-            p["faithfulness"] = M.faithfulness(p["answer"], contexts[q.id][0]) if rag else None
-        self._semantic(questions, preds)
-        self._judge(questions, preds)
-
-    def _judge(self, questions: list[Question], preds: list[dict]) -> None:
-        """Reference-guided correctness, 1-5 from the judge, kept as (score - 1) / 4."""
-        for p in preds:
-            p["judge"] = None
-        if not self.cfg.judge:
-            return
-        import os
-
-        from generators.filters import JudgeOut
-        from generators.parsing import ParseFailure, parse_json
-        from generators.teachers import get_teacher
-        from loop.generate import LedgerCache  # also registers the hf: and smollm2 teachers
-
-        judge = get_teacher(self.cfg.judge, cache=LedgerCache(self.ws), base_url=self.cfg.judge_url,
-                            ws=self.ws, device=self.cfg.device, dtype=self.cfg.dtype,
-                            api_key=os.environ.get("OPENAI_API_KEY"),
-                            params={"temperature": 0.0, "max_tokens": 200, "seed": 0})
-        by_id = {q.id: q for q in questions}
-        todo = [p for p in preds if p["answer"]]
-        msgs = [[{"role": "user", "content": JUDGE_PROMPT.format(
-            question=by_id[p["eval_id"]].question, references=" | ".join(by_id[p["eval_id"]].answers),
-            candidate=p["answer"])}] for p in todo]
-        failed, unreadable = [], 0
-        for p, reply in zip(todo, judge.complete_all(msgs), strict=True):
-            if isinstance(reply, Exception):
-                failed.append(f"{type(reply).__name__}: {reply}")  # HTTP bodies come redacted
-                continue
-            try:
-                p["judge"] = (parse_json(reply.text, JudgeOut).score - 1) / 4
-            except ParseFailure:
-                unreadable += 1  # an unusable grade is missing, not zero
-        judge.close()
-        if failed or unreadable:
-            self.notes.append(
-                f"judge: {len(todo) - len(failed) - unreadable} of {len(todo)} answers graded; the "
-                "judge column averages those only"
-                + (f"; {len(failed)} request(s) failed (the first: {failed[0][:200]})" if failed else "")
-                + (f"; {unreadable} reply(ies) held no grade" if unreadable else ""))
-        for p in preds:
-            if not p["answer"]:
-                p["judge"] = 0.0  # an empty answer is wrong whatever a judge would say
-
-    def _semantic(self, questions: list[Question], preds: list[dict]) -> None:
-        try:
-            from retrieval.embedders import get_embedder
-
-            emb = get_embedder()
-            golds = {q.id: q.answers[0] if q.answers else "" for q in questions}
-            a = emb.embed([p["answer"] or " " for p in preds])
-            g = emb.embed([golds[p["eval_id"]] or " " for p in preds])
-            for p, s in zip(preds, (a * g).sum(axis=1), strict=True):
-                p["semantic"] = float(s)
-        except Exception as e:  # noqa: BLE001 - the other metrics stand without this one
-            self.notes.append(f"semantic similarity skipped: {e}")
-            for p in preds:
-                p["semantic"] = None
+            shown = (M.Shown(contexts[q.id][0], p["retrieved_chunk_ids"], k)
+                     if SETUPS[p["setup"]].retrieval else None)
+            for m in metrics:
+                if m.per_answer is not None:
+                    p[m.name] = m.per_answer(p["answer"], q, shown)
+        for m in metrics:
+            if m.per_batch is not None:
+                m.per_batch(self, questions, preds)
 
     def _aggregate(self, preds: list[dict], setups: list[str]):  # noqa: ANN202
         kw = {"n_boot": self.cfg.n_boot, "seed": self.cfg.seed}
@@ -417,9 +332,9 @@ class _Eval:
         per: dict[str, dict[str, list]] = {}
         for setup in setups:
             rows = sorted((p for p in preds if p["setup"] == setup), key=lambda p: p["eval_id"])
-            per[setup] = {m: [p[m] for p in rows] for m in METRICS}
+            per[setup] = {m: [p[m] for p in rows] for m in M.metric_names()}
             table[setup] = {m: bootstrap_ci([v for v in per[setup][m] if v is not None], **kw).as_dict()
-                            for m in METRICS if any(v is not None for v in per[setup][m])}
+                            for m in M.metric_names() if any(v is not None for v in per[setup][m])}
         diffs = []
         for a, b in itertools.combinations(setups, 2):
             for m in ("f1", "em"):
@@ -458,7 +373,7 @@ class _Eval:
         cands = [Candidate(t, "", "", "qa") for t in train]
         return decontaminate(cands, [q.question for q in questions], FilterSettings(), None)
 
-    def _write(self, final: Path, result: EvalResult, preds: list[dict]) -> None:
+    def _write(self, final: Path, result: EvalResult, preds: list[dict], set_hash: str) -> None:
         from datasets import Dataset
 
         with self.ws.atomic_dir(final) as tmp:
@@ -466,8 +381,13 @@ class _Eval:
             summary = result.summary()
             summary.pop("path")
             write_json(tmp / "scores.json", summary)
-            write_json(tmp / "synthloop.json", {"kind": "evaluation", "config": self.cfg.resolved()})
-        self.ws.ledger.set_meta(EVAL_RUN_META, result.eval_id)
+            write_json(tmp / "synthloop.json", {"kind": "eval", "config": self.cfg.resolved()})
+        db = self.ws.ledger
+        with db.transaction():
+            db.insert("evaluations", conflict="replace", id=result.eval_id, path=str(final),
+                      created_at=time.time(), eval_set=set_hash, origin=result.origin,
+                      questions=result.questions, verdict=result.verdict, config=self.cfg.resolved())
+            db.set_current("eval", result.eval_id)
 
 
 def clean_answer(text: str) -> str:
@@ -478,8 +398,9 @@ def clean_answer(text: str) -> str:
     return lines[0] if lines else ""
 
 
-def _messages(q: Question, context: tuple[str, list] | None, setup: str) -> list[dict[str, str]]:
-    if setup in RAG_SETUPS and context is not None:
+def setup_messages(q: Question, context: tuple[str, list] | None, setup: str) -> list[dict[str, str]]:
+    """The chat a setup answers: the question, after the retrieved context for RAG setups."""
+    if SETUPS[setup].retrieval and context is not None:
         # The same layout as generators' raft rows: context block, blank line, question.
         return [{"role": "user", "content": f"{context[0]}\n\nQuestion: {q.question}"}]
     return [{"role": "user", "content": q.question}]

@@ -1,0 +1,58 @@
+"""Human gold sets, read once for every stage: JSONL (``{"question", "answers", "doc"?,
+"chunk_ids"?}``) or SQuAD-format JSON.
+
+``generate`` needs only the questions (to keep near-duplicates out of the training data);
+``eval`` and ``run`` need answerable items. Both read through here, and a malformed file is
+one :class:`~loop.errors.InputError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from loop.errors import InputError
+
+
+def read_gold_set(path: Path) -> list[Any]:
+    """Every answerable question of the file (``retrieval.metrics.EvalItem``)."""
+    from retrieval.errors import RetrievalError
+    from retrieval.evalset import load_eval_set
+
+    try:
+        return load_eval_set(path)
+    except RetrievalError as e:
+        raise InputError(str(e)) from e
+
+
+def gold_questions(path: Path) -> list[str]:
+    """Every question of the file, answered or not."""
+    text = read_text_file(path)
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+            return [qa["question"] for art in data["data"] for p in art["paragraphs"]
+                    for qa in p.get("qas", [])]
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{path}: not a SQuAD-format eval set ({type(e).__name__}: {e})") from e
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(str(json.loads(line)["question"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{path}:{n}: each line needs a JSON object with 'question'") from e
+    return out
+
+
+def read_text_file(path: Path) -> str:
+    """A user's text file (a gold set, a style guide); unreadable or non-UTF-8 is one line."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})",
+                         hint="save it as UTF-8") from e

@@ -1,1 +1,0 @@
-"""Scoring: per-question metrics and the statistics that say which differences are real."""

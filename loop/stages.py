@@ -1,0 +1,46 @@
+"""Every stage in one explicit table: its verb and ``[section]``, its config model, and the
+function that runs it. ``read_config_file`` checks every section of a file against it; the
+CLI and the dashboard build their flags and forms from the config models listed here.
+
+Each stage package exports the same three names (``from loop.<stage> import <X>Config,
+run, <X>Result``); a new stage is a package and one row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from loop.config import StageConfig
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # the verb and the config file's [section]
+    config: type[StageConfig]
+    run: Callable[..., Any]
+    summary: str
+
+
+@cache
+def stages() -> dict[str, Stage]:
+    """The table (imported on first use: the stage modules load datasets, ~1 s)."""
+    from loop import eval as eval_stage
+    from loop import generate, index, ingest, train
+
+    return {s.name: s for s in (
+        Stage("ingest", ingest.IngestConfig, ingest.run, "files and folders -> chunked corpus"),
+        Stage("generate", generate.GenerateConfig, generate.run,
+              "corpus -> synthetic dataset (teacher, filters)"),
+        Stage("index", index.IndexConfig, index.run, "corpus -> retrieval index (BM25 + FAISS)"),
+        Stage("train", train.TrainConfig, train.run, "dataset -> tuned model (LoRA, RAFT, DPO)"),
+        Stage("eval", eval_stage.EvalConfig, eval_stage.run,
+              "every setup on one question set -> scores and verdict"),
+    )}
+
+
+def stage_of(model: type[StageConfig]) -> str | None:
+    """The [section] name of a config model, or None."""
+    return next((s.name for s in stages().values() if s.config is model), None)
