@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -15,6 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from loop import events as ev
 
@@ -55,9 +55,11 @@ class RichSink:
         if self.warnings <= self.max_warnings:
             where = f"{event.path}: " if event.path else ""
             # paths and messages hold outside text (server bodies, file names): never markup
-            self.console.print(f"[yellow]warning[/] {escape(where + event.message)}", highlight=False)
+            self.console.print(Text.assemble(("warning", "yellow"), " ", where + event.message),
+                               highlight=False)
         elif self.warnings == self.max_warnings + 1:
-            self.console.print("[yellow]warning[/] ... more warnings in the --json summary")
+            self.console.print(Text.assemble(("warning", "yellow"),
+                                             " ... more warnings in the --json summary"))
 
     def _finish(self, stage: str) -> None:
         task = self.tasks.pop(stage, None)
@@ -75,12 +77,14 @@ class RichSink:
 
 def _columns(unit: str) -> list:
     counter = [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
+    # A description and the extra figures hold outside text (file names, model names):
+    # formatted into the column as they are, never read as markup.
     return [
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         *counter,
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[extra]}"),
+        TextColumn("{task.fields[extra]}", markup=False),
     ]

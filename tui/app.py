@@ -78,7 +78,7 @@ class OverviewScreen(_View, Screen):
             self.post_message(ReportWritten(path))
 
     def on_report_written(self, msg: ReportWritten) -> None:
-        self.notify(f"report written: {msg.path}", title="report")
+        self.notify(f"report written: {msg.path}", title="report", markup=False)
 
     def show(self, ov: D.Overview) -> None:
         self.query_one("#ws-summary", Static).update(_summary(ov))

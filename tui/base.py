@@ -37,7 +37,8 @@ def guarded(fn: Callable) -> Callable:
         try:
             return fn(self, *args, **kwargs)
         except Exception as e:  # noqa: BLE001
-            self.app.notify(f"{type(e).__name__}: {e}", title="dashboard error", severity="error")
+            self.app.notify(f"{type(e).__name__}: {e}", title="dashboard error", severity="error",
+                            markup=False)
             return None
 
     return wrapper
@@ -69,7 +70,9 @@ class _Loading:
         self._shown_once = True
 
     def on_load_failed(self, msg: LoadFailed) -> None:
-        self.app.notify(f"{msg.what}: {msg.error}", title="could not load", severity="error")  # type: ignore[attr-defined]
+        # an error is outside text (a path, a server's body): shown as it is, never as markup
+        self.app.notify(f"{msg.what}: {msg.error}", title="could not load", severity="error",  # type: ignore[attr-defined]
+                        markup=False)
 
 
 class _View(_Loading):

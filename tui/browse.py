@@ -64,7 +64,7 @@ class CorpusScreen(_Loading, Screen):
         event.input.value, event.input.display = "", False
         self.query_one("#documents", DataTable).focus()
         if path:
-            self.notify(f"adding {path} ...")
+            self.notify(f"adding {path} ...", markup=False)
             self.add_documents(path)
 
     def key_escape(self) -> None:
@@ -89,7 +89,7 @@ class CorpusScreen(_Loading, Screen):
             s = msg.value
             self.notify(f"corpus now {s['documents']} documents, {s['chunks']} chunks "
                         f"({s['read']} files read, {len(s['skipped'])} skipped)",
-                        title="documents added")
+                        title="documents added", markup=False)
             self.action_refresh()
         elif msg.what == "corpus":
             self.view = msg.value
@@ -115,7 +115,9 @@ class CorpusScreen(_Loading, Screen):
         for n, d in enumerate(self.view.documents if self.view else []):
             if needle and needle not in f"{d['source']} {d['title']}".lower():
                 continue
-            table.add_row(d["source"], d["title"][:40], str(d["n_chunks"]), key=f"{n}:{d['doc_id']}")
+            # file names and titles are the documents' text: Text cells, never read as markup
+            table.add_row(Text(d["source"]), Text(d["title"][:40]), str(d["n_chunks"]),
+                          key=f"{n}:{d['doc_id']}")
 
     @on(Input.Changed, "#doc-filter")
     @guarded

@@ -108,13 +108,13 @@ class IndexScreen(_View, SearchScreen):
     def on_job_done(self, msg: JobDone) -> None:
         self.query_one("#index-build", Button).disabled = False
         if msg.error:
-            self.notify(msg.error, title="index failed", severity="error")
+            self.notify(msg.error, title="index failed", severity="error", markup=False)
             return
         r = msg.result
         self.query_one("#index-bar", ProgressBar).update(total=1, progress=1)
         self.retriever = None  # the next search loads the new index
         self.notify(f"index {r.index_id} {'unchanged' if r.cached else 'built'}: {r.chunks} chunks, "
-                    f"{r.embedded} embedded, {r.reused} reused", title="index")
+                    f"{r.embedded} embedded, {r.reused} reused", title="index", markup=False)
         self.action_refresh()
 
     @on(Button.Pressed, "#index-recall")
@@ -126,6 +126,6 @@ class IndexScreen(_View, SearchScreen):
         table = self.query_one("#recall", DataTable)
         table.clear(columns=True)
         cols = [c for c in next(iter(result["methods"].values())) if c.startswith(("recall@", "mrr"))]
-        table.add_columns("method", *cols)
+        table.add_columns("method", *(Text(c) for c in cols))
         for name, figures in result["methods"].items():
-            table.add_row(name, *(f"{figures[c]:.2f}" for c in cols))
+            table.add_row(Text(name), *(f"{figures[c]:.2f}" for c in cols))

@@ -101,7 +101,8 @@ class SamplesScreen(_View, Screen):
         elif msg.what == "applied":
             r = msg.value
             self.notify(f"dataset {r.dataset_id}: {r.samples} samples ({r.accepted} accepted, "
-                        f"{r.edited} edited, {r.rejected} rejected)", title="verdicts applied")
+                        f"{r.edited} edited, {r.rejected} rejected)", title="verdicts applied",
+                        markup=False)
             self.action_refresh()
 
     def show(self, view: D.SamplesView) -> None:
@@ -113,10 +114,10 @@ class SamplesScreen(_View, Screen):
         table.add_column("split", key="split")
         table.add_column("review", key="review")
         table.add_column("question", key="question")
-        for r in view.rows:
+        for r in view.rows:  # a teacher's text: Text cells, never read as markup
             q = D.question_of(r["messages"])
-            table.add_row(r["task"], r["split"], verdict_cell(view.verdicts.get(r["id"])),
-                          q[:70] + ("…" if len(q) > 70 else ""), key=r["id"])
+            table.add_row(Text(r["task"]), Text(r["split"]), verdict_cell(view.verdicts.get(r["id"])),
+                          Text(q[:70] + ("…" if len(q) > 70 else "")), key=r["id"])
         info = self.query_one("#samples-info", Static)
         if view.dataset_id is None:
             info.update("No dataset yet: start one on the Generate screen (6).")

@@ -16,11 +16,11 @@ from tui import data as D
 from tui.base import Loaded, _Loading, guarded
 
 
-def scoreboard_rows(scores: D.Scores) -> tuple[list[str], list[list[Text | str]]]:
+def scoreboard_rows(scores: D.Scores) -> tuple[list[str | Text], list[list[Text | str]]]:
     """Columns and rows of the side-by-side table: the setups each one beats measurably on
     F1 (second, so it shows on a narrow terminal), then a column per metric with its interval."""
     metrics = scores.metric_names
-    cols = ["setup", "beats (F1)", *metrics]
+    cols = ["setup", "beats (F1)", *(Text(m) for m in metrics)]
     rows = []
     for s in scores.setup_names:
         beaten = scores.beats(s, "f1")
@@ -95,8 +95,8 @@ class ScoreboardScreen(_Loading, Screen):
         table = self.query_one("#questions", DataTable)
         table.clear(columns=True)
         setups = self.scores.setup_names if self.scores else []
-        table.add_columns("id", "question", *setups)
-        for q in self.visible():
+        table.add_columns("id", "question", *(Text(s) for s in setups))
+        for q in self.visible():  # the eval set's text: Text cells, never read as markup
             marks = []
             for s in setups:
                 a = q.answers.get(s)
@@ -105,19 +105,20 @@ class ScoreboardScreen(_Loading, Screen):
                 else:
                     marks.append(Text("✓", style="green") if a.em else Text("✗", style="red"))
             text = " ".join(q.question.split())
-            table.add_row(q.id, text[:60] + ("…" if len(text) > 60 else ""), *marks, key=q.id)
+            table.add_row(Text(q.id), Text(text[:60] + ("…" if len(text) > 60 else "")), *marks,
+                          key=q.id)
 
     def fill_docs(self) -> None:
         table = self.query_one("#by-doc", DataTable)
         table.clear(columns=True)
         setups = self.scores.setup_names if self.scores else []
-        table.add_columns("document", "questions", *(f"{s} EM / F1" for s in setups))
+        table.add_columns("document", "questions", *(Text(f"{s} EM / F1") for s in setups))
         for row in D.by_document(self.questions, setups):
             cells = []
             for s in setups:
                 em, f1 = row["scores"][s]
                 cells.append("-" if f1 is None else f"{em or 0:.2f} / {f1:.2f}")
-            table.add_row(row["doc"], str(row["questions"]), *cells, key=row["doc"])
+            table.add_row(Text(row["doc"]), str(row["questions"]), *cells, key=row["doc"])
 
     def action_toggle_docs(self) -> None:
         docs = self.query_one("#by-doc", DataTable)

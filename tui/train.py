@@ -150,7 +150,7 @@ class TrainScreen(_Loading, Screen):
                                self._value("epochs"), self._value("lr"), self._value("batch"),
                                self._value("eval-steps"))
         except Exception as e:  # noqa: BLE001 - a ConfigError names the bad field
-            self.notify(str(e), title="cannot start", severity="error")
+            self.notify(str(e), title="cannot start", severity="error", markup=False)
             return
         self.stop, self.meter, self.curves = threading.Event(), Meter(), Curves()
         self._set_running(True)
@@ -186,7 +186,7 @@ class TrainScreen(_Loading, Screen):
 
         ev = msg.event
         if isinstance(ev, Warned):
-            self.notify(ev.message, title="train", severity="warning")
+            self.notify(ev.message, title="train", severity="warning", markup=False)
         if not isinstance(ev, Started | Progress) or ev.stage != "train":
             return
         self.meter.feed(ev)
@@ -222,15 +222,16 @@ class TrainScreen(_Loading, Screen):
         self._set_running(False)
         if msg.error:
             self.query_one("#train-stats", Static).update(Text(f"failed: {msg.error}", style="red"))
-            self.notify(msg.error, title="training failed", severity="error")
+            self.notify(msg.error, title="training failed", severity="error", markup=False)
             return
         r = msg.result
         if isinstance(r, Stopped):
             self.query_one("#train-stats", Static).update(
                 Text(f"stopped at step {r.step}; checkpoint kept: {r.checkpoint}", style="yellow"))
             self.notify(f"stopped at step {r.step}; checkpoint kept: {r.checkpoint}. Start again "
-                        "with the same settings to resume.", title="training stopped")
+                        "with the same settings to resume.", title="training stopped", markup=False)
             return
         state = "cached" if r.cached else "written"
         self.notify(f"model {r.model_id} {state}: {r.kind}, {r.steps} steps, loss "
-                    f"{r.loss_last if r.loss_last is not None else '-'}", title="training")
+                    f"{r.loss_last if r.loss_last is not None else '-'}", title="training",
+                    markup=False)

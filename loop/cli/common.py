@@ -14,11 +14,26 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from loop.errors import SynthloopError
 from loop.workspace import DEFAULT_WORKSPACE
 
-console = Console(stderr=True)
+
+class _Console(Console):
+    """Wraps long lines on a terminal; to a pipe or a file it never does: a script greps a
+    message whole (a path or a pid split at column 80 is not found)."""
+
+    @property
+    def soft_wrap(self) -> bool:  # type: ignore[override]
+        return self._soft_wrap or not self.is_terminal
+
+    @soft_wrap.setter
+    def soft_wrap(self, value: bool) -> None:
+        self._soft_wrap = value
+
+
+console = _Console(stderr=True)
 
 WorkspaceOpt = Annotated[
     Path,
@@ -30,16 +45,24 @@ JsonOpt = Annotated[
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML file with a [section] per stage; flags override it.",
+    typer.Option("--config", "-c", help=escape("TOML file with a [section] per stage; flags override it."),
                  exists=False, dir_okay=False),
 ]
 DEFAULT_WS = Path(DEFAULT_WORKSPACE)
 
 
 def field_help(model: type[BaseModel], name: str) -> str:
-    """A flag's help is the config field's description: written once, in the config class."""
+    """A flag's help is the config field's description: written once, in the config class.
+    Typer reads help as rich markup: escaped, its ``[default: ...]`` shows (it was dropped)."""
     f = model.model_fields[name]
-    return f"{f.description} [default: {f.default}]"
+    return escape(f"{f.description} [default: {f.default}]")
+
+
+def say(*parts: str | tuple[str, str], end: str = "\n") -> None:
+    """One line on stderr. A ``(words, style)`` pair is ours and styled; a plain string is
+    printed as it is, never read as markup: paths, notes, hints and messages hold outside
+    text (a document's ``[draft]``, a server's ``[/b]``) that rich would drop or fail on."""
+    console.print(Text.assemble(*parts), end=end, highlight=False)
 
 
 def emit_json(data: dict[str, Any]) -> None:
@@ -55,22 +78,22 @@ def verb(as_json: bool) -> Iterator[None]:
     except SynthloopError as e:
         if as_json:
             emit_json({"error": str(e), "kind": e.title})
-        # escape(): a message may hold [brackets] (paths, torch errors) that rich would eat
-        console.print(f"[red]{e.title}:[/] {escape(str(e))}", highlight=False)
+        # a message may hold [brackets] (paths, torch errors) that rich would eat
+        say((f"{e.title}:", "red"), " ", str(e))
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        console.print("[red]interrupted[/]: finished work is kept; re-run the command to continue")
+        say(("interrupted", "red"), ": finished work is kept; re-run the command to continue")
         raise typer.Exit(130) from None
     except sqlite3.Error as e:  # the ledger, written outside a transaction (a full disk)
         msg = f"cannot write the ledger: {e} (is the disk full?)"
         if as_json:
             emit_json({"error": msg, "kind": "workspace error"})
-        console.print(f"[red]workspace error:[/] {escape(msg)}", highlight=False)
+        say(("workspace error:", "red"), " ", msg)
         raise typer.Exit(1) from None
     except OSError as e:  # a full disk, a vanished folder: say what and where, no traceback
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         msg = f"{e.strerror or e}{where}"
         if as_json:
             emit_json({"error": msg, "kind": "os error"})
-        console.print(f"[red]error:[/] {escape(msg)}", highlight=False)
+        say(("error:", "red"), " ", msg)
         raise typer.Exit(1) from None

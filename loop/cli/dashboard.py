@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from loop.cli import app
-from loop.cli.common import DEFAULT_WS, WorkspaceOpt, console, verb
+from loop.cli.common import DEFAULT_WS, WorkspaceOpt, say, verb
 from loop.errors import InputError
 
 
@@ -16,6 +16,6 @@ def dashboard(workspace: WorkspaceOpt = DEFAULT_WS) -> None:
         try:
             from tui.app import SynthloopApp
         except ImportError as e:
-            console.print(f"[red]the dashboard needs textual:[/] {e} (pip install textual)")
+            say(("the dashboard needs textual:", "red"), f" {e} (pip install textual)")
             raise SystemExit(1) from None
         SynthloopApp(workspace).run()

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from loop.cli import app
 from loop.cli.common import (
@@ -19,6 +18,7 @@ from loop.cli.common import (
     console,
     emit_json,
     field_help,
+    say,
     verb,
 )
 from loop.config import read_config_file, resolve
@@ -95,18 +95,17 @@ def generate(
             emit_json(s)
             return
         state = "unchanged (cache hit)" if s["cached"] else "written"
-        console.print(f"[bold green]{s['kind']} dataset {s['dataset_id']}[/] {state}: "
-                      f"{s['samples']} samples ({s['train']} train, {s['val']} val) "
-                      f"{s['by_task']}", highlight=False)
+        say((f"{s['kind']} dataset {s['dataset_id']}", "bold green"),
+            f" {state}: {s['samples']} samples ({s['train']} train, {s['val']} val) {s['by_task']}")
         if s["rejected"]:
-            console.print(f"rejected: {s['rejected']}", highlight=False)
+            say(f"rejected: {s['rejected']}")
         if s["failed_chunks"]:
             first = s["failed_chunks"][0]
-            console.print(f"[yellow]{len(s['failed_chunks'])} jobs failed[/] (listed in --json; the "
-                          f"first: {first['task']} on {first['chunk_id']}: {escape(first['reason'])}); this "
-                          "dataset holds the rest. Run the same command again to retry them: "
-                          "the jobs that worked come back from the cache", highlight=False)
-        console.print(f"at {s['dataset_path']}", highlight=False)
+            say((f"{len(s['failed_chunks'])} jobs failed", "yellow"),
+                f" (listed in --json; the first: {first['task']} on {first['chunk_id']}: "
+                f"{first['reason']}); this dataset holds the rest. Run the same command again to "
+                "retry them: the jobs that worked come back from the cache")
+        say(f"at {s['dataset_path']}")
 
 
 def load_eval_questions(path: Path) -> list[str]:

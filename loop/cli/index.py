@@ -15,6 +15,7 @@ from loop.cli.common import (
     console,
     emit_json,
     field_help,
+    say,
     verb,
 )
 from loop.config import read_config_file, resolve
@@ -53,10 +54,8 @@ def index(
             emit_json(summary)
             return
         state = "unchanged (cache hit)" if summary["cached"] else "written"
-        console.print(
-            f"[bold green]index {summary['index_id']}[/] {state}: {summary['chunks']} chunks, "
+        say((f"index {summary['index_id']}", "bold green"),
+            f" {state}: {summary['chunks']} chunks, "
             f"{summary['units']} sentence units ({summary['embedded']} embedded, "
-            f"{summary['reused']} reused) in {summary['seconds']:.1f} s",
-            highlight=False,
-        )
-        console.print(f"index at {summary['index_path']}", highlight=False)
+            f"{summary['reused']} reused) in {summary['seconds']:.1f} s")
+        say(f"index at {summary['index_path']}")

@@ -16,6 +16,7 @@ from loop.cli.common import (
     console,
     emit_json,
     field_help,
+    say,
     verb,
 )
 from loop.config import IngestConfig, read_config_file, resolve
@@ -69,13 +70,11 @@ def ingest_stage(*args, **kwargs):  # noqa: ANN002, ANN003 - thin alias, keeps t
 
 def _print_summary(s: dict) -> None:
     state = "unchanged (cache hit)" if s["cached"] else "written"
-    console.print(
-        f"[bold green]corpus {s['corpus_id']}[/] {state}: {s['documents']} documents, "
+    say((f"corpus {s['corpus_id']}", "bold green"),
+        f" {state}: {s['documents']} documents, "
         f"{s['chunks']} chunks from {s['files']} files "
         f"({s['read']} read, {s['unchanged']} unchanged, {s['removed']} removed, "
-        f"{s['duplicates']} duplicates)",
-        highlight=False,
-    )
+        f"{s['duplicates']} duplicates)")
     if s["skipped"]:
-        console.print(f"[yellow]{len(s['skipped'])} skipped[/] (reasons above; all of them in --json)")
-    console.print(f"corpus at {s['corpus_path']}", highlight=False)
+        say((f"{len(s['skipped'])} skipped", "yellow"), " (reasons above; all of them in --json)")
+    say(f"corpus at {s['corpus_path']}")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from loop.cli import app
 from loop.cli.common import (
@@ -74,10 +75,10 @@ def _cutoffs(text: str) -> list[int]:
 def _print(result: dict) -> None:
     methods = result["methods"]
     columns = list(next(iter(methods.values())))
-    table = Table(title=f"{result['questions']} questions, default: {result['default']}")
+    table = Table(title=Text(f"{result['questions']} questions, default: {result['default']}"))
     table.add_column("method")
     for c in columns:
-        table.add_column(c, justify="right")
+        table.add_column(Text(c), justify="right")
     for name, figures in methods.items():
-        table.add_row(name, *(f"{figures[c]:g}" for c in columns))
+        table.add_row(Text(name), *(f"{figures[c]:g}" for c in columns))
     Console().print(table)

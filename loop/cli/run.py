@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 
 from loop.cli import app
-from loop.cli.common import DEFAULT_WS, ConfigOpt, JsonOpt, WorkspaceOpt, console, emit_json, verb
+from loop.cli.common import (
+    DEFAULT_WS,
+    ConfigOpt,
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    emit_json,
+    say,
+    verb,
+)
 from loop.config import read_config_file, resolve
 from loop.errors import InputError
 from loop.render import RichSink
@@ -113,8 +122,7 @@ def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, d
     from loop.cli.score import show_scores
 
     show_scores(summary)
-    console.print(f"stage seconds: {summary['stage_seconds']}", highlight=False)
-    console.print(f"report: {summary['report']['markdown']}", highlight=False)
-    if demo:
-        console.print("[yellow]note:[/] ", end="", highlight=False)
-        console.print(summary["note"], markup=False, highlight=False)
+    say(f"stage seconds: {summary['stage_seconds']}")
+    say(f"report: {summary['report']['markdown']}")
+    if demo:  # the hint's [...] and paths are text, never markup
+        say(("note:", "yellow"), " ", summary["note"])

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from loop.cli import app
 from loop.cli.common import (
@@ -66,7 +67,8 @@ def _print(hits: list) -> None:
         text = " ".join(h.text.split())
         if len(text) > PREVIEW_CHARS:
             text = text[:PREVIEW_CHARS] + " ..."
-        table.add_row(str(n), f"{h.score:.4f}", f"{h.source}\n{h.title}", text)
+        # a chunk, its file name and its title are the documents' text: never markup
+        table.add_row(str(n), f"{h.score:.4f}", Text(f"{h.source}\n{h.title}"), Text(text))
     # The table goes to stdout: it is the verb's output, unlike progress.
     from rich.console import Console
 

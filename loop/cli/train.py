@@ -15,6 +15,7 @@ from loop.cli.common import (
     console,
     emit_json,
     field_help,
+    say,
     verb,
 )
 from loop.config import read_config_file, resolve
@@ -100,23 +101,19 @@ def _print_summary(s: dict) -> None:
     val = "n/a" if s["val_loss"] is None else f"{s['val_loss']:.4f}"
     first = "n/a" if s["loss_first"] is None else f"{s['loss_first']:.4f}"
     last = "n/a" if s["loss_last"] is None else f"{s['loss_last']:.4f}"
-    console.print(
-        f"[bold green]model {s['model_id']}[/] ({s['kind']}, {s['method']}) {state}: {s['steps']} steps, "
+    say((f"model {s['model_id']}", "bold green"),
+        f" ({s['kind']}, {s['method']}) {state}: {s['steps']} steps, "
         f"loss {first} -> {last}, validation loss {val}"
-        + (f", resumed from {s['resumed_from']}" if s.get("resumed_from") else ""),
-        highlight=False,
-    )
+        + (f", resumed from {s['resumed_from']}" if s.get("resumed_from") else ""))
     mem = s.get("memory")
     if mem:
         peak = f", peak {mem['peak_bytes'] / 2**30:.1f} GB" if mem.get("peak_bytes") else ""
         rate = f"; {s['tokens_per_s']} tokens/s" if s.get("tokens_per_s") else ""
-        console.print(f"memory: {mem['micro_batch']} row(s) per micro-batch x {mem['grad_accum']} "
-                      "accumulated" + (", gradient checkpointing" if mem["gradient_checkpointing"] else "")
-                      + f"; budget {mem['budget_bytes'] / 2**30:.1f} GB{peak}{rate}", highlight=False)
+        say(f"memory: {mem['micro_batch']} row(s) per micro-batch x {mem['grad_accum']} "
+            "accumulated" + (", gradient checkpointing" if mem["gradient_checkpointing"] else "")
+            + f"; budget {mem['budget_bytes'] / 2**30:.1f} GB{peak}{rate}")
     for note in s.get("notes") or []:
-        console.print("[yellow]note[/] ", end="", highlight=False)
-        console.print(note, markup=False, highlight=False)
-    console.print(f"adapter at {s['adapter_path']}", highlight=False)
+        say(("note", "yellow"), " ", note)
+    say(f"adapter at {s['adapter_path']}")
     if s.get("tensorboard_dir"):
-        console.print(f"tensorboard logs at {s['tensorboard_dir']} "
-                      f"(tensorboard --logdir {s['tensorboard_dir']})", highlight=False)
+        say(f"tensorboard logs at {s['tensorboard_dir']} (tensorboard --logdir {s['tensorboard_dir']})")

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+from textual.widgets import DataTable, Static
+
 from tui.app import SynthloopApp
+
+
+async def until_loaded(pilot, table_id: str, rows: int) -> None:
+    """Wait for the data, not for time: on a busy machine the loading worker (or the message
+    it posts) can land after any fixed pause, and the snapshot caught "loading ...". Polls
+    until the screen's table holds its rows."""
+    table = pilot.app.screen.query_one(table_id, DataTable)
+    for _ in range(1200):  # a minute at most
+        if table.row_count >= rows:
+            break
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.05)
+    assert table.row_count >= rows, f"{table_id} has {table.row_count} rows, not {rows}"
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
 
 
 def test_overview_snapshot(dash_ws, snap_compare):
     app = SynthloopApp(dash_ws)
 
     async def settle(pilot):
-        await pilot.app.workers.wait_for_complete()
+        await until_loaded(pilot, "#scoreboard", rows=2)
+        assert "loading" not in str(pilot.app.screen.query_one("#ws-summary", Static).render())
         pilot.app.sub_title = "demo workspace"  # not the temporary path
         await pilot.pause()
 
@@ -21,8 +39,7 @@ def test_scoreboard_drill_down_snapshot(dash_ws, snap_compare):
 
     async def open_first_question(pilot):
         await pilot.press("2")
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await until_loaded(pilot, "#questions", rows=3)
         await pilot.press("enter")
         pilot.app.sub_title = "demo workspace"
         await pilot.pause()
