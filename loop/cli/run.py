@@ -84,9 +84,9 @@ def demo(
 
 
 def _configs(cfgs, table: dict, **flags):  # noqa: ANN001, ANN003, ANN202
+    from loop.eval.stage import EvalConfig
     from loop.generate import GenerateConfig
     from loop.index import IndexConfig
-    from loop.score.evaluate import EvalConfig
     from loop.train.config import TrainConfig
 
     cfgs.ingest = resolve(type(cfgs.ingest), table.get("ingest"))

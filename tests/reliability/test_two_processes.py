@@ -67,7 +67,7 @@ _FAKE_RUN = textwrap.dedent("""
     p.train = stage("train", NS(cached=False, model_id="m"))
     p.evaluate = stage("eval", NS(cached=False, path=None, setups={}, eval_id="e", verdict="v"))
     p.write_report = stage("report", {})
-    p._gold_questions = lambda path: []
+    p.read_gold_set = lambda path: []
     sys.argv = ["synthloop", "run", "docs", "--eval-set", "gold.jsonl"]
     with Workspace(ROOT) as ws:
         p.run_pipeline(ws, [], p.RunConfigs(), eval_set="gold.jsonl")
