@@ -30,6 +30,12 @@ class StageConfig(BaseModel):
     # Fields that change how a stage runs, not what it makes: left out of the digest.
     execution_only: ClassVar[frozenset[str]] = frozenset()
 
+    @classmethod
+    def choices(cls) -> dict[str, list[str]]:
+        """Fields whose values come from a registry (tasks, setups, methods): field -> the
+        registered names, for ``--help`` and the dashboard's forms."""
+        return {}
+
     def resolved(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 

@@ -38,6 +38,17 @@ class RunConfigs:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    @classmethod
+    def from_tables(cls, tables: dict[str, dict[str, Any]],
+                    **flags: dict[str, Any]) -> RunConfigs:
+        """Each stage's config from its config-file section, then the flags given for it
+        (``{"train": {"student": ...}}``; None values are not given)."""
+        from loop.config import resolve
+        from loop.stages import stages
+
+        return cls(**{name: resolve(s.config, tables.get(name), **flags.get(name, {}))
+                      for name, s in stages().items()})
+
 
 def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set: Path | None,
                  iterations: int = 1, emit: EventSink = null_sink,

@@ -31,20 +31,23 @@ def _root(
     """Fine-tune, RAG, or both? Scored side by side on your own documents."""
 
 
+# Each verb's module registers it on ``app``; ``--help`` lists them in this (the loop's) order.
+VERB_MODULES = ("ingest", "generate", "index", "search", "retrieval_eval", "train", "eval", "run",
+                "export")
+
+
 def _register() -> None:
-    # Each verb lives in its own module and registers itself on ``app``.
-    from loop.cli import (  # noqa: F401
-        dashboard,
-        export,
-        generate,
-        index,
-        ingest,
-        retrieval_eval,
-        run,
-        score,
-        search,
-        train,
-    )
+    import importlib
+
+    for name in VERB_MODULES:
+        importlib.import_module(f"loop.cli.{name}")
+
+    # Verbs from outside loop/ (the dashboard, plugins) join through an entry-point group:
+    # loop never imports them by name.
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="synthloop.verbs"):
+        ep.load()(app)
 
 
 def main() -> None:

@@ -65,6 +65,18 @@ def say(*parts: str | tuple[str, str], end: str = "\n") -> None:
     console.print(Text.assemble(*parts), end=end, highlight=False)
 
 
+@contextmanager
+def stage_sink() -> Iterator[Any]:
+    """Progress bars on stderr for one stage's events, closed however the stage ends."""
+    from loop.render import RichSink
+
+    sink = RichSink(console)
+    try:
+        yield sink
+    finally:
+        sink.close()
+
+
 def emit_json(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()

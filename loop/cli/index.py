@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from loop.cli import app
 from loop.cli.common import (
     DEFAULT_WS,
     ConfigOpt,
     JsonOpt,
     WorkspaceOpt,
-    console,
     emit_json,
-    field_help,
     say,
+    stage_sink,
     verb,
 )
+from loop.cli.flags import config_flags
 from loop.config import read_config_file, resolve
-from loop.index import IndexConfig, build_index
-from loop.render import RichSink
+from loop.index import IndexConfig
 from loop.workspace import Workspace
 
 
 @app.command()
+@config_flags(IndexConfig)
 def index(
-    embedder: Annotated[
-        str | None, typer.Option(help=field_help(IndexConfig, "embedder"), show_default=False)
-    ] = None,
-    dense_kind: Annotated[
-        str | None, typer.Option(help=field_help(IndexConfig, "dense_kind"), show_default=False)
-    ] = None,
+    overrides: dict,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -39,16 +30,15 @@ def index(
     """Build or update the BM25 and dense indexes of the workspace's corpus.
 
     An unchanged corpus is a cache hit; a changed one embeds only its new or changed text.
+    Search settings (k, method, fusion, reranker ...) are stored with the index as its
+    defaults; `search` and the RAG setups use them unless told otherwise.
     """
+    from loop.index import run
+
     with verb(as_json):
-        cfg = resolve(IndexConfig, read_config_file(config).get("index"),
-                      embedder=embedder, dense_kind=dense_kind)
-        sink = RichSink(console)
-        with Workspace(workspace) as ws:
-            try:
-                result = build_index(ws, cfg, emit=sink)
-            finally:
-                sink.close()
+        cfg = resolve(IndexConfig, read_config_file(config).get("index"), **overrides)
+        with Workspace(workspace) as ws, stage_sink() as sink:
+            result = run(ws, cfg, emit=sink)
         summary = result.summary()
         if as_json:
             emit_json(summary)

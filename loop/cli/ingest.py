@@ -13,29 +13,21 @@ from loop.cli.common import (
     ConfigOpt,
     JsonOpt,
     WorkspaceOpt,
-    console,
     emit_json,
-    field_help,
     say,
+    stage_sink,
     verb,
 )
+from loop.cli.flags import config_flags
 from loop.config import IngestConfig, read_config_file, resolve
-from loop.render import RichSink
 from loop.workspace import Workspace
 
 
 @app.command()
+@config_flags(IngestConfig)
 def ingest(
+    overrides: dict,
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (recursive) to ingest.")],
-    chunk_tokens: Annotated[
-        int | None, typer.Option(help=field_help(IngestConfig, "chunk_tokens"), show_default=False)
-    ] = None,
-    overlap_tokens: Annotated[
-        int | None, typer.Option(help=field_help(IngestConfig, "overlap_tokens"), show_default=False)
-    ] = None,
-    tokens_per_word: Annotated[
-        float | None, typer.Option(help=field_help(IngestConfig, "tokens_per_word"), show_default=False)
-    ] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -45,27 +37,17 @@ def ingest(
     Unchanged files are not read again; changed files replace only their own chunks;
     files that cannot be read are skipped with the reason.
     """
+    from loop.ingest import run
+
     with verb(as_json):
-        cfg = resolve(IngestConfig, read_config_file(config).get("ingest"),
-                      chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
-                      tokens_per_word=tokens_per_word)
-        sink = RichSink(console)
-        with Workspace(workspace) as ws:
-            try:
-                result = ingest_stage(ws, paths, cfg, emit=sink)
-            finally:
-                sink.close()
+        cfg = resolve(IngestConfig, read_config_file(config).get("ingest"), **overrides)
+        with Workspace(workspace) as ws, stage_sink() as sink:
+            result = run(ws, paths, cfg, emit=sink)
         summary = result.summary()
         if as_json:
             emit_json(summary)
             return
         _print_summary(summary)
-
-
-def ingest_stage(*args, **kwargs):  # noqa: ANN002, ANN003 - thin alias, keeps the verb's name free
-    from loop.ingest import ingest as run
-
-    return run(*args, **kwargs)
 
 
 def _print_summary(s: dict) -> None:

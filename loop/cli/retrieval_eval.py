@@ -16,32 +16,30 @@ from loop.cli.common import (
     ConfigOpt,
     JsonOpt,
     WorkspaceOpt,
-    console,
     emit_json,
-    field_help,
+    stage_sink,
     verb,
 )
+from loop.cli.flags import config_flags
 from loop.config import read_config_file, resolve
 from loop.errors import InputError
 from loop.index import IndexConfig, evaluate_retrieval
-from loop.render import RichSink
 from loop.workspace import Workspace
 
 
 @app.command("retrieval-eval")
+@config_flags(IndexConfig, only=("reranker",))
 def retrieval_eval(
+    overrides: dict,
     eval_set: Annotated[Path, typer.Option(
         "--eval-set", help='Gold questions: JSONL ({"question", "answers": [...], "doc"}) '
         "or SQuAD-format JSON.")],
     k: Annotated[str, typer.Option("--k", help="Cut-offs for recall, comma-separated.")] = "1,5,10,20",
-    reranker: Annotated[
-        str | None, typer.Option(help=field_help(IndexConfig, "reranker"), show_default=False)
-    ] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score bm25, dense and hybrid retrieval on a gold question set.
+    """Score every retrieval method (bm25, dense, hybrid ...) on a gold question set.
 
     A question's evidence is its chunk ids when given, else any retrieved text holding a
     gold answer (within its named document, if any).
@@ -50,12 +48,8 @@ def retrieval_eval(
         ks = _cutoffs(k)
         table = read_config_file(config).get("index")
         cfg = resolve(IndexConfig, table) if table else None
-        sink = RichSink(console)
-        with Workspace(workspace, create=False) as ws:
-            try:
-                result = evaluate_retrieval(ws, eval_set, ks, cfg, emit=sink, reranker=reranker)
-            finally:
-                sink.close()
+        with Workspace(workspace, create=False) as ws, stage_sink() as sink:
+            result = evaluate_retrieval(ws, eval_set, ks, cfg, emit=sink, **overrides)
         if as_json:
             emit_json(result)
             return

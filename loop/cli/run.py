@@ -20,9 +20,12 @@ from loop.cli.common import (
     say,
     verb,
 )
-from loop.config import read_config_file, resolve
+from loop.cli.flags import option
+from loop.config import read_config_file
 from loop.errors import InputError
+from loop.generate import GenerateConfig
 from loop.render import RichSink
+from loop.train.config import TrainConfig
 from loop.workspace import Workspace
 
 REAL_MODELS_HINT = (
@@ -39,14 +42,14 @@ DEMO_NOTE = (
 @app.command()
 def run(
     docs: Annotated[list[Path], typer.Argument(help="Files and folders of your domain.")],
-    teacher: Annotated[str | None, typer.Option(help="Teacher URI: rules | openai:MODEL | hf:PATH.")] = None,
-    student: Annotated[str | None, typer.Option(help="Student URI: smollm2 | hf:PATH_OR_ID | hf:FILE.gguf.")] = None,
+    teacher: option(GenerateConfig, "teacher") = None,
+    student: option(TrainConfig, "student") = None,
     eval_set: Annotated[Path | None, typer.Option(help="Human gold set (JSONL or SQuAD JSON).")] = None,
     iterations: Annotated[int, typer.Option(min=1, max=10, help="Rounds of targeted generation and retraining.")] = 1,
     fresh: Annotated[list[Path] | None, typer.Option(
         help="Documents indexed after training and never trained on (the freshness probe); repeatable.")] = None,
-    teacher_url: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Training steps per adapter (-1: epochs decide).")] = None,
+    teacher_url: option(GenerateConfig, "teacher_url") = None,
+    max_steps: option(TrainConfig, "max_steps") = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -54,14 +57,15 @@ def run(
     """Ingest, generate, index, train (tuned and combined), eval and report in one go.
 
     Every stage is cached by content hash: an unchanged re-run is fast, and an interrupted
-    run resumes where it stopped.
+    run resumes where it stopped. The config file's sections set each stage; the flags here
+    override the [generate] and [train] keys of the same name.
     """
     from loop.pipeline import RunConfigs
 
     with verb(as_json):
-        table = read_config_file(config)
-        cfgs = _configs(RunConfigs(), table, teacher=teacher, student=student,
-                        teacher_url=teacher_url, max_steps=max_steps)
+        cfgs = RunConfigs.from_tables(
+            read_config_file(config), generate={"teacher": teacher, "teacher_url": teacher_url},
+            train={"student": student, "max_steps": max_steps})
         _go(workspace, docs, cfgs, eval_set, iterations, as_json, demo=False, fresh=fresh)
 
 
@@ -81,22 +85,6 @@ def demo(
                              hint="run the demo from a source checkout of synthloop")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         _go(workspace, [docs], demo_configs(), gold, 1, as_json, demo=True)
-
-
-def _configs(cfgs, table: dict, **flags):  # noqa: ANN001, ANN003, ANN202
-    from loop.eval.stage import EvalConfig
-    from loop.generate import GenerateConfig
-    from loop.index import IndexConfig
-    from loop.train.config import TrainConfig
-
-    cfgs.ingest = resolve(type(cfgs.ingest), table.get("ingest"))
-    cfgs.generate = resolve(GenerateConfig, table.get("generate"), teacher=flags["teacher"],
-                            teacher_url=flags["teacher_url"])
-    cfgs.index = resolve(IndexConfig, table.get("index"))
-    cfgs.train = resolve(TrainConfig, table.get("train"), student=flags["student"],
-                         max_steps=flags["max_steps"])
-    cfgs.eval = resolve(EvalConfig, table.get("eval"))
-    return cfgs
 
 
 def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, demo: bool,  # noqa: ANN001
@@ -119,7 +107,7 @@ def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, d
     if as_json:
         emit_json(summary)
         return
-    from loop.cli.score import show_scores
+    from loop.cli.eval import show_scores
 
     show_scores(summary)
     say(f"stage seconds: {summary['stage_seconds']}")

@@ -9,16 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from loop.cli import app
-from loop.cli.common import (
-    DEFAULT_WS,
-    ConfigOpt,
-    JsonOpt,
-    WorkspaceOpt,
-    console,
-    emit_json,
-    field_help,
-    verb,
-)
+from loop.cli.common import DEFAULT_WS, ConfigOpt, JsonOpt, WorkspaceOpt, console, emit_json, verb
+from loop.cli.flags import config_flags
 from loop.config import read_config_file, resolve
 from loop.index import IndexConfig, load_retriever
 from loop.workspace import Workspace
@@ -27,27 +19,22 @@ PREVIEW_CHARS = 240
 
 
 @app.command()
+@config_flags(IndexConfig, only=("k", "method", "reranker"), decls={"k": ("-k", "--k")})
 def search(
+    overrides: dict,
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[
-        int | None, typer.Option("-k", "--k", help=field_help(IndexConfig, "k"), show_default=False)
-    ] = None,
-    method: Annotated[
-        str | None, typer.Option(help=field_help(IndexConfig, "method"), show_default=False)
-    ] = None,
-    reranker: Annotated[
-        str | None, typer.Option(help=field_help(IndexConfig, "reranker"), show_default=False)
-    ] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search the workspace's index: bm25, dense or the hybrid of both."""
+    """Search the workspace's index: bm25, dense or the hybrid of both.
+
+    Without flags the index searches as it was built (its k, method and reranker)."""
     with verb(as_json):
         table = read_config_file(config).get("index")
         cfg = resolve(IndexConfig, table) if table else None
         with Workspace(workspace, create=False) as ws:
-            retriever = load_retriever(ws, cfg, k=k, method=method, reranker=reranker)
+            retriever = load_retriever(ws, cfg, **overrides)
             hits = retriever.search(query)
         if as_json:
             emit_json({"query": query, "method": retriever.cfg.method,

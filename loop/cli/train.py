@@ -2,56 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-import typer
-
 from loop.cli import app
 from loop.cli.common import (
     DEFAULT_WS,
     ConfigOpt,
     JsonOpt,
     WorkspaceOpt,
-    console,
     emit_json,
-    field_help,
     say,
+    stage_sink,
     verb,
 )
+from loop.cli.flags import config_flags
 from loop.config import read_config_file, resolve
-from loop.render import RichSink
 from loop.train.config import TrainConfig
 from loop.workspace import Workspace
 
 
-def _opt(name: str, *flags: str) -> Any:
-    """A flag whose help is the config field's description (written once, in TrainConfig)."""
-    return typer.Option(*flags, help=field_help(TrainConfig, name), show_default=False)
-
-
 @app.command()
+@config_flags(TrainConfig, decls={"with_context": ("--with-context/--no-context",)})
 def train(
-    student: Annotated[str | None, _opt("student")] = None,
-    method: Annotated[str | None, _opt("method")] = None,
-    max_steps: Annotated[int | None, _opt("max_steps")] = None,
-    epochs: Annotated[float | None, _opt("epochs")] = None,
-    with_context: Annotated[bool | None, _opt("with_context", "--with-context/--no-context")] = None,
-    lr: Annotated[float | None, _opt("lr")] = None,
-    batch_size: Annotated[int | None, _opt("batch_size")] = None,
-    grad_accum: Annotated[int | None, _opt("grad_accum")] = None,
-    max_length: Annotated[int | None, _opt("max_length")] = None,
-    packing: Annotated[bool | None, _opt("packing", "--packing/--no-packing")] = None,
-    eval_steps: Annotated[int | None, _opt("eval_steps")] = None,
-    save_steps: Annotated[int | None, _opt("save_steps")] = None,
-    patience: Annotated[int | None, _opt("patience")] = None,
-    seed: Annotated[int | None, _opt("seed")] = None,
-    device: Annotated[str | None, _opt("device")] = None,
-    dtype: Annotated[str | None, _opt("dtype")] = None,
-    report_to: Annotated[str | None, _opt("report_to")] = None,
-    trust_remote_code: Annotated[bool | None, _opt("trust_remote_code", "--trust-remote-code")] = None,
-    allow_pickle: Annotated[bool | None, _opt("allow_pickle", "--allow-pickle")] = None,
-    then_sft: Annotated[bool, typer.Option(
-        "--then-sft", help="With --method pretrain: fine-tune (LoRA) the pretrained model next.")] = False,
+    overrides: dict,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -62,34 +33,16 @@ def train(
     a killed run resumes from its last checkpoint when re-run. Under
     `accelerate launch` the same command trains on every GPU.
     """
-    from loop.train import train as run
+    from loop.train import run
 
     with verb(as_json):
-        cfg = resolve(
-            TrainConfig, read_config_file(config).get("train"), student=student, method=method,
-            max_steps=max_steps, epochs=epochs, with_context=with_context, lr=lr,
-            batch_size=batch_size, grad_accum=grad_accum, max_length=max_length, packing=packing,
-            eval_steps=eval_steps, save_steps=save_steps, patience=patience, seed=seed,
-            device=device, dtype=dtype, report_to=report_to, trust_remote_code=trust_remote_code,
-            allow_pickle=allow_pickle,
-        )
-        sink = RichSink(console)
-        with Workspace(workspace) as ws:
-            try:
-                result = run(ws, cfg, emit=sink)
-                first = None
-                if then_sft and cfg.method == "pretrain":
-                    first = result
-                    nxt = cfg.model_copy(update={"method": "lora", "student": f"model:{result.model_id}"})
-                    result = run(ws, nxt, emit=sink)
-            finally:
-                sink.close()
+        cfg = resolve(TrainConfig, read_config_file(config).get("train"), **overrides)
+        with Workspace(workspace) as ws, stage_sink() as sink:
+            result = run(ws, cfg, emit=sink)
         summary = result.summary()
         logs = ws.root / "logs" / "tensorboard" / result.model_id
         if logs.is_dir():
             summary["tensorboard_dir"] = str(logs)
-        if first is not None:
-            summary["pretrain"] = first.summary()
         if as_json:
             emit_json(summary)
             return

@@ -72,6 +72,21 @@ def recommend(table: dict[str, Any], diffs: list[dict]) -> str:
     return best
 
 
+def report_evaluation(ws: Workspace, eval_id: str | None = None,
+                      out: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``synthloop report``: the scores of an evaluation (default: the latest) and the paths
+    of the report written for it."""
+    from loop.errors import InputError
+
+    eval_id = eval_id or ws.ledger.current("eval")
+    if not eval_id:
+        raise InputError("no evaluation yet", hint="run `synthloop eval` first")
+    path = ws.eval_dir(eval_id)
+    if not (path / "scores.json").exists():
+        raise InputError(f"no evaluation {eval_id} in {ws.root}")
+    return json.loads((path / "scores.json").read_text()), write_report(ws, path, out)
+
+
 def write_report(ws: Workspace, eval_dir: Path, out: Path | None = None,
                  iterations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Write report.md, report.json and PNG figures for one evaluation; return their paths.

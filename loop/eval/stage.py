@@ -33,7 +33,7 @@ from loop.workspace import Workspace, save_dataset, write_json
 class EvalConfig(StageConfig):
     """How the setups are scored."""
 
-    setups: list[str] = Field(default_factory=setup_names, description="Setups to score (comma-separated on the CLI).")
+    setups: list[str] = Field(default_factory=setup_names, description="Setups to score.")
     student: str | None = Field(None, description="Student URI for base/rag (default: the tuned model's student).")
     max_new_tokens: int = Field(48, ge=1, description="Answer length limit, the same for every setup.")
     k: int | None = Field(None, ge=1, description="Chunks retrieved per question (default: the index's k).")
@@ -55,6 +55,10 @@ class EvalConfig(StageConfig):
     allow_pickle: bool = Field(
         False, description="Load a student that has only pickle weights (.bin); they can run "
                            "code when loaded, so only for a trusted source.")
+
+    @classmethod
+    def choices(cls) -> dict[str, list[str]]:
+        return {"setups": setup_names()}
 
     execution_only: ClassVar[frozenset[str]] = frozenset(
         {"batch_size", "device", "dtype", "judge_url", "trust_remote_code", "allow_pickle",

@@ -53,7 +53,7 @@ class GenerateConfig(StageConfig):
     """How the teacher turns chunks into samples, and which samples survive the filters."""
 
     teacher: str = Field("rules", description="Teacher URI: rules | openai:MODEL | hf:PATH_OR_ID.")
-    tasks: list[str] = Field(["qa", "raft"], description="Tasks to generate (comma-separated on the CLI).")
+    tasks: list[str] = Field(["qa", "raft"], description="Tasks to generate.")
     per_chunk: int = Field(3, ge=1, le=50, description="Items asked for per chunk and task.")
     limit: int | None = Field(None, ge=1, description="Use at most this many chunks (spread over the corpus).")
     focus: list[str] | None = Field(None, description="Only these chunk ids (targeted generation for missed questions).")
@@ -82,6 +82,12 @@ class GenerateConfig(StageConfig):
     allow_pickle: bool = Field(
         False, description="Load an hf: teacher that has only pickle weights (.bin); they can run "
                            "code when loaded, so only for a trusted source.")
+
+    @classmethod
+    def choices(cls) -> dict[str, list[str]]:
+        from generators.tasks import TASKS
+
+        return {"tasks": [n for n, t in TASKS.items() if t.row_kind != "eval"]}
 
     execution_only: ClassVar[frozenset[str]] = frozenset(
         {"teacher_url", "concurrency", "timeout", "max_retries", "batch_size", "price_per_1k",
@@ -133,19 +139,27 @@ class GenerateResult:
 
 
 def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: bool = False,
-             eval_questions: list[str] | None = None, style: str = "",
+             eval_questions: list[str] | None = None, eval_set: Path | None = None,
+             style: str = "", style_file: Path | None = None,
              emit: EventSink = null_sink, embed=None, api_key: str | None = None,  # noqa: ANN001
              merge: bool = False, should_stop: Callable[[], bool] | None = None) -> GenerateResult:
     """Run the teacher over the corpus and write the dataset (or, with ``eval_mode``, the
     generated eval set, decontaminated against the training questions). With ``merge`` the
     new samples are added to the current dataset (targeted rounds of the loop).
 
+    Near-duplicates of ``eval_questions`` and of the questions of the gold file ``eval_set``
+    are kept out; ``style`` (or the text of ``style_file``) is the teacher's style guide.
+
     ``should_stop`` is polled after every finished job; once it returns True the run stops
     and keeps what was done: the finished jobs' rows become a partial dataset (its own id,
     ``cancelled`` in the result, the ledger run ``cancelled``), and the teacher calls stay
     cached, so a re-run with the same config continues instead of starting over."""
     cfg = cfg or GenerateConfig()
+    from loop.goldset import gold_questions, read_text_file
     from loop.samples import current_dataset_id
+
+    eval_questions = list(eval_questions or []) + (gold_questions(eval_set) if eval_set else [])
+    style = read_text_file(style_file) if style_file else style
 
     previous = current_dataset_id(ws) if merge and not eval_mode else None
     try:

@@ -83,8 +83,11 @@ class IndexConfig(StageConfig):
                     "bm25_local (sentences, IDF within their document; off by default).")
     candidates: int = Field(_DEFAULTS.candidates, ge=1, description="Candidates taken per ranker.")
     k: int = Field(5, ge=1, description="Hits retrieved per question (the RAG budget).")
-    method: str = Field(
-        "hybrid", description=f"Default search method (one of: {', '.join(method_names())}).")
+    method: str = Field("hybrid", description="Default search method.")
+
+    @classmethod
+    def choices(cls) -> dict[str, list[str]]:
+        return {"method": method_names()}
 
     @field_validator("method")
     @classmethod

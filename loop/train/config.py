@@ -19,7 +19,7 @@ class TrainConfig(StageConfig):
 
     execution_only: ClassVar[frozenset[str]] = frozenset(
         {"device", "save_steps", "report_to", "trust_remote_code", "allow_pickle",
-         "logging_steps", "gradient_checkpointing", "memory_budget"}
+         "logging_steps", "gradient_checkpointing", "memory_budget", "then_sft"}
     )
 
     student: str = Field(
@@ -28,7 +28,9 @@ class TrainConfig(StageConfig):
         "package, offline), hf:PATH_OR_HUB_ID (a bare path or a .gguf file works too), "
         "model:ID (a model artefact of this workspace) or scratch:tiny (fast tests only).",
     )
-    method: Method = Field("lora", description="lora | full | qlora (bitsandbytes 4-bit) | dpo | pretrain.")
+    method: Method = Field("lora", description="How to train (qlora: LoRA on 4-bit bitsandbytes weights; dpo: preference rows; pretrain: the raw chunks).")
+    then_sft: bool = Field(
+        False, description="With method pretrain: fine-tune (LoRA) the pretrained model next.")
     with_context: bool = Field(
         False, description="Train on raft rows (context chunks in the prompt): the adapter "
         "behind the combined setup.",

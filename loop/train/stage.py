@@ -60,6 +60,7 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
     memory: dict[str, Any] | None = None  # the memory plan, with the measured peak
     tokens_per_s: float | None = None
+    pretrain: dict[str, Any] | None = None  # then_sft: the pretraining run this one built on
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
@@ -88,7 +89,14 @@ def train(ws: Workspace, cfg: TrainConfig | None = None, emit: EventSink = null_
     quiet()
     lock = ws.writing("train") if is_main_process() else contextlib.nullcontext()
     with lock:
-        return _Train(ws, cfg, emit, callbacks or []).run()
+        result = _Train(ws, cfg, emit, callbacks or []).run()
+        if not (cfg.then_sft and cfg.method == "pretrain"):
+            return result
+        sft = cfg.model_copy(update={"method": "lora", "student": f"model:{result.model_id}",
+                                     "then_sft": False})
+        tuned = _Train(ws, sft, emit, callbacks or []).run()
+        tuned.pretrain = result.summary()
+        return tuned
 
 
 def is_main_process() -> bool:

@@ -75,7 +75,7 @@ def test_search_prints_chunk_brackets_as_text(indexed):
 
 
 def test_eval_notes_verdict_and_paths_print_as_text(capsys, tmp_path):
-    from loop.cli.score import _show
+    from loop.cli.eval import _show
 
     f1 = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
     summary = {"verdict": f"Recommendation: rag {OUTSIDE}.",

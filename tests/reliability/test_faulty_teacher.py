@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from loop.generate import GenerateConfig, select_chunks, generate
+from loop.generate import GenerateConfig, generate, select_chunks
 from loop.samples import load_samples
 from loop.workspace import Workspace
 

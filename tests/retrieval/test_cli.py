@@ -76,8 +76,9 @@ def test_errors_are_one_line(workspace):
     r, out = invoke("index", "-w", ws, "--embedder", "nope:x", "--json")
     assert r.exit_code == 1 and "known prefixes" in out["error"] and "st:" in out["error"]
     invoke("index", "-w", ws, "-c", cfg)
-    r, out = invoke("search", "ferry", "--method", "magic", "-w", ws, "--json")
-    assert r.exit_code == 1 and "method" in out["error"]
+    r = CliRunner().invoke(app, ["search", "ferry", "--method", "magic", "-w", str(ws)])
+    assert r.exit_code == 2  # a usage error that lists the registered methods
+    assert "'magic' is not one of" in r.output and "bm25_local" in r.output
     r, out = invoke("search", "ferry", "--reranker", "nope:x", "-w", ws, "--json")
     assert r.exit_code == 1 and "unknown reranker 'nope:x'" in out["error"]
     r, out = invoke("retrieval-eval", "--eval-set", tmp / "missing.jsonl", "-w", ws, "--json")

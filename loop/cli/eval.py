@@ -1,0 +1,84 @@
+"""``synthloop eval`` and ``synthloop report``: score the setups, then explain the scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loop.cli import app
+from loop.cli.common import (
+    DEFAULT_WS,
+    ConfigOpt,
+    JsonOpt,
+    WorkspaceOpt,
+    emit_json,
+    say,
+    stage_sink,
+    verb,
+)
+from loop.cli.flags import config_flags
+from loop.config import read_config_file, resolve
+from loop.eval.stage import EvalConfig
+from loop.workspace import Workspace
+
+
+@app.command("eval")
+@config_flags(EvalConfig)
+def eval_(
+    overrides: dict,
+    eval_set: Annotated[Path | None, typer.Option(
+        help="Human gold set: JSONL {question, answers, doc?} or SQuAD JSON (default: the "
+             "generated eval set).")] = None,
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score every setup on one question set, with 95% intervals and paired differences,
+    and write the report."""
+    from loop.eval import run
+    from loop.eval.report import write_report
+
+    with verb(as_json):
+        cfg = resolve(EvalConfig, read_config_file(config).get("eval"), **overrides)
+        with Workspace(workspace) as ws:
+            with stage_sink() as sink:
+                result = run(ws, cfg, eval_set=eval_set, emit=sink)
+            report = write_report(ws, result.path)
+        _show(result.summary(), report, as_json)
+
+
+@app.command()
+def report(
+    evaluation: Annotated[str | None, typer.Argument(
+        help="Evaluation id (default: the latest).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder to write into (default: beside the scores).")] = None,
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the report of an evaluation: markdown with the verdict, JSON and PNG figures."""
+    from loop.eval.report import report_evaluation
+
+    with verb(as_json), Workspace(workspace) as ws:
+        scores, paths = report_evaluation(ws, evaluation, out)
+        _show(scores, paths, as_json)
+
+
+def _show(summary: dict, report: dict, as_json: bool) -> None:
+    if as_json:
+        emit_json({**summary, "report": report})
+        return
+    show_scores(summary)
+    for note in summary.get("notes") or []:  # a judge server's error, a hint: outside text
+        say(("note:", "yellow"), " ", note)
+    say(f"report: {report['markdown']}")
+
+
+def show_scores(summary: dict) -> None:
+    """The verdict and one line per setup (F1 with its interval, EM) on the console."""
+    say(("Verdict.", "bold"), " ", summary["verdict"])
+    for setup, row in summary["setups"].items():
+        f1, em = row["f1"], row["em"]
+        say(f"  {setup:<10} F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}]"
+            f"   EM {em['mean']:.3f}")

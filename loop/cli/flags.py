@@ -1,0 +1,131 @@
+"""CLI options made from a stage's config model: one help text (the field's description), the
+default shown, the choices listed, and nothing written twice.
+
+    @app.command()
+    @config_flags(TrainConfig, skip={"memory_budget"})
+    def train(overrides: dict, workspace: WorkspaceOpt = DEFAULT_WS, ...) -> None:
+        cfg = resolve(TrainConfig, file_table, **overrides)
+
+Every field of the model becomes ``--field-name`` (booleans ``--x/--no-x``, lists a
+comma-separated string, ``Literal`` fields and fields named in the model's ``choices`` a
+fixed set); a flag left out is ``None`` in ``overrides``, so the config file's value (or the
+default) stands. Dict-valued fields stay in the config file.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+import typing
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.markup import escape
+
+from loop.config import StageConfig
+
+
+def config_flags(model: type[StageConfig], *, skip: Iterable[str] = (),
+                 only: Iterable[str] | None = None,
+                 decls: dict[str, tuple[str, ...]] | None = None,
+                 panel: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a verb whose first parameter is ``overrides``: it receives ``{field: value or
+    None}`` for every generated option (the fields in ``only``, else all but ``skip``).
+    ``decls`` renames flags (``{"k": ("-k", "--k")}``); ``panel`` groups them in ``--help``."""
+    skip, decls = set(skip), decls or {}
+    if only is not None:
+        skip |= set(model.model_fields) - set(only)
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values()
+               if p.name != "overrides"]
+        made = {name: option(model, name, decls.get(name), panel)
+                for name, f in model.model_fields.items()
+                if name not in skip and _flaggable(f.annotation)}
+
+        @functools.wraps(fn)
+        def verb(**kwargs: Any) -> Any:
+            overrides = {name: _value(model, name, kwargs.pop(name)) for name in made}
+            return fn(overrides, **kwargs)
+
+        params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                    annotation=ann) for name, ann in made.items()]
+        verb.__signature__ = inspect.Signature(params + [p.replace(kind=p.KEYWORD_ONLY)
+                                                         for p in own])
+        verb.__annotations__ = {p.name: p.annotation for p in verb.__signature__.parameters.values()}
+        del verb.__wrapped__  # typer must read the new signature, not fn's
+        return verb
+
+    return decorate
+
+
+def option(model: type[StageConfig], name: str, decls: tuple[str, ...] | None = None,
+           panel: str | None = None) -> Any:
+    """The ``Annotated[...]`` type of one field's option."""
+    f = model.model_fields[name]
+    base = _strip_optional(f.annotation)
+    flag = "--" + name.replace("_", "-")
+    choices = field_choices(model, name)
+    if base is bool:
+        kind: Any = bool
+        decls = decls or ((flag,) if f.default is False else (f"{flag}/--no-{flag[2:]}",))
+    elif _is_list(base):
+        kind = str
+    elif choices:
+        kind = Literal[tuple(choices)]  # typer lists them and refuses others
+    else:
+        kind = base
+    help_text = f.description or ""
+    if _is_list(base):
+        help_text += " Comma-separated" + (f"; choices: {', '.join(choices)}." if choices else ".")
+    default = f.get_default(call_default_factory=True)
+    if default is not None and default != []:
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        help_text += f" [default: {shown}]"
+    # typer reads help as rich markup: escaped, a "[default: ...]" or "[index]" shows as written
+    info = typer.Option(*(decls or (flag,)), help=escape(help_text), rich_help_panel=panel,
+                        show_default=False)
+    return Annotated[kind | None, info]
+
+
+def field_choices(model: type[StageConfig], name: str) -> list[str]:
+    """A field's fixed set of values: its ``Literal`` type, or the model's ``choices()``."""
+    values = model.choices().get(name)
+    if values:
+        return list(values)
+    base = _strip_optional(model.model_fields[name].annotation)
+    if _is_list(base):
+        base = typing.get_args(base)[0] if typing.get_args(base) else str
+    if typing.get_origin(base) is Literal:
+        return [str(v) for v in typing.get_args(base)]
+    return []
+
+
+def _value(model: type[StageConfig], name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if _is_list(_strip_optional(model.model_fields[name].annotation)):
+        return [v.strip() for v in str(value).split(",") if v.strip()]
+    return value
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _is_list(annotation: Any) -> bool:
+    return annotation is list or typing.get_origin(annotation) is list
+
+
+def _flaggable(annotation: Any) -> bool:
+    base = _strip_optional(annotation)
+    if _is_list(base):
+        return True
+    return base in (bool, int, float, str) or typing.get_origin(base) is Literal
+

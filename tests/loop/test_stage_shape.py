@@ -1,0 +1,147 @@
+"""One shape for every stage: the ledger API, stage_run, the explicit stage table, and the
+registries a new task, setup or metric joins in one place."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from loop.events import Collector, Finished
+from loop.ledger import Ledger
+from loop.migrations import MIGRATIONS
+from loop.workspace import Workspace
+
+
+def test_insert_by_column_name_and_read_views(tmp_path):
+    db = Ledger(tmp_path / "s.db")
+    db.insert("models", id="m1", kind="tuned", student="smollm2", method="lora", dataset_id="d1",
+              path="/p", created_at=2.0, steps=3, config={"lr": 0.1})
+    db.insert("models", id="m0", kind="combined", student="smollm2", method="lora",
+              dataset_id="d1", path="/q", created_at=1.0, steps=1, config={})
+    assert db.model("m1")["config"] == {"lr": 0.1}  # JSON columns come back decoded
+    assert [m["id"] for m in db.models()] == ["m1", "m0"]  # newest first
+    assert [m["id"] for m in db.models("combined")] == ["m0"]
+    assert db.model("nope") is None and db.model(None) is None
+    db.set_current("model.tuned", "m1")
+    assert db.current("model.tuned") == "m1" and db.current("eval") is None
+    with pytest.raises(ValueError, match="known"):
+        db.current("bogus")
+    with pytest.raises(sqlite3.IntegrityError):
+        db.insert("models", id="m1", kind="tuned", student="s", method="lora", dataset_id="d",
+                  path="/p", created_at=3.0, steps=1, config={})
+    db.insert("models", conflict="replace", id="m1", kind="tuned", student="s2", method="lora",
+              dataset_id="d", path="/p", created_at=3.0, steps=1, config={})
+    assert db.model("m1")["student"] == "s2"
+
+
+def test_0006_backfills_evaluations_and_renames_the_eval_key(tmp_path, monkeypatch):
+    import loop.ledger as ledger_mod
+
+    monkeypatch.setattr(ledger_mod, "MIGRATIONS", MIGRATIONS[:5])  # a 0.1 workspace
+    old = Ledger(tmp_path / "s.db")
+    rid = old.start_run("eval", [], {"student": "smollm2"})
+    old.finish_run(rid, status="ok", artefact_id="e1",
+                   summary={"origin": "human gold set (g.jsonl)", "questions": 7, "verdict": "v"})
+    old.set_meta("evaluation", "e1")
+    old.close()
+    monkeypatch.setattr(ledger_mod, "MIGRATIONS", MIGRATIONS)
+    db = Ledger(tmp_path / "s.db")
+    assert db.current("eval") == "e1"
+    row = db.evaluation("e1")
+    assert (row["questions"], row["origin"], row["config"]) == (7, "human gold set (g.jsonl)",
+                                                                {"student": "smollm2"})
+
+
+def test_old_evaluation_folders_are_still_found(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    assert ws.eval_dir("e1") == ws.root / "evals" / "e1"
+    (ws.root / "evals" / "score-e1").mkdir(parents=True)
+    assert ws.eval_dir("e1") == ws.eval_dir("score-e1") == ws.root / "evals" / "score-e1"
+
+
+def test_stage_run_records_ok_failed_and_stopped(tmp_path):
+    from loop.stage import stage_run
+
+    ws, sink = Workspace(tmp_path / "ws"), Collector()
+    with stage_run(ws, "index", {"k": 5}, emit=sink) as run:
+        assert ws.locked
+        run.done({"chunks": 3}, "idx1")
+    assert not ws.locked
+    ok = ws.ledger.runs()[0]
+    assert (ok["status"], ok["artefact_id"], ok["summary"], ok["config"]) == (
+        "ok", "idx1", {"chunks": 3}, {"k": 5})
+    assert [e.summary for e in sink.of(Finished)] == [{"chunks": 3}]
+
+    class Halt(Exception):
+        pass
+
+    for exc, status in ((ValueError("bad [input]"), "failed"), (Halt("asked"), "stopped")):
+        with pytest.raises(type(exc)), stage_run(ws, "train", {}, stopped_by=(Halt,)):
+            raise exc
+        r = ws.ledger.runs()[0]
+        assert (r["status"], r["error"]) == (status, str(exc))
+    assert len(sink.of(Finished)) == 1  # a failed stage sends no Finished
+    assert not ws.locked
+
+
+def test_every_stage_is_in_one_table_with_config_and_run():
+    from loop.config import StageConfig
+    from loop.stages import stage_of, stages
+
+    table = stages()
+    assert list(table) == ["ingest", "generate", "index", "train", "eval"]
+    for name, s in table.items():
+        assert issubclass(s.config, StageConfig) and callable(s.run)
+        assert stage_of(s.config) == name
+
+
+def test_a_new_task_is_one_registration(monkeypatch):
+    import generators.tasks as tasks_mod
+    from generators.tasks import get_task, register_task, task_names
+    from generators.tasks.builtin import RaftTask
+    from loop.generate import GenerateConfig
+    from loop.generate.stage import _job
+    from loop.train.data import trained_tasks
+
+    class Quiz(RaftTask):
+        name = "quiz"
+
+    monkeypatch.setattr(tasks_mod, "TASKS", dict(tasks_mod.TASKS))  # restored after the test
+    quiz = register_task(Quiz())
+    assert get_task("quiz") is quiz
+    assert "quiz" in task_names(uses_context=True)
+    assert "quiz" in trained_tasks("lora", with_context=True)
+    assert "quiz" not in trained_tasks("lora", with_context=False)
+    assert "quiz" in GenerateConfig.choices()["tasks"]
+    from generators.teachers import Chunk
+
+    pool = [Chunk(f"c{i}", f"text {i}", f"t{i}", f"doc{i}.md") for i in range(4)]
+    job = _job(get_task("quiz"), pool[0], GenerateConfig(raft_distractors=2), pool)
+    assert len(job.context) == 2 and job.format_context is not None  # distractors, RAG block
+
+
+def test_a_new_setup_and_metric_join_the_registries(monkeypatch):
+    from loop.eval import metrics as M
+    from loop.eval import setups as S
+    from loop.eval.stage import EvalConfig
+
+    monkeypatch.setattr(S, "SETUPS", dict(S.SETUPS))
+    monkeypatch.setattr(M, "METRICS", dict(M.METRICS))
+    S.register_setup(S.Setup("rag-lite", None, True, 1.5, "light RAG"))
+    assert S.setup_names()[:3] == ["base", "rag", "rag-lite"]
+    assert "rag-lite" in S.rag_setups() and "rag-lite" in EvalConfig().setups
+    M.register_metric(M.Metric("short", "answer under 5 words", 2.5,
+                               lambda a, q, s: float(len(a.split()) < 5)))
+    assert M.metric_names()[:4] == ["em", "f1", "rouge_l", "short"]
+    assert M.ordered_metrics({"short", "f1", "zzz"}) == ["f1", "short", "zzz"]
+
+
+def test_loop_never_imports_tui_in_source():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = [str(p.relative_to(root)) for p in (root / "loop").rglob("*.py")
+                 if any(line.lstrip().startswith(("import tui", "from tui"))
+                        for line in p.read_text().splitlines())]
+    assert offenders == []
