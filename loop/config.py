@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import types
+import typing
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -127,3 +129,37 @@ def _describe(model: type[StageConfig], err: ValidationError) -> str:
         else:
             parts.append(f"'{key}': {item['msg']} (got {item.get('input')!r})")
     return f"[{stage}] " + "; ".join(parts)
+
+
+def field_choices(model: type[StageConfig], name: str) -> list[str]:
+    """A field's fixed set of values: its ``Literal`` type, or the model's ``choices()``."""
+    values = model.choices().get(name)
+    if values:
+        return list(values)
+    base = strip_optional(model.model_fields[name].annotation)
+    if is_list_type(base):
+        base = typing.get_args(base)[0] if typing.get_args(base) else str
+    if typing.get_origin(base) is Literal:
+        return [str(v) for v in typing.get_args(base)]
+    return []
+
+
+def strip_optional(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def is_list_type(annotation: Any) -> bool:
+    return annotation is list or typing.get_origin(annotation) is list
+
+
+def is_simple_type(annotation: Any) -> bool:
+    """A field a flag or a form box can set: a scalar, a Literal or a list of strings."""
+    base = strip_optional(annotation)
+    if is_list_type(base):
+        return True
+    return base in (bool, int, float, str) or typing.get_origin(base) is Literal

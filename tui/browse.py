@@ -151,7 +151,11 @@ class CorpusScreen(_Loading, Screen):
 
 # -- search --------------------------------------------------------------------------------
 
-SEARCH_METHODS = ("bm25", "dense", "hybrid")
+def search_methods() -> tuple[str, ...]:
+    """The registered retrieval methods (not the single rankers): one column each."""
+    from retrieval.methods import method_names  # loads faiss: on first use, not at start
+
+    return tuple(method_names(rankers=False))
 
 
 @dataclass
@@ -175,7 +179,7 @@ class SearchScreen(_Loading, Screen):
         yield Header()
         yield Input(placeholder="Search the index (enter)", id="query")
         with Horizontal(id="hits"):
-            for m in SEARCH_METHODS:
+            for m in search_methods():
                 with VerticalScroll(classes="hits-col"):
                     yield Static(f"[b]{m}[/]", id=f"hits-{m}")
         yield Footer()
@@ -184,7 +188,7 @@ class SearchScreen(_Loading, Screen):
     @guarded
     def _submit(self, event: Input.Submitted) -> None:
         if event.value.strip():
-            for m in SEARCH_METHODS:
+            for m in search_methods():
                 self.query_one(f"#hits-{m}", Static).update(f"[b]{m}[/]\n[dim]searching ...[/]")
             self.search(event.value.strip())
 
@@ -202,7 +206,7 @@ class SearchScreen(_Loading, Screen):
             if self.retriever is None:
                 self.retriever = D.open_retriever(self._ws())
             hits = {}
-            for m in SEARCH_METHODS:
+            for m in search_methods():
                 if worker.is_cancelled:
                     return
                 hits[m] = self.retriever.search(query, None, m)

@@ -19,27 +19,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, RichLog, Static
+from textual.widgets import Button, Footer, Header, ProgressBar, RichLog, Static
 
+from loop.generate.config import GenerateConfig
 from tui.base import JobDone, Meter, StageEvent, _Loading, fmt_seconds, guarded, run_stage
+from tui.forms import field_widgets, form_config
 
-
-def generate_config(teacher: str, tasks: str, per_chunk: str, limit: str, price: str) -> Any:
-    """The GenerateConfig of the form's fields; a bad field is a ConfigError naming it."""
-    from loop.config import resolve
-    from loop.errors import ConfigError
-    from loop.generate import GenerateConfig
-
-    def number(text: str, kind: type, name: str) -> Any:
-        try:
-            return kind(text) if text.strip() else None
-        except ValueError:
-            raise ConfigError(f"{name}: '{text}' is not a number") from None
-
-    return resolve(GenerateConfig, None, teacher=teacher.strip() or None,
-                   tasks=[t.strip() for t in tasks.split(",") if t.strip()] or None,
-                   per_chunk=number(per_chunk, int, "per chunk"), limit=number(limit, int, "limit"),
-                   price_per_1k=number(price, float, "price per 1k tokens"))
+FORM = ["teacher", "tasks", "per_chunk", "limit", "price_per_1k"]  # GenerateConfig's fields
 
 
 def run_generation(ws_path: Path, cfg: Any, emit: Any, should_stop: Any) -> Any:
@@ -94,18 +80,13 @@ class GenerateScreen(_Loading, Screen):
         yield Header()
         with Vertical(id="gen-form", classes="panel"):
             with Horizontal(classes="form-row"):
-                yield Label("teacher", classes="form-label")
-                yield Input("rules", id="gen-teacher", placeholder="rules | openai:MODEL | hf:PATH | smollm2",
-                            compact=True)
-                yield Label("tasks", classes="form-label")
-                yield Input("qa,raft", id="gen-tasks", placeholder="qa,raft,cot,...", compact=True)
+                yield from field_widgets(GenerateConfig, "gen", "teacher")
+                yield from field_widgets(GenerateConfig, "gen", "tasks")
             with Horizontal(classes="form-row"):
-                yield Label("per chunk", classes="form-label")
-                yield Input("3", id="gen-per-chunk", compact=True)
-                yield Label("limit", classes="form-label")
-                yield Input("", id="gen-limit", placeholder="all chunks", compact=True)
-                yield Label("$ / 1k tok", classes="form-label")
-                yield Input("", id="gen-price", placeholder="for the cost", compact=True)
+                yield from field_widgets(GenerateConfig, "gen", "per_chunk", "per chunk")
+                yield from field_widgets(GenerateConfig, "gen", "limit", placeholder="all chunks")
+                yield from field_widgets(GenerateConfig, "gen", "price_per_1k", "$ / 1k tok",
+                                         placeholder="for the cost")
             with Horizontal(classes="form-row buttons"):
                 yield Button("Start", id="gen-start", variant="success", compact=True)
                 yield Button("Cancel", id="gen-cancel", variant="error", disabled=True,
@@ -115,25 +96,23 @@ class GenerateScreen(_Loading, Screen):
         yield RichLog(id="gen-log", max_lines=200, markup=False, wrap=True)
         yield Footer()
 
-    def _value(self, name: str) -> str:
-        return self.query_one(f"#gen-{name}", Input).value
-
     @on(Button.Pressed, "#gen-start")
     def action_start(self) -> None:
         if self.running:
             self.notify("a generation is already running", severity="warning")
             return
-        fields = [self._value(n) for n in ("teacher", "tasks", "per-chunk", "limit", "price")]
         try:
-            self.price = float(fields[-1]) if fields[-1].strip() else None
-        except ValueError:
-            self.price = None  # the worker's config check names the bad field
+            cfg = form_config(self, GenerateConfig, "gen", FORM)
+        except Exception as e:  # noqa: BLE001 - a ConfigError names the bad field
+            self.notify(str(e), title="cannot start", severity="error", markup=False)
+            return
+        self.price = cfg.price_per_1k
         self.stop.clear()
         self.meter = Meter()
         self._set_running(True)
         self.query_one("#gen-stats", Static).update("starting ...")
         self.query_one("#gen-log", RichLog).clear()
-        self.run_generate(fields)
+        self.run_generate(cfg)
 
     @on(Button.Pressed, "#gen-cancel")
     def action_cancel(self) -> None:
@@ -154,10 +133,10 @@ class GenerateScreen(_Loading, Screen):
         self.query_one("#gen-cancel", Button).disabled = not running
 
     @work(thread=True, exclusive=True, group="generate")
-    def run_generate(self, fields: list[str]) -> None:
-        # The config is built here too: importing the stage takes a while, never on the UI thread.
+    def run_generate(self, cfg: Any) -> None:
+        # importing the stage takes a while: in the worker, never on the UI thread
         run_stage(self, "generate", lambda emit: run_generation(
-            self._ws(), generate_config(*fields), emit, self.stop.is_set))
+            self._ws(), cfg, emit, self.stop.is_set))
 
     @guarded
     def on_stage_event(self, msg: StageEvent) -> None:

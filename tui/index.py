@@ -20,7 +20,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBa
 
 from tui import data as D
 from tui.base import JobDone, Loaded, Meter, StageEvent, _View, guarded, run_stage
-from tui.browse import SEARCH_METHODS, SearchScreen
+from tui.browse import SearchScreen, search_methods
 
 KS = (1, 5, 10)
 
@@ -61,7 +61,7 @@ class IndexScreen(_View, SearchScreen):
             yield DataTable(id="recall", cursor_type="none", zebra_stripes=True)
         yield Input(placeholder="Search the index (enter)", id="query", compact=True)
         with Horizontal(id="hits"):
-            for m in SEARCH_METHODS:
+            for m in search_methods():
                 with VerticalScroll(classes="hits-col"):
                     yield Static(f"[b]{m}[/]", id=f"hits-{m}")
         yield Footer()

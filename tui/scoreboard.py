@@ -77,7 +77,7 @@ class ScoreboardScreen(_Loading, Screen):
         totals = self.query_one("#totals", DataTable)
         totals.clear(columns=True)
         if self.scores is None:
-            self.query_one("#drill", Static).update("No scoreboard yet: run [b]synthloop score[/].")
+            self.query_one("#drill", Static).update("No scoreboard yet: run [b]synthloop eval[/].")
             self.fill()
             return
         cols, rows = scoreboard_rows(self.scores)

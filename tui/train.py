@@ -18,13 +18,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Footer, Header, Input, Static
 from textual_plotext import PlotextPlot
 
+from loop.train.config import TrainConfig
 from tui import data as D
 from tui.base import JobDone, Loaded, Meter, StageEvent, _Loading, fmt_seconds, guarded, run_stage
+from tui.forms import field_widgets, form_config
 
-METHODS = ("lora", "full", "qlora", "dpo", "pretrain")
+# TrainConfig's fields on the form (the rest: the config file, or the CLI's flags)
+FORM = ["student", "method", "max_steps", "epochs", "lr", "batch_size", "eval_steps",
+        "memory_budget", "with_context"]
 
 
 @dataclass
@@ -33,25 +37,6 @@ class Stopped:
 
     step: int
     checkpoint: str
-
-
-def train_config(student: str, method: str, with_context: bool, max_steps: str, epochs: str,
-                 lr: str, batch_size: str, eval_steps: str = "") -> Any:
-    from loop.config import resolve
-    from loop.errors import ConfigError
-    from loop.train import TrainConfig
-
-    def number(text: str, kind: type, name: str) -> Any:
-        try:
-            return kind(text) if text.strip() else None
-        except ValueError:
-            raise ConfigError(f"{name}: '{text}' is not a number") from None
-
-    return resolve(TrainConfig, None, student=student.strip() or None, method=method,
-                   with_context=with_context, max_steps=number(max_steps, int, "max steps"),
-                   epochs=number(epochs, float, "epochs"), lr=number(lr, float, "learning rate"),
-                   batch_size=number(batch_size, int, "batch size"),
-                   eval_steps=number(eval_steps, int, "eval every"))
 
 
 def run_training(ws_path: Path, cfg: Any, emit: Any, stop: threading.Event) -> Any:
@@ -102,27 +87,20 @@ class TrainScreen(_Loading, Screen):
         yield Header()
         with Vertical(id="train-form", classes="panel"):
             with Horizontal(classes="form-row"):
-                yield Label("student", classes="form-label")
-                yield Input("", id="train-student", placeholder="smollm2 | hf:PATH_OR_HUB_ID | hf:FILE.gguf",
-                            compact=True)
-                yield Label("method", classes="form-label")
-                yield Select([(m, m) for m in METHODS], value="lora", allow_blank=False,
-                             id="train-method", compact=True)
+                yield from field_widgets(TrainConfig, "train", "student")
+                yield from field_widgets(TrainConfig, "train", "method")
+                yield from field_widgets(TrainConfig, "train", "memory_budget", "memory")
             with Horizontal(classes="form-row"):
-                yield Label("max steps", classes="form-label")
-                yield Input("-1", id="train-max-steps", compact=True)
-                yield Label("epochs", classes="form-label")
-                yield Input("3", id="train-epochs", compact=True)
-                yield Label("lr", classes="form-label")
-                yield Input("", id="train-lr", placeholder="default", compact=True)
-                yield Label("batch", classes="form-label")
-                yield Input("8", id="train-batch", compact=True)
-                yield Label("eval every", classes="form-label")
-                yield Input("50", id="train-eval-steps", compact=True)
+                yield from field_widgets(TrainConfig, "train", "max_steps", "max steps")
+                yield from field_widgets(TrainConfig, "train", "epochs")
+                yield from field_widgets(TrainConfig, "train", "lr")
+                yield from field_widgets(TrainConfig, "train", "batch_size", "batch")
+                yield from field_widgets(TrainConfig, "train", "eval_steps", "eval every")
             with Horizontal(classes="form-row buttons"):
                 yield Button("Start", id="train-start", variant="success", compact=True)
                 yield Button("Stop", id="train-stop", variant="error", disabled=True, compact=True)
-                yield Checkbox("with context (combined)", id="train-context", compact=True)
+                yield from field_widgets(TrainConfig, "train", "with_context",
+                                         "with context (combined)")
         yield Static("Not started.", id="train-stats", classes="panel")
         yield PlotextPlot(id="train-plot")
         yield Footer()
@@ -133,11 +111,8 @@ class TrainScreen(_Loading, Screen):
 
     @guarded
     def on_loaded(self, msg: Loaded) -> None:
-        if msg.what == "train-defaults" and not self.query_one("#train-student", Input).value:
+        if msg.what == "train-defaults":  # the workspace's last student, over the config default
             self.query_one("#train-student", Input).value = msg.value.get("student", "")
-
-    def _value(self, name: str) -> str:
-        return self.query_one(f"#train-{name}", Input).value
 
     @on(Button.Pressed, "#train-start")
     def action_start(self) -> None:
@@ -145,10 +120,7 @@ class TrainScreen(_Loading, Screen):
             self.notify("training is already running", severity="warning")
             return
         try:
-            cfg = train_config(self._value("student"), str(self.query_one("#train-method", Select).value),
-                               self.query_one("#train-context", Checkbox).value, self._value("max-steps"),
-                               self._value("epochs"), self._value("lr"), self._value("batch"),
-                               self._value("eval-steps"))
+            cfg = form_config(self, TrainConfig, "train", FORM)
         except Exception as e:  # noqa: BLE001 - a ConfigError names the bad field
             self.notify(str(e), title="cannot start", severity="error", markup=False)
             return

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import types
-import typing
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
-from loop.config import StageConfig
+from loop.config import StageConfig, field_choices, is_list_type, is_simple_type, strip_optional
 
 
 def config_flags(model: type[StageConfig], *, skip: Iterable[str] = (),
@@ -43,7 +41,7 @@ def config_flags(model: type[StageConfig], *, skip: Iterable[str] = (),
                if p.name != "overrides"]
         made = {name: option(model, name, decls.get(name), panel)
                 for name, f in model.model_fields.items()
-                if name not in skip and _flaggable(f.annotation)}
+                if name not in skip and is_simple_type(f.annotation)}
 
         @functools.wraps(fn)
         def verb(**kwargs: Any) -> Any:
@@ -65,20 +63,20 @@ def option(model: type[StageConfig], name: str, decls: tuple[str, ...] | None = 
            panel: str | None = None) -> Any:
     """The ``Annotated[...]`` type of one field's option."""
     f = model.model_fields[name]
-    base = _strip_optional(f.annotation)
+    base = strip_optional(f.annotation)
     flag = "--" + name.replace("_", "-")
     choices = field_choices(model, name)
     if base is bool:
         kind: Any = bool
         decls = decls or ((flag,) if f.default is False else (f"{flag}/--no-{flag[2:]}",))
-    elif _is_list(base):
+    elif is_list_type(base):
         kind = str
     elif choices:
         kind = Literal[tuple(choices)]  # typer lists them and refuses others
     else:
         kind = base
     help_text = f.description or ""
-    if _is_list(base):
+    if is_list_type(base):
         help_text += " Comma-separated" + (f"; choices: {', '.join(choices)}." if choices else ".")
     default = f.get_default(call_default_factory=True)
     if default is not None and default != []:
@@ -90,42 +88,16 @@ def option(model: type[StageConfig], name: str, decls: tuple[str, ...] | None = 
     return Annotated[kind | None, info]
 
 
-def field_choices(model: type[StageConfig], name: str) -> list[str]:
-    """A field's fixed set of values: its ``Literal`` type, or the model's ``choices()``."""
-    values = model.choices().get(name)
-    if values:
-        return list(values)
-    base = _strip_optional(model.model_fields[name].annotation)
-    if _is_list(base):
-        base = typing.get_args(base)[0] if typing.get_args(base) else str
-    if typing.get_origin(base) is Literal:
-        return [str(v) for v in typing.get_args(base)]
-    return []
-
-
 def _value(model: type[StageConfig], name: str, value: Any) -> Any:
     if value is None:
         return None
-    if _is_list(_strip_optional(model.model_fields[name].annotation)):
-        return [v.strip() for v in str(value).split(",") if v.strip()]
+    if is_list_type(strip_optional(model.model_fields[name].annotation)):
+        items = [v.strip() for v in str(value).split(",") if v.strip()]
+        choices = field_choices(model, name)  # read now: a plugin may have registered more
+        bad = [v for v in items if choices and v not in choices]
+        if bad:
+            raise typer.BadParameter(f"{', '.join(map(repr, bad))} is not one of "
+                                     f"{', '.join(map(repr, choices))}.",
+                                     param_hint="--" + name.replace("_", "-"))
+        return items
     return value
-
-
-def _strip_optional(annotation: Any) -> Any:
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation
-
-
-def _is_list(annotation: Any) -> bool:
-    return annotation is list or typing.get_origin(annotation) is list
-
-
-def _flaggable(annotation: Any) -> bool:
-    base = _strip_optional(annotation)
-    if _is_list(base):
-        return True
-    return base in (bool, int, float, str) or typing.get_origin(base) is Literal
-

@@ -1,17 +1,24 @@
 """``synthloop generate``: the teacher turns the corpus into a synthetic dataset (or, with
 ``--eval``, a generated eval set). ``GenerateConfig`` is its ``[generate]`` section,
-``generate`` runs it, ``GenerateResult`` is what it returns."""
+``generate`` runs it, ``GenerateResult`` is what it returns.
 
-from loop.generate.stage import (
-    GenerateConfig,
-    GenerateResult,
-    generate,
-    plan,
-    rag_context,
-    select_chunks,
-)
+The config is imported at once (it is light); the stage, which loads ``datasets`` and the
+generators, on first use of any other name.
+"""
 
-run = generate
+from typing import Any
 
-__all__ = ["GenerateConfig", "GenerateResult", "generate", "plan", "rag_context", "run",
-           "select_chunks"]
+from loop.generate.config import GenerateConfig
+
+_STAGE_NAMES = ("GenerateResult", "generate", "plan", "rag_context", "select_chunks")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _STAGE_NAMES or name == "run":
+        from loop.generate import stage
+
+        return stage.generate if name == "run" else getattr(stage, name)
+    raise AttributeError(f"module 'loop.generate' has no attribute {name!r}")
+
+
+__all__ = ["GenerateConfig", *_STAGE_NAMES, "run"]

@@ -196,7 +196,7 @@ async def test_train_plots_the_loss_and_stop_keeps_a_checkpoint(dash_ws, kit_tui
         screen = app.screen
         assert isinstance(screen, TrainScreen)
         assert screen.query_one("#train-student", Input).value  # a default is filled in
-        for name, value in (("student", f"hf:{tui_student}"), ("max-steps", "200"), ("batch", "2"),
+        for name, value in (("student", f"hf:{tui_student}"), ("max-steps", "200"), ("batch-size", "2"),
                             ("eval-steps", "2")):
             screen.query_one(f"#train-{name}", Input).value = value
         await pilot.click("#train-start")

@@ -1,0 +1,55 @@
+"""The ``[generate]`` stage config (light to import: the dashboard builds its form from it)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from loop.config import StageConfig
+
+
+class GenerateConfig(StageConfig):
+    """How the teacher turns chunks into samples, and which samples survive the filters."""
+
+    teacher: str = Field("rules", description="Teacher URI: rules | openai:MODEL | hf:PATH_OR_ID.")
+    tasks: list[str] = Field(["qa", "raft"], description="Tasks to generate.")
+    per_chunk: int = Field(3, ge=1, le=50, description="Items asked for per chunk and task.")
+    limit: int | None = Field(None, ge=1, description="Use at most this many chunks (spread over the corpus).")
+    focus: list[str] | None = Field(None, description="Only these chunk ids (targeted generation for missed questions).")
+    val_share: float = Field(0.1, ge=0, lt=1, description="Share of chunks whose samples go to validation.")
+    raft_distractors: int = Field(3, ge=0, le=20, description="Distractor chunks shown with each raft question.")
+    raft_oracle_share: float = Field(0.8, ge=0, le=1, description="Share of raft rows that show the oracle chunk.")
+    context_tokens: int = Field(1500, ge=64, description="Token budget of a raft row's context block (match eval's).")
+    temperature: float = Field(0.0, ge=0, le=2, description="Teacher sampling temperature.")
+    max_tokens: int = Field(768, ge=16, description="Most tokens a teacher reply may have.")
+    seed: int = Field(0, description="Seed for chunk sampling, distractors and the teacher.")
+    grounding_min: float = Field(0.5, ge=0, le=1, description="Least share of answer words found in the chunk.")
+    near_dup_threshold: float = Field(0.92, gt=0, le=1, description="Question similarity above which a sample is a near-duplicate.")
+    decontam_threshold: float = Field(0.85, gt=0, le=1, description="Similarity to an eval question above which a sample is removed.")
+    max_answer_chars: int = Field(2000, ge=1, description="Longest answer kept.")
+    dedup_embedder: str | None = Field(None, description="Embedder URI (st:NAME) for near-duplicate and decontamination similarity; default: character n-gram vectors.")
+    judge: str | None = Field(None, description="Teacher URI of an LLM judge; samples scoring below judge_min are removed.")
+    judge_min: int = Field(3, ge=1, le=5, description="Least judge score kept (1-5).")
+    teacher_url: str | None = Field(None, description="Base URL of an OpenAI-compatible server (else $OPENAI_BASE_URL).")
+    concurrency: int = Field(8, ge=1, le=512, description="Teacher requests in flight at once.")
+    timeout: float = Field(120.0, gt=0, description="Seconds before a teacher request times out.")
+    max_retries: int = Field(5, ge=0, le=20, description="Retries of a failed teacher request.")
+    batch_size: int = Field(8, ge=1, description="Prompts per batch for an hf: teacher.")
+    price_per_1k: float | None = Field(None, ge=0, description="Price per 1k tokens, for the cost estimate.")
+    trust_remote_code: bool = Field(
+        False, description="Run model code shipped with an hf: teacher's checkpoint (off by default).")
+    allow_pickle: bool = Field(
+        False, description="Load an hf: teacher that has only pickle weights (.bin); they can run "
+                           "code when loaded, so only for a trusted source.")
+
+    @classmethod
+    def choices(cls) -> dict[str, list[str]]:
+        from generators.tasks import TASKS
+
+        return {"tasks": [n for n, t in TASKS.items() if t.row_kind != "eval"]}
+
+    execution_only: ClassVar[frozenset[str]] = frozenset(
+        {"teacher_url", "concurrency", "timeout", "max_retries", "batch_size", "price_per_1k",
+         "trust_remote_code", "allow_pickle"}
+    )
