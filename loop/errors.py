@@ -29,6 +29,14 @@ class InputError(SynthloopError):
     title = "input error"
 
 
+class UsageError(SynthloopError):
+    """A command was called in a way that cannot be answered (an ambiguous choice): exit
+    code 2, like a flag that does not exist."""
+
+    title = "usage error"
+    exit_code = 2
+
+
 class UnknownPrefixError(ConfigError):
     """A model/embedder URI names a prefix no registry knows."""
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loop.errors import InputError
+from loop.errors import InputError, UsageError
 from loop.workspace import Workspace
 
 SPLITS = ("train", "val", "all")
@@ -48,25 +48,38 @@ def export_dataset(ws: Workspace, out: Path, fmt: str = "messages", split: str =
     return {"path": str(out), "format": fmt, "split": split, "rows": len(ds)}
 
 
-def export_model(ws: Workspace, out: Path, model_id: str | None = None) -> dict[str, Any]:
-    """Write a model (default: the latest) merged with its adapter, with a model card that
-    carries the latest evaluation's scores."""
+EXPORTABLE_KINDS = ("tuned", "combined", "dpo", "pretrain")
+
+
+def export_model(ws: Workspace, out: Path, model: str | None = None) -> dict[str, Any]:
+    """Write a model merged with its adapter, with a model card carrying the scores of that
+    model's setup from the evaluation that scored it. ``model`` is a kind (``tuned``,
+    ``combined`` ...: its current model) or a model id; it may be left out only when the
+    workspace has one model kind."""
     from loop.train.merge import export_merged
 
-    path = export_merged(ws, out, model_id, scores=_card_scores(ws) or None)
-    return {"path": str(path), "merged": True}
+    model_id = resolve_model(ws, model)
+    path = export_merged(ws, out, model_id)
+    return {"path": str(path), "merged": True, "model_id": model_id,
+            "kind": ws.ledger.model(model_id)["kind"]}
 
 
-def _card_scores(ws: Workspace) -> dict[str, str]:
-    eid = ws.ledger.current("eval")
-    scores_file = ws.eval_dir(eid) / "scores.json" if eid else None
-    if not scores_file or not scores_file.exists():
-        return {}
-    data = json.loads(scores_file.read_text())
-    scores = {f"evaluation {eid}": f"{data['questions']} questions, {data['origin']}"}
-    for setup, row in data["setups"].items():
-        f1, em = row["f1"], row["em"]
-        scores[setup] = (f"F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}], "
-                         f"EM {em['mean']:.3f}")
-    scores["verdict"] = data["verdict"]
-    return scores
+def resolve_model(ws: Workspace, model: str | None) -> str:
+    """The model id ``--model`` names; an ambiguous or unknown name is a usage error that
+    lists the choices."""
+    current = {k: ws.ledger.current(f"model.{k}") for k in EXPORTABLE_KINDS}
+    current = {k: v for k, v in current.items() if v}
+    choices = ", ".join(f"{k} ({v})" for k, v in current.items()) or "none: run `synthloop train`"
+    if model is None:
+        if len(current) == 1:
+            return next(iter(current.values()))
+        if not current:
+            raise InputError("no trained model to export", hint="run `synthloop train` first")
+        raise UsageError(f"--merge needs --model: this workspace has {choices}",
+                         hint="pass --model with one of the kinds, or a model id")
+    if model in current:
+        return current[model]
+    if ws.ledger.model(model):
+        return model
+    raise UsageError(f"--model {model!r} names no model of this workspace (choices: {choices}, "
+                     "or a model id)")

@@ -161,6 +161,13 @@ class Ledger:
         """What an evaluation scored (its eval set, origin, question count, verdict)."""
         return self._by_id("evaluations", eval_id)
 
+    def evaluations(self, model_id: str | None = None) -> list[dict[str, Any]]:
+        """Evaluations, newest first; with ``model_id``, only those that scored that model."""
+        if model_id is None:
+            return self._all("SELECT * FROM evaluations ORDER BY created_at DESC")
+        return self._all("SELECT DISTINCT e.* FROM evaluations e, json_each(e.models) j "
+                         "WHERE j.value = ? ORDER BY e.created_at DESC", model_id)
+
     def run(self, run_id: int) -> dict[str, Any] | None:
         return self._one("SELECT * FROM runs WHERE id = ?", run_id)
 
@@ -228,7 +235,7 @@ CURRENT = {"corpus": "corpus", "dataset": "dataset", "eval_set": "eval_set", "in
 _TABLES = frozenset({"meta", "runs", "corpora", "files", "file_documents", "indexes",
                      "teacher_calls", "datasets", "rejects", "models", "sample_reviews",
                      "evaluations"})
-_JSON_COLUMNS = frozenset({"config", "summary", "argv"})
+_JSON_COLUMNS = frozenset({"config", "summary", "argv", "models", "datasets"})
 
 
 def _current_key(kind: str) -> str:

@@ -157,4 +157,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         UPDATE meta SET key = 'eval' WHERE key = 'evaluation'
         """,
     ),
+    (
+        "0007_evaluation_lineage",
+        # models: {setup: model id or null}; datasets: {model kind: dataset id}; index_id: the
+        # index the RAG setups searched. (No comments inside: SQLite copies an added column's
+        # text into the table's CREATE statement, where a trailing comment breaks it.)
+        """
+        ALTER TABLE evaluations ADD COLUMN models TEXT;
+        ALTER TABLE evaluations ADD COLUMN datasets TEXT;
+        ALTER TABLE evaluations ADD COLUMN index_id TEXT
+        """,
+    ),
 ]

@@ -87,27 +87,84 @@ def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str
     stage("generate", generate, ws, cfgs.generate, eval_questions=questions, emit=emit, api_key=api_key)
     if eval_set is None:
         stage("generate-eval", generate, ws, cfgs.generate, eval_mode=True, emit=emit, api_key=api_key)
+    # With targeted rounds the targets come from a dev part and every round is scored on a
+    # test part whose documents the targets never come from: no tuning on the scored questions.
+    split = _split(ws, eval_set, cfgs.generate.seed) if iterations > 1 else None
+    scored_set = split["test"] if split else eval_set
+    origin = split["origin"] if split else None
     stage("index", build_index, ws, cfgs.index, emit=emit)
     rounds = []
     for it in range(1, iterations + 1):
         trained = _train_both(ws, cfgs, stage, emit)
         fresh_sources = _add_fresh(ws, docs, fresh, trained_on, cfgs, stage, emit) if fresh else None
-        result = stage("eval", evaluate, ws, cfgs.eval, eval_set=eval_set, emit=emit,
-                       fresh_sources=fresh_sources)
+        result = stage("eval", evaluate, ws, cfgs.eval, eval_set=scored_set, emit=emit,
+                       fresh_sources=fresh_sources, origin=origin)
         report = stage("report", write_report, ws, result.path, None,
-                       rounds + [{"iteration": it, "setups": result.setups}])
+                       rounds + [{"iteration": it, "setups": result.setups}],
+                       split=split["summary"] if split else None)
         rounds.append({"iteration": it, "eval_id": result.eval_id, "models": trained,
-                       "setups": result.setups, "verdict": result.verdict, "report": report})
+                       "scored": result.models, "setups": result.setups,
+                       "verdict": result.verdict, "report": report})
         if it == iterations:
             break
         if fresh:  # targeted data comes from the training corpus only, never the fresh documents
             stage("ingest", ingest, ws, docs, cfgs.ingest, emit=emit, only=True)
-        if not _targeted_round(ws, cfgs, result, questions, stage, emit):
+        missed = _missed_on_dev(ws, cfgs, split, stage, emit)
+        ws.ledger.set_current("eval", result.eval_id)  # the scored evaluation stays the latest
+        if not _targeted_round(ws, cfgs, missed, questions, stage, emit):
             break
     last = rounds[-1]
-    return {"setups": last["setups"], "verdict": last["verdict"], "report": last["report"],
-            "iterations": rounds, "stage_seconds": timings, "cached": cached,
-            "workspace": str(ws.root)}
+    out = {"setups": last["setups"], "models": last["scored"], "verdict": last["verdict"],
+           "report": last["report"], "iterations": rounds, "stage_seconds": timings, "cached": cached,
+           "workspace": str(ws.root)}
+    if split:
+        out["split"] = split["summary"]
+    return out
+
+
+def _split(ws: Workspace, eval_set: Path | None, seed: int) -> dict[str, Any]:
+    """The gold set (or the generated eval set) split by document into dev and test files."""
+    from loop.corpus import load_corpus
+    from loop.samples import load_eval_set
+    from loop.split import split_by_document, split_id
+    from retrieval.metrics import EvalItem
+
+    if eval_set is not None:
+        items, name = read_gold_set(eval_set), Path(eval_set).stem
+        origin = f"human gold set ({Path(eval_set).name})"
+    else:
+        ds = load_eval_set(ws)
+        items = [EvalItem(r["question"], list(r["answers"]), list(r["chunk_ids"] or []), r["id"])
+                 for r in ds] if ds is not None else []
+        name, origin = "generated", f"generated eval set ({ws.ledger.current('eval_set')})"
+    chunks = load_corpus(ws).select_columns(["chunk_id", "source", "text"]).to_list()
+    s = split_by_document(items, chunks, seed)
+    dev, test = s.write(ws.dir("splits") / split_id(items, seed), name)
+    summary = s.summary()
+    return {"dev": dev, "test": test, "summary": summary, "test_sources": s.test_sources,
+            "origin": f"{origin}, test part: {summary['test']} questions from "
+                      f"{summary['documents']['test']} documents the targets never come from"}
+
+
+def _missed_on_dev(ws: Workspace, cfgs: RunConfigs, split: dict[str, Any] | None, stage,  # noqa: ANN001
+                   emit: EventSink) -> set[str]:
+    """The gold chunks of the dev questions the tuned setups miss (F1 < 0.5), never a chunk
+    of a test question's document."""
+    from datasets import load_from_disk
+
+    from loop.corpus import load_corpus
+
+    tuned = [name for name, s in SETUPS.items() if s.adapter and not s.optional]
+    cfg = cfgs.eval.model_copy(update={"setups": tuned})
+    dev = stage("eval-dev", evaluate, ws, cfg, eval_set=split["dev"] if split else None,
+                emit=emit)
+    preds = load_from_disk(str(dev.path / "predictions")).to_list()
+    missed = {c for p in preds if p["setup"] in tuned and p["f1"] < 0.5 for c in p["gold_chunk_ids"]}
+    if split:
+        source = dict(zip(*load_corpus(ws).select_columns(["chunk_id", "source"]).to_dict().values(),
+                          strict=True))
+        missed = {c for c in missed if source.get(c) not in split["test_sources"]}
+    return missed
 
 
 def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict[str, str]:  # noqa: ANN001
@@ -133,14 +190,8 @@ def _add_fresh(ws, docs, fresh, trained_on, cfgs, stage, emit) -> set[str]:  # n
     return set(load_corpus(ws)["source"]) - before
 
 
-def _targeted_round(ws, cfgs, result, questions, stage, emit) -> bool:  # noqa: ANN001
-    """Generate more data for the chunks behind the questions the tuned setups missed."""
-    from datasets import load_from_disk
-
-    preds = load_from_disk(str(result.path / "predictions")).to_list()
-    tuned = {name for name, s in SETUPS.items() if s.adapter}
-    missed = {c for p in preds if p["setup"] in tuned and p["f1"] < 0.5
-              for c in p["gold_chunk_ids"]}
+def _targeted_round(ws, cfgs, missed, questions, stage, emit) -> bool:  # noqa: ANN001
+    """Generate more data for the chunks behind the dev questions the tuned setups missed."""
     if not missed:
         emit(Warned("run", message="no missed question points to a chunk: stopping early"))
         return False

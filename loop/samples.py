@@ -71,6 +71,31 @@ def make_sample(
     }
 
 
+QUESTION_MARK = "Question:"  # where a context-showing row's question starts (after its chunks)
+
+
+def question_of(sample: dict[str, Any]) -> str:
+    """The question a sample asks, the one definition for decontamination, the contamination
+    count and the dashboard: for a task that shows context chunks (raft), the text after the
+    last ``Question:`` of its last user turn (not the chunks before it); for any other task,
+    its first user turn."""
+    from generators.tasks import TASKS
+
+    users = [m["content"] for m in sample["messages"] if m["role"] == "user"]
+    if not users:
+        return ""
+    task = TASKS.get(sample.get("task", ""))
+    if task is not None and task.uses_context and QUESTION_MARK in users[-1]:
+        return users[-1].rsplit(QUESTION_MARK, 1)[1].strip()
+    return users[0].strip()
+
+
+def questions_of(ds: Dataset) -> list[str]:
+    """``question_of`` every row of a samples dataset."""
+    return [question_of({"task": t, "messages": m}) for t, m in zip(ds["task"], ds["messages"],
+                                                                     strict=True)]
+
+
 def samples_dataset(rows: list[dict[str, Any]]) -> Dataset:
     if not rows:  # from_list cannot type an empty list (every job failed, say)
         return Dataset.from_dict({k: [] for k in SAMPLE_FEATURES}, features=SAMPLE_FEATURES)

@@ -34,7 +34,7 @@ from loop.errors import WorkspaceBusyError, WorkspaceError
 from loop.ledger import Ledger
 
 DEFAULT_WORKSPACE = "./synthloop-work"
-ARTEFACT_KINDS = ("corpus", "datasets", "index", "models", "evals")
+ARTEFACT_KINDS = ("corpus", "datasets", "index", "models", "evals", "splits")
 
 try:  # POSIX advisory locks; released by the kernel when the holder dies, even by kill -9.
     import fcntl

@@ -362,11 +362,11 @@ def apply_sample_reviews(ws_path: Path, dataset_id: str):  # noqa: ANN201
         return apply_reviews(ws, dataset_id)
 
 
-def question_of(messages: list[dict[str, str]]) -> str:
-    """The question a sample asks: its last user turn's last line (raft rows put context first)."""
-    users = [m["content"] for m in messages if m["role"] == "user"]
-    lines = [ln.strip() for ln in (users[-1] if users else "").splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+def question_of(sample: dict[str, Any]) -> str:
+    """The question a sample asks (``loop.samples.question_of``: one definition everywhere)."""
+    from loop.samples import question_of as of
+
+    return of(sample)
 
 
 def train_defaults(ws_path: Path) -> dict[str, Any]:

@@ -115,7 +115,7 @@ class SamplesScreen(_View, Screen):
         table.add_column("review", key="review")
         table.add_column("question", key="question")
         for r in view.rows:  # a teacher's text: Text cells, never read as markup
-            q = D.question_of(r["messages"])
+            q = D.question_of(r)
             table.add_row(Text(r["task"]), Text(r["split"]), verdict_cell(view.verdicts.get(r["id"])),
                           Text(q[:70] + ("…" if len(q) > 70 else "")), key=r["id"])
         info = self.query_one("#samples-info", Static)

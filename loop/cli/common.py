@@ -92,7 +92,7 @@ def verb(as_json: bool) -> Iterator[None]:
             emit_json({"error": str(e), "kind": e.title})
         # a message may hold [brackets] (paths, torch errors) that rich would eat
         say((f"{e.title}:", "red"), " ", str(e))
-        raise typer.Exit(1) from None
+        raise typer.Exit(getattr(e, "exit_code", 1)) from None
     except KeyboardInterrupt:
         say(("interrupted", "red"), ": finished work is kept; re-run the command to continue")
         raise typer.Exit(130) from None

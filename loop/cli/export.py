@@ -25,7 +25,9 @@ def export(
     merge: Annotated[bool, typer.Option(
         "--merge", help="Write the tuned model merged with its adapter (plain transformers "
                         "loads it) and a model card, instead of the dataset.")] = False,
-    model: Annotated[str | None, typer.Option(help="Model id for --merge (default: the latest).")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="With --merge: tuned | combined | dpo | pretrain (the current model of that kind) "
+             "or a model id; needed when the workspace has more than one kind.")] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     as_json: JsonOpt = False,
 ) -> None:
@@ -36,7 +38,8 @@ def export(
     with verb(as_json), Workspace(workspace) as ws:
         if merge:
             summary = export_model(ws, out, model)
-            what = f"wrote the merged model and its model card to {summary['path']}"
+            what = (f"wrote model {summary['model_id']} ({summary['kind']}) merged, with its model "
+                    f"card, to {summary['path']}")
         else:
             summary = export_dataset(ws, out, fmt, split, dataset)
             what = f"wrote {summary['rows']} rows ({fmt}, {split}) to {out}"

@@ -110,6 +110,10 @@ def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, d
     from loop.cli.eval import show_scores
 
     show_scores(summary)
+    if summary.get("split"):
+        sp = summary["split"]
+        say(f"questions split by document: {sp['dev']} dev (they pick the targets), "
+            f"{sp['test']} test (every round is scored on these)")
     say(f"stage seconds: {summary['stage_seconds']}")
     say(f"report: {summary['report']['markdown']}")
     if demo:  # the hint's [...] and paths are text, never markup

@@ -20,7 +20,8 @@ from loop.workspace import Workspace
 
 
 @app.command()
-@config_flags(TrainConfig, decls={"with_context": ("--with-context/--no-context",)})
+@config_flags(TrainConfig, decls={"with_context": ("--with-context/--no-context",),
+                                   "init_from": ("--from",)})
 def train(
     overrides: dict,
     workspace: WorkspaceOpt = DEFAULT_WS,
@@ -58,6 +59,9 @@ def _print_summary(s: dict) -> None:
         f" ({s['kind']}, {s['method']}) {state}: {s['steps']} steps, "
         f"loss {first} -> {last}, validation loss {val}"
         + (f", resumed from {s['resumed_from']}" if s.get("resumed_from") else ""))
+    if s.get("stopped_early"):
+        say(("stopped early", "yellow"), f": validation loss stopped improving; the best "
+            f"checkpoint (step {s.get('best_step')}) is the model kept")
     mem = s.get("memory")
     if mem:
         peak = f", peak {mem['peak_bytes'] / 2**30:.1f} GB" if mem.get("peak_bytes") else ""

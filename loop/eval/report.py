@@ -88,14 +88,18 @@ def report_evaluation(ws: Workspace, eval_id: str | None = None,
 
 
 def write_report(ws: Workspace, eval_dir: Path, out: Path | None = None,
-                 iterations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 iterations: list[dict[str, Any]] | None = None,
+                 split: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write report.md, report.json and PNG figures for one evaluation; return their paths.
-    ``iterations`` (from ``run --iterations``) adds the rounds side by side."""
+    ``iterations`` (from ``run --iterations``) adds the rounds side by side, ``split`` the
+    dev/test split that kept the scored questions out of the targeting."""
     from datasets import load_from_disk
 
     out = out or eval_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     scores = json.loads((eval_dir / "scores.json").read_text())
+    if split:
+        scores["split"] = split
     if iterations:
         scores["iterations"] = [{"iteration": it["iteration"], "setups": it["setups"]}
                                 for it in iterations]
@@ -103,7 +107,7 @@ def write_report(ws: Workspace, eval_dir: Path, out: Path | None = None,
     plots = [p for p in (
         _bars(scores, out / "metrics.png"),
         _heatmap(preds, out / "per-document.png"),
-        _losses(ws, out / "loss.png"),
+        _losses(ws, out / "loss.png", scores.get("models")),
         _recall(preds, out / "retrieval-recall.png"),
     ) if p]
     write_json(out / "report.json", {**scores, "plots": [str(p) for p in plots]})
@@ -116,6 +120,18 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
     lines = ["# synthloop report", "", f"**Verdict.** {s['verdict']}", "",
              f"Questions: {s['questions']} from the {s['origin']}. Eval questions that are "
              f"near-duplicates of training questions: {s['contamination']}.", ""]
+    if s.get("models"):
+        scored = ", ".join(f"`{setup}` = model `{mid}`" for setup, mid in s["models"].items() if mid)
+        lineage = s.get("lineage") or {}
+        lines += [f"Scored: {scored or 'the base student only'}"
+                  + (f"; index `{lineage['index']}`" if lineage.get("index") else "")
+                  + (f"; eval set `{lineage['eval_set']}`" if lineage.get("eval_set") else "")
+                  + ".", ""]
+    split = s.get("split")
+    if split:
+        lines += [f"Questions split by {split['by']} (seed {split.get('seed', 0)}): {split['dev']} "
+                  f"dev questions picked each round's targets, {split['test']} test questions "
+                  "(from other documents) are the ones scored here, in every round.", ""]
     for note in s.get("notes") or []:
         lines.append(f"> Note: {note}")
     metrics = ordered_metrics({m for v in s["setups"].values() for m in v})
@@ -125,13 +141,19 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
         cells = [f"{row[m]['mean']:.3f} [{row[m]['ci_low']:.3f}, {row[m]['ci_high']:.3f}]"
                  if m in row else "—" for m in metrics]
         lines.append(f"| {setup} | " + " | ".join(cells) + " |")
+    correction = s.get("correction")
     lines += ["", "## Paired differences (a - b)", "",
-              "| a | b | metric | difference [95% CI] | real? | McNemar p |", "|---|---|---|---|---|---|"]
+              (f"Decisions (\"real?\") use {correction}; p is the paired bootstrap p-value, "
+               "p (Holm) the adjusted one." if correction else
+               "Decisions (\"real?\"): the paired 95% interval excludes 0, each test on its own "
+               "(an evaluation from before the multiple-comparison correction)."), "",
+              "| a | b | metric | difference [95% CI] | p | p (Holm) | real? | McNemar p |",
+              "|---|---|---|---|---|---|---|---|"]
     for d in s["differences"]:
         p = f"{d['mcnemar_p']:.3g}" if "mcnemar_p" in d else ""
         lines.append(f"| {d['a']} | {d['b']} | {d['metric']} | {d['mean']:+.3f} "
-                     f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] | "
-                     f"{'yes' if d['significant'] else 'no'} | {p} |")
+                     f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] | {_p(d.get('p'))} | "
+                     f"{_p(d.get('p_holm'))} | {'yes' if d['significant'] else 'no'} | {p} |")
     forgetting = (s.get("probes") or {}).get("forgetting") or {}
     if forgetting:
         lines += ["", "## Forgetting probe (general text and questions, shipped with synthloop)", "",
@@ -157,7 +179,8 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
     iterations = s.get("iterations") or []
     if len(iterations) > 1:
         setups = list(iterations[-1]["setups"])
-        lines += ["", "## Iterations (targeted generation for missed questions, then retraining)", "",
+        lines += ["", "## Iterations (targeted generation for the dev questions the tuned setups "
+                      "missed, then retraining; every round scored on the test questions)", "",
                   "| iteration | " + " | ".join(f"{x} F1" for x in setups) + " |",
                   "|---" * (len(setups) + 1) + "|"]
         for it in iterations:
@@ -165,6 +188,10 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
             lines.append(f"| {it['iteration']} | " + " | ".join(cells) + " |")
     lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _p(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"
 
 
 def _plt():  # noqa: ANN202
@@ -228,15 +255,21 @@ def _heatmap(preds: list[dict], path: Path) -> Path | None:
     return path
 
 
-def _losses(ws: Workspace, path: Path) -> Path | None:
+def _losses(ws: Workspace, path: Path, models: dict[str, str | None] | None) -> Path | None:
+    """The loss curves of the models this evaluation scored (an evaluation from before
+    lineage was recorded: the current model of each kind)."""
     from loop.train.stage import current_model_id
 
+    if models is None:
+        ids = {kind: current_model_id(ws, kind) for kind in adapter_kinds()}
+    else:
+        ids = {SETUPS[s].adapter: mid for s, mid in models.items()
+               if mid and s in SETUPS and SETUPS[s].adapter}
     curves = {}
-    for kind in adapter_kinds():
-        mid = current_model_id(ws, kind)
+    for kind, mid in ids.items():
         f = ws.artefact("models", mid) / "curves.json" if mid else None
         if f and f.exists():
-            curves[kind] = json.loads(f.read_text())
+            curves[f"{kind} {mid[:8]}"] = json.loads(f.read_text())
     if not curves:
         return None
     plt = _plt()

@@ -16,9 +16,10 @@ class Setup:
     name: str
     adapter: str | None  # the model kind whose adapter it loads ("tuned", "combined"), or None
     retrieval: bool  # retrieved chunks in the prompt
-    cost: int  # cheapest first: the scoreboard's order, and the verdict's (a setup is
+    cost: float  # cheapest first: the scoreboard's order, and the verdict's (a setup is
     #            recommended only if it beats every cheaper one measurably)
     label: str  # how the verdict names it
+    optional: bool = False  # scored only when its model exists (no warning when it does not)
 
 
 SETUPS: dict[str, Setup] = {}
@@ -68,5 +69,7 @@ for _s in (
     Setup("tuned", "tuned", False, 2, "fine-tuning"),
     Setup("tuned+rag", "tuned", True, 3, "fine-tuning plus retrieval"),
     Setup("combined", "combined", True, 4, "combining (RAFT + RAG)"),
+    # `train --method dpo --from tuned`: the SFT adapter preference-tuned, closed book
+    Setup("dpo", "dpo", False, 2.5, "preference tuning (SFT + DPO)", optional=True),
 ):
     register_setup(_s)

@@ -24,10 +24,17 @@ from loop.errors import InputError, WorkspaceError
 from loop.eval import graded  # noqa: F401 - registers the semantic and judge metrics
 from loop.eval import metrics as M
 from loop.eval.setups import SETUPS, adapter_kinds, get_setup, rag_setups, setup_names
-from loop.eval.stats import bootstrap_ci, mcnemar_p, paired_diff_ci
+from loop.eval.stats import bootstrap_ci, holm, mcnemar_p, paired_diff_ci, paired_p
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
 from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
+
+# Part of every evaluation id: bump it when scoring changes what an evaluation holds, so an
+# older evaluation is not taken for the new code's (v2: Holm-corrected decisions, lineage).
+SCORING_VERSION = "score-v2"
+PAIRED_METRICS = ("f1", "em")  # compared pair by pair, Holm-corrected within each
+CORRECTION = ("Holm's step-down correction across the paired comparisons of each metric "
+              "(family-wise error 5%)")
 
 
 class EvalConfig(StageConfig):
@@ -90,6 +97,9 @@ class EvalResult:
     probes: dict[str, Any] = None  # type: ignore[assignment]
     cached: bool = False
     student: str | None = None  # the student URI every setup was built on
+    models: dict[str, str | None] | None = None  # setup -> the model id it scored (None: base)
+    lineage: dict[str, Any] | None = None  # the datasets, index and eval set it scored
+    correction: str = CORRECTION  # how the paired tests' decisions were made
 
     def summary(self) -> dict[str, Any]:
         d = {"student": self.student, **self.__dict__}
@@ -98,7 +108,8 @@ class EvalResult:
 
 
 def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | None = None,
-             emit: EventSink = null_sink, fresh_sources: set[str] | None = None) -> EvalResult:
+             emit: EventSink = null_sink, fresh_sources: set[str] | None = None,
+             origin: str | None = None) -> EvalResult:
     """Score the configured setups on a gold eval set (or the generated one).
 
     ``fresh_sources`` names documents indexed after the models were trained: the freshness
@@ -107,15 +118,15 @@ def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | N
     for s in cfg.setups:
         get_setup(s)  # an unknown setup fails before any work, naming the known ones
     with stage_run(ws, "eval", cfg.resolved(), emit=emit) as run:
-        result = _Eval(ws, cfg, emit, fresh_sources or set()).run(eval_set)
+        result = _Eval(ws, cfg, emit, fresh_sources or set(), origin).run(eval_set)
         run.done(result.summary(), result.eval_id)
     return result
 
 
 class _Eval:
     def __init__(self, ws: Workspace, cfg: EvalConfig, emit: EventSink,
-                 fresh_sources: set[str] | None = None) -> None:
-        self.ws, self.cfg, self.emit = ws, cfg, emit
+                 fresh_sources: set[str] | None = None, origin: str | None = None) -> None:
+        self.ws, self.cfg, self.emit, self.origin = ws, cfg, emit, origin
         self.fresh = fresh_sources or set()
         self.notes: list[str] = []
         self._shrunk: set[str] = set()
@@ -146,7 +157,9 @@ class _Eval:
 
         result = EvalResult(eval_id, final, origin, len(questions), table, diffs,
                             verdict(table, diffs), self.notes, self._contamination(questions),
-                            probes, student=self._student_uri(models))
+                            probes, student=self._student_uri(models),
+                            models=_setup_models(setups, models),
+                            lineage=self._lineage(models, retriever, set_hash, eval_set))
         self._write(final, result, preds, set_hash)
         return result
 
@@ -157,7 +170,7 @@ class _Eval:
 
         if eval_set is not None:
             items = read_gold_set(eval_set)
-            origin = f"human gold set ({eval_set.name})"
+            origin = self.origin or f"human gold set ({eval_set.name})"
             raw = [(it.id, it.question, it.answers, it.chunk_ids, it.doc) for it in items]
         else:
             raw, origin = self._generated_set()
@@ -191,10 +204,12 @@ class _Eval:
 
     def _available(self, setup: str, models: dict[str, Path]) -> bool:
         need = SETUPS[setup].adapter
+        if need and need not in models and SETUPS[setup].optional:
+            return False
         if need and need not in models:
-            how = "--with-context " if need == "combined" else ""
+            how = " --with-context" if need == "combined" else ""
             self.emit(Warned("eval", message=f"setup '{setup}' skipped: no {need} model "
-                                              f"(run `synthloop train {how}`)"))
+                                              f"(run `synthloop train{how}`)"))
             return False
         return True
 
@@ -214,8 +229,17 @@ class _Eval:
             return json.loads((path / "synthloop.json").read_text())["student"]
         raise InputError("no student to score", hint="pass --student URI or train a model first")
 
+    def _lineage(self, models: dict[str, Path], retriever, set_hash: str,  # noqa: ANN001
+                 eval_set: Path | None) -> dict[str, Any]:
+        """What was scored besides the models: their datasets, the index, the question set."""
+        rows = {kind: self.ws.ledger.model(path.name) for kind, path in models.items()}
+        return {"datasets": {kind: row["dataset_id"] for kind, row in rows.items() if row},
+                "index": getattr(retriever, "index_id", None),
+                "eval_set": (f"{eval_set.name}#{set_hash}" if eval_set is not None
+                             else self.ws.ledger.current("eval_set"))}
+
     def _eval_id(self, set_hash: str, setups: list[str], models: dict[str, Path], retriever) -> str:  # noqa: ANN001
-        parts = [set_hash, ",".join(setups), self.cfg.digest(), self._student_uri(models),
+        parts = [SCORING_VERSION, set_hash, ",".join(setups), self.cfg.digest(), self._student_uri(models),
                  *(f"{k}={p.name}" for k, p in sorted(models.items())),
                  getattr(retriever, "index_id", "") or "", str(getattr(getattr(retriever, "cfg", None), "k", "")),
                  ",".join(sorted(self.fresh))]
@@ -340,13 +364,24 @@ class _Eval:
             table[setup] = {m: bootstrap_ci([v for v in per[setup][m] if v is not None], **kw).as_dict()
                             for m in M.metric_names() if any(v is not None for v in per[setup][m])}
         diffs = []
-        for a, b in itertools.combinations(setups, 2):
-            for m in ("f1", "em"):
+        for m in PAIRED_METRICS:
+            family = []
+            for a, b in itertools.combinations(setups, 2):
                 ci = paired_diff_ci(per[a][m], per[b][m], **kw)
-                d = {"a": a, "b": b, "metric": m, **ci.as_dict(), "significant": ci.excludes_zero()}
+                d = {"a": a, "b": b, "metric": m, **ci.as_dict(),
+                     "p": paired_p(per[a][m], per[b][m], **kw),
+                     "significant_uncorrected": ci.excludes_zero()}
                 if m == "em":
                     d["mcnemar_p"] = mcnemar_p(per[a][m], per[b][m])
-                diffs.append(d)
+                family.append(d)
+            # Holm across the metric's pairs: the verdict reads "significant", so 10 paired
+            # tests at once keep a 5% family-wise error, not 5% each
+            adjusted, rejected = holm([d["p"] for d in family])
+            for d, p_holm, sig in zip(family, adjusted, rejected, strict=True):
+                d.update(p_holm=p_holm, significant=sig)
+            diffs += family
+        diffs.sort(key=lambda d: (setups.index(d["a"]), setups.index(d["b"]),
+                                  PAIRED_METRICS.index(d["metric"])))
         return table, diffs
 
     def _freshness(self, questions: list[Question], preds: list[dict], setups: list[str]) -> dict[str, Any]:
@@ -368,12 +403,11 @@ class _Eval:
     def _contamination(self, questions: list[Question]) -> int:
         """Eval questions that are near-duplicates of training questions (should be 0)."""
         from generators.filters import Candidate, FilterSettings, decontaminate
-        from loop.samples import current_dataset_id, load_samples
+        from loop.samples import current_dataset_id, load_samples, questions_of
 
         if current_dataset_id(self.ws) is None:
             return 0
-        train = [next(m["content"] for m in msgs if m["role"] == "user")
-                 for msgs in load_samples(self.ws)["messages"]]
+        train = questions_of(load_samples(self.ws))
         cands = [Candidate(t, "", "", "qa") for t in train]
         return decontaminate(cands, [q.question for q in questions], FilterSettings(), None)
 
@@ -389,9 +423,17 @@ class _Eval:
         db = self.ws.ledger
         with db.transaction():
             db.insert("evaluations", conflict="replace", id=result.eval_id, path=str(final),
-                      created_at=time.time(), eval_set=set_hash, origin=result.origin,
-                      questions=result.questions, verdict=result.verdict, config=self.cfg.resolved())
+                      created_at=time.time(), eval_set=(result.lineage or {}).get("eval_set"),
+                      origin=result.origin, questions=result.questions, verdict=result.verdict,
+                      config=self.cfg.resolved(), models=result.models,
+                      datasets=(result.lineage or {}).get("datasets"),
+                      index_id=(result.lineage or {}).get("index"))
             db.set_current("eval", result.eval_id)
+
+
+def _setup_models(setups: list[str], models: dict[str, Path]) -> dict[str, str | None]:
+    """Each scored setup's model id: the adapter kind's model, or None (the bare student)."""
+    return {s: models[SETUPS[s].adapter].name if SETUPS[s].adapter else None for s in setups}
 
 
 def clean_answer(text: str) -> str:

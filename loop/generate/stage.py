@@ -389,13 +389,11 @@ class _Generate:
         """Questions this run must not overlap: the eval set's, or (eval mode) training's."""
         if not self.eval_mode:
             return list(self.eval_questions)
-        from loop.samples import current_dataset_id, load_samples
+        from loop.samples import current_dataset_id, load_samples, questions_of
 
         if current_dataset_id(self.ws) is None:
             return list(self.eval_questions)
-        train = load_samples(self.ws)
-        return [m[0]["content"] if m[0]["role"] != "system" else m[1]["content"]
-                for m in train["messages"]] + list(self.eval_questions)
+        return questions_of(load_samples(self.ws)) + list(self.eval_questions)
 
     def _dataset_id(self, tasks, against: list[str]) -> str:  # noqa: ANN001
         h = hashlib.sha256()

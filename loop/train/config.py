@@ -31,6 +31,10 @@ class TrainConfig(StageConfig):
     method: Method = Field("lora", description="How to train (qlora: LoRA on 4-bit bitsandbytes weights; dpo: preference rows; pretrain: the raw chunks).")
     then_sft: bool = Field(
         False, description="With method pretrain: fine-tune (LoRA) the pretrained model next.")
+    init_from: str | None = Field(
+        None, description="Continue this workspace model's adapter instead of a fresh LoRA: "
+        "tuned | combined | a model id (preference tuning after SFT: --method dpo --from tuned; "
+        "DPO's reference is then that SFT model).")
     with_context: bool = Field(
         False, description="Train on raft rows (context chunks in the prompt): the adapter "
         "behind the combined setup.",

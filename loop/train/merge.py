@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -65,7 +64,7 @@ def export_merged(ws: Workspace, out_dir: str | Path, model_id: str | None = Non
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        card = model_card(meta, scores if scores is not None else ledger_scores(ws, meta["model_id"]),
+        card = model_card(meta, scores if scores is not None else model_scores(ws, meta["model_id"]),
                           _task_counts(ws, meta["dataset_id"]))
         (tmp / "README.md").write_text(card, encoding="utf-8")
         if out.exists():
@@ -77,16 +76,24 @@ def export_merged(ws: Workspace, out_dir: str | Path, model_id: str | None = Non
     return out
 
 
-def ledger_scores(ws: Workspace, model_id: str) -> dict[str, Any]:
-    """Scores the eval stage recorded for this model, if that stage has run (else empty)."""
-    try:
-        cols = {r["name"] for r in ws.ledger.conn.execute("PRAGMA table_info(scores)")}
-        if "model_id" not in cols:
-            return {}
-        rows = ws.ledger.conn.execute("SELECT * FROM scores WHERE model_id = ?", (model_id,))
-        return {str(i): dict(r) for i, r in enumerate(rows)}
-    except sqlite3.Error:
-        return {}
+def model_scores(ws: Workspace, model_id: str) -> dict[str, Any]:
+    """The scores of this model's setup(s) in the latest evaluation that scored it, with
+    their intervals and the eval set's origin (empty when no evaluation scored it)."""
+    for row in ws.ledger.evaluations(model_id):
+        f = ws.eval_dir(row["id"]) / "scores.json"
+        if not f.exists():
+            continue
+        data = json.loads(f.read_text())
+        setups = [s for s, mid in (data.get("models") or {}).items() if mid == model_id]
+        out: dict[str, Any] = {"evaluation": f"{row['id']}: {data['questions']} questions, "
+                                             f"{data['origin']}"}
+        for setup in setups:
+            cells = data["setups"][setup]
+            out[setup] = ", ".join(f"{m.upper()} {cells[m]['mean']:.3f} [{cells[m]['ci_low']:.3f}, "
+                                   f"{cells[m]['ci_high']:.3f}]" for m in ("f1", "em") if m in cells)
+        out["verdict"] = data["verdict"]
+        return out
+    return {}
 
 
 def _task_counts(ws: Workspace, dataset_id: str) -> dict[str, int]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from loop.corpus import current_corpus_id, load_corpus
+from loop.errors import InputError
 from loop.events import EventSink, Finished, Warned, null_sink
 from loop.samples import current_dataset_id, load_samples
 from loop.stage import stage_run
@@ -61,6 +62,8 @@ class TrainResult:
     memory: dict[str, Any] | None = None  # the memory plan, with the measured peak
     tokens_per_s: float | None = None
     pretrain: dict[str, Any] | None = None  # then_sft: the pretraining run this one built on
+    stopped_early: bool = False  # validation loss stopped improving before the last step
+    best_step: int | None = None  # the step whose checkpoint (lowest validation loss) was kept
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
@@ -152,8 +155,27 @@ class _Train:
 
     def _model_id(self, dataset_id: str) -> str:
         student = fingerprint_student(self.cfg.student, self.opts)
-        blob = json.dumps([student, dataset_id, self.cfg.digest()]).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        parts = [student, dataset_id, self.cfg.digest()]
+        if self.cfg.init_from:  # "tuned" names whichever model is current: hash that one
+            parts.append(self.init_model()["id"])
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+    def init_model(self) -> dict[str, Any]:
+        """The ledger row of the model ``init_from`` names (a kind's current model, or an
+        id); one that is missing, or has no adapter to continue, is a clear error."""
+        name = self.cfg.init_from or ""
+        db = self.ws.ledger
+        row = db.model(db.current(f"model.{name}") if name in ("tuned", "combined", "dpo") else name)
+        if row is None:
+            raise InputError(f"--from {name}: no such model in this workspace",
+                             hint="train it first (`synthloop train`), or pass a model id")
+        if not (self.ws.artefact("models", row["id"]) / "adapter" / "adapter_config.json").exists():
+            raise InputError(f"--from {name}: model {row['id']} ({row['method']}) has no LoRA "
+                             "adapter to continue")
+        if self.cfg.method not in ("lora", "dpo"):
+            raise InputError(f"--from continues a LoRA adapter: use it with --method lora or dpo, "
+                             f"not {self.cfg.method}")
+        return row
 
     def _cached(self, final: Path) -> TrainResult:
         meta = json.loads((final / "synthloop.json").read_text())
@@ -239,6 +261,12 @@ class _Train:
 
             student.model = prepare_model_for_kbit_training(  # casts norms to fp32, checkpoints
                 student.model, gradient_checkpointing_kwargs={"use_reentrant": False})
+        if self.cfg.init_from:
+            from peft import PeftModel
+
+            folder = self.ws.artefact("models", self.init_model()["id"]) / "adapter"
+            model = PeftModel.from_pretrained(student.model, str(folder), is_trainable=True)
+            return model, sorted(model.peft_config["default"].target_modules)
         return runner.add_lora(student.model, self.cfg)
 
     def _trainer(self, model: Any, student: Student, train_rows: Any, val_rows: Any, plan: Any) -> Any:
@@ -262,7 +290,8 @@ class _Train:
             student.tokenizer.save_pretrained(tmp / "model")
             return ""
         model.peft_config["default"].base_model_name_or_path = student.base_path
-        model.save_pretrained(tmp / "adapter", safe_serialization=True)
+        # only the trained adapter: DPO from an SFT adapter also holds its frozen "ref" copy
+        model.save_pretrained(tmp / "adapter", safe_serialization=True, selected_adapters=["default"])
         student.tokenizer.save_pretrained(tmp / "adapter")
         return "adapter"
 
@@ -280,6 +309,7 @@ class _Train:
             val_loss=float(val_loss) if val_loss is not None else None,
             resumed_from=Path(resumed).name if resumed else None, notes=student.notes,
             memory=getattr(self, "memory", None), tokens_per_s=getattr(self, "rate", None),
+            stopped_early=_stopped_early(trainer), best_step=trainer.state.best_global_step,
         )
 
     def _meta(self, result: TrainResult, student: Student, targets: list[str]) -> dict[str, Any]:
@@ -304,5 +334,16 @@ class _Train:
 
 _RESULT_KEYS = ("model_id", "adapter_path", "kind", "student", "method", "dataset_id", "steps",
                 "loss_first", "loss_last", "val_loss", "resumed_from", "notes", "memory",
-                "tokens_per_s")
+                "tokens_per_s", "stopped_early", "best_step")
+
+
+def _stopped_early(trainer: Any) -> bool:
+    """Early stopping ended the run: fewer steps than planned, with a patience callback that
+    asked to stop (a Stop on request raises instead and never gets here)."""
+    from transformers import EarlyStoppingCallback
+
+    state = trainer.state
+    patience = [c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
+    return bool(patience) and state.global_step < state.max_steps and any(
+        c.early_stopping_patience_counter >= c.early_stopping_patience for c in patience)
 

@@ -144,3 +144,63 @@ def test_playground_asks_every_setup_as_the_eval_stage_does(scored, tiny_student
     assert not answers[0].sources and any(h.source.endswith("ferry.md") for h in answers[1].sources)
     with pytest.raises(InputError):
         pg.ask("   ")
+
+
+def test_dpo_from_the_sft_adapter_is_scored_as_its_own_setup(tmp_path, tiny_student):
+    """`train --method dpo --from tuned` continues the SFT adapter (DPO's reference is that
+    SFT model), and the scoreboard gains a `dpo` setup, decoded and scored like the others."""
+    from safetensors.torch import load_file
+
+    from loop.samples import make_sample, samples_dataset
+    from loop.train import TrainConfig, train
+    from loop.workspace import save_dataset
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.md").write_text("# Ferry\n\nThe ferry leaves Pier 3 at 7:15 every morning.\n")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"question": "When does the ferry leave?", "answers": ["7:15"]}))
+    ws = Workspace(tmp_path / "ws")
+    ingest(ws, [docs])
+    rows = []
+    for i in range(12):
+        q, a = f"When does ferry {i} leave?", f"Ferry {i} leaves at 7:15."
+        msgs = [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        split = "val" if i % 4 == 3 else "train"
+        rows += [make_sample("qa", msgs, ["c"], split=split),
+                 make_sample("preference", msgs, ["c"], split=split, rejected=f"Ferry {i} is late.")]
+    with ws.writing("test"), ws.atomic_dir(ws.artefact("datasets", "prefs")) as tmp:
+        save_dataset(samples_dataset(rows), tmp / "data")
+    ws.ledger.set_current("dataset", "prefs")
+    fast = dict(student=f"hf:{tiny_student}", max_steps=3, batch_size=4, max_length=64, lr=5e-3,
+                eval_steps=3, save_steps=3, patience=0, lora_r=4, device="cpu")
+    sft = train(ws, TrainConfig(**fast))
+    dpo = train(ws, TrainConfig(**fast, method="dpo", init_from="tuned"))
+    assert (sft.kind, dpo.kind) == ("tuned", "dpo")
+    a = load_file(str(sft.path / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(dpo.path / "adapter" / "adapter_model.safetensors"))
+    lora_b = [k for k in a if "lora_B" in k]
+    # a fresh LoRA starts with B = 0; this one starts from the SFT adapter (and moved on)
+    assert all(b[k].abs().sum() > 0 for k in lora_b) and set(a) == set(b)
+    assert not (ws.root / "models" / dpo.model_id / "adapter" / "ref").exists()
+
+    result = evaluate(ws, EvalConfig(student=f"hf:{tiny_student}", setups=["base", "tuned", "dpo"],
+                                     max_new_tokens=4, n_boot=200), eval_set=gold)
+    assert list(result.setups) == ["base", "tuned", "dpo"]
+    assert {"mean", "ci_low", "ci_high"} <= set(result.setups["dpo"]["f1"])
+    assert result.models == {"base": None, "tuned": sft.model_id, "dpo": dpo.model_id}
+    assert ws.ledger.evaluation(result.eval_id)["models"] == result.models  # lineage, recorded
+
+    # export names what it merges; its card carries that model's scores from this evaluation
+    from loop.errors import UsageError
+    from loop.export import export_model
+
+    with pytest.raises(UsageError, match=r"tuned \(.*dpo \("):
+        export_model(ws, tmp_path / "ambiguous", None)
+    out = export_model(ws, tmp_path / "merged", "tuned")
+    card = (tmp_path / "merged" / "README.md").read_text()
+    f1 = result.setups["tuned"]["f1"]
+    assert out["model_id"] == sft.model_id and result.eval_id in card
+    assert f"F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}]" in card
+    assert "human gold set (gold.jsonl)" in card
+    ws.close()

@@ -58,15 +58,22 @@ def test_run_end_to_end_then_every_cache_hits(tmp_path, tiny_student):
     assert all(second["cached"].values()) and len(second["cached"]) >= 6, second["cached"]
     assert second["setups"] == out["setups"]
     merged = tmp_path / "merged"
-    exported = subprocess.run([str(SCRIPT), "export", "--merge", "-o", str(merged), "-w",
-                               str(tmp_path / "ws"), "--json"], capture_output=True, text=True,
-                              timeout=300)
+    ambiguous = subprocess.run([str(SCRIPT), "export", "--merge", "-o", str(merged), "-w",
+                                str(tmp_path / "ws")], capture_output=True, text=True, timeout=300)
+    assert ambiguous.returncode == 2 and "tuned (" in ambiguous.stderr  # tuned or combined?
+    assert "combined (" in ambiguous.stderr and not merged.exists()
+    exported = subprocess.run([str(SCRIPT), "export", "--merge", "--model", "tuned", "-o",
+                               str(merged), "-w", str(tmp_path / "ws"), "--json"],
+                              capture_output=True, text=True, timeout=300)
     assert exported.returncode == 0, exported.stderr[-2000:]
+    assert json.loads(exported.stdout)["model_id"] == out["models"]["tuned"]
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(merged, use_safetensors=True) is not None
     card = (merged / "README.md").read_text()
-    assert "tuned: F1" in card and "human gold set" in card
+    f1 = out["setups"]["tuned"]["f1"]  # the card's scores are this evaluation's tuned F1
+    assert f"tuned: F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}]" in card
+    assert "human gold set (gold.jsonl)" in card and "combined:" not in card
 
 
 def test_iterations_add_targeted_data_and_report_each_round(tmp_path, tiny_student):
@@ -80,11 +87,27 @@ def test_iterations_add_targeted_data_and_report_each_round(tmp_path, tiny_stude
     rounds = summary["iterations"]
     assert [r["iteration"] for r in rounds] == [1, 2]
     assert rounds[0]["models"]["tuned"] != rounds[1]["models"]["tuned"]  # retrained
+    split = summary["split"]
+    assert (split["dev"], split["test"], split["by"]) == (2, 2, "document")
+    report = json.loads(Path(summary["report"]["json"]).read_text())
+    assert report["split"] == split and report["questions"] == 2  # the test part only
     with Workspace(tmp_path / "ws") as ws:
-        merged = ws.ledger.conn.execute(
-            "SELECT config FROM datasets WHERE teacher = 'merge'").fetchone()
-        assert merged is not None and "merged_from" in merged["config"]
+        merged = [d for d in ws.ledger.conn.execute("SELECT config FROM datasets "
+                                                    "WHERE teacher = 'merge'")]
+        assert merged and "merged_from" in merged[0]["config"]
         assert len(load_samples(ws)) > 0
+        targeted = load_samples(ws, json.loads(merged[0]["config"])["merged_from"][1])
+        from loop.corpus import load_corpus
+
+        source = {c["chunk_id"]: c["source"] for c in load_corpus(ws)}
+        test_file = next((ws.root / "splits").glob("*/gold.test.jsonl"))
+        test_docs = {json.loads(line)["doc"] for line in test_file.read_text().splitlines()}
+        for rnd in rounds:  # every round scored on the test questions only
+            scored = json.loads((ws.eval_dir(rnd["eval_id"]) / "scores.json").read_text())
+            assert scored["questions"] == 2 and "test part" in scored["origin"]
+    assert len(targeted) > 0
+    # no targeted sample comes from a test question's document
+    assert not {source[c].rsplit("/", 1)[-1] for s in targeted for c in s["chunk_ids"]} & test_docs
 
 
 def test_fresh_documents_are_indexed_but_never_trained_on(tmp_path, tiny_student):

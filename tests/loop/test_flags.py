@@ -32,7 +32,8 @@ def test_every_config_field_is_a_flag_with_its_help_and_default():
         for name, f in model.model_fields.items():
             if name in ("focus", "weights"):  # internal, and a table: config file only
                 continue
-            assert "--" + name.replace("_", "-") in text, (verb, name)
+            flag = {"init_from": "--from"}.get(name, "--" + name.replace("_", "-"))
+            assert flag in text, (verb, name)
             assert (f.description or "")[:30] in text, (verb, name)
     train = _help("train")
     assert "LoRA rank. [default: 16]" in train and "[default: smollm2]" in train
@@ -42,7 +43,7 @@ def test_every_config_field_is_a_flag_with_its_help_and_default():
 
 def test_registry_choices_are_listed():
     assert re.search(r"choices: qa, instruct, .*raft, preference", _help("generate"))
-    assert "choices: base, rag, tuned, tuned+rag, combined" in _help("eval")
+    assert "choices: base, rag, tuned, dpo, tuned+rag, combined" in _help("eval")
     assert "bm25|dense|hybrid" in _help("search")
 
 

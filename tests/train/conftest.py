@@ -103,4 +103,5 @@ def kit():
     from types import SimpleNamespace
 
     return SimpleNamespace(fact_rows=fact_rows, write_dataset=write_dataset, fast_config=fast_config,
+                           COLOURS=COLOURS,
                            build_tiny_student=build_tiny_student, read_json=read_json)

@@ -220,3 +220,27 @@ def test_tokenizer_without_template_gets_the_default(tmp_path, kit):
     student = load_student(str(folder), LoadOptions(device="cpu"))
     assert student.tokenizer.chat_template == DEFAULT_CHAT_TEMPLATE
     assert student.tokenizer.pad_token is not None
+
+
+def test_early_stopping_stops_when_validation_loss_rises_and_keeps_the_best(ws, tiny_student, kit):
+    """Validation rows contradict the training rows (same questions, other colours): once the
+    format is learnt, every step that learns the training colours raises validation loss."""
+    from loop.samples import make_sample
+
+    rows = []
+    for i in range(24):
+        q = f"What colour is the door of house {i}?"
+        for split, colour in (("train", kit.COLOURS[i % 8]), ("val", kit.COLOURS[(i + 3) % 8])):
+            rows.append(make_sample("qa", [{"role": "user", "content": q}, {
+                "role": "assistant", "content": f"The door of house {i} is {colour}."}],
+                [f"c{i}"], split=split))
+    kit.write_dataset(ws, rows)
+    cfg = kit.fast_config(tiny_student, max_steps=60, eval_steps=2, save_steps=2, patience=2,
+                          lr=1e-2)
+    r = train(ws, cfg)
+    curve = json.loads((r.path / "curves.json").read_text())
+    val = dict(curve["val"])
+    assert r.stopped_early and r.steps < 60, (r.steps, curve["val"])
+    assert r.best_step == min(val, key=val.get)  # the lowest validation loss was kept ...
+    assert r.val_loss == pytest.approx(val[r.best_step], rel=1e-3)  # ... and is the model's
+    assert r.summary()["stopped_early"] is True and r.summary()["best_step"] == r.best_step
