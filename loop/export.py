@@ -83,3 +83,54 @@ def resolve_model(ws: Workspace, model: str | None) -> str:
         return model
     raise UsageError(f"--model {model!r} names no model of this workspace (choices: {choices}, "
                      "or a model id)")
+
+
+def export_gguf(ws: Workspace, out: Path, quant: str = "f16", model: str | None = None) -> dict[str, Any]:
+    """Write a model merged with its adapter as one GGUF file (``loop.export_gguf``), with an
+    Ollama Modelfile and a README of commands beside it (``STEM.Modelfile``,
+    ``STEM.README.md``)."""
+    import tempfile
+    import time
+
+    from loop.export_gguf import QUANTS, modelfile, readme, write_gguf
+    from loop.train.merge import load_tuned
+
+    if quant not in QUANTS:
+        raise UsageError(f"--quant {quant!r} is not one of {', '.join(QUANTS)}")
+    if out.suffix != ".gguf":
+        raise UsageError(f"--gguf names a file ending in .gguf, not {out.name}")
+    model_id = resolve_model(ws, model)
+    t0 = time.perf_counter()
+    merged, tok = load_tuned(ws, model_id, dtype="fp32")
+    if hasattr(merged, "merge_and_unload"):
+        merged = merged.merge_and_unload()
+    row = ws.ledger.model(model_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_pretrained(tmp)
+        info = write_gguf(merged, tok, Path(tmp), out, quant,
+                          name=f"synthloop {row['kind']} {model_id} ({row['student']})")
+    stem = out.with_suffix("")
+    mf = stem.with_name(f"{stem.name}.Modelfile")
+    mf.write_text(modelfile(out.name, getattr(tok, "chat_template", None), tok.eos_token,
+                            _system_prompt(ws, row["dataset_id"])), encoding="utf-8")
+    rd = stem.with_name(f"{stem.name}.README.md")
+    rd.write_text(readme(out.name, f"synthloop {row['kind']} model {model_id}", quant),
+                  encoding="utf-8")
+    return {**info, "model_id": model_id, "kind": row["kind"], "modelfile": str(mf),
+            "readme": str(rd), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _system_prompt(ws: Workspace, dataset_id: str) -> str | None:
+    """The system prompt the model's training rows carry (the commonest), if any."""
+    from collections import Counter
+
+    from loop.errors import WorkspaceError
+    from loop.samples import load_samples
+
+    try:
+        rows = load_samples(ws, dataset_id)["messages"]
+    except (WorkspaceError, FileNotFoundError):
+        return None
+    found = Counter(m[0]["content"] for m in rows if m and m[0]["role"] == "system")
+    return found.most_common(1)[0][0] if found else None
+

@@ -32,8 +32,8 @@ def _root(
 
 
 # Each verb's module registers it on ``app``; ``--help`` lists them in this (the loop's) order.
-VERB_MODULES = ("ingest", "generate", "index", "search", "retrieval_eval", "train", "eval", "run",
-                "export")
+VERB_MODULES = ("ingest", "generate", "index", "search", "retrieval_eval", "train", "eval", "ask",
+                "run", "export")
 
 
 def _register() -> None:

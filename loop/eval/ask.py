@@ -40,6 +40,7 @@ class Playground:
     context_tokens: int = 1500
     device: str = "auto"
     notes: list[str] = field(default_factory=list)
+    only: list[str] | None = None  # these setups (each must be available), else every one
 
     def __post_init__(self) -> None:
         from loop.eval.models import SetupModels
@@ -54,6 +55,13 @@ class Playground:
         self.setups = [s for s in setup_names()
                        if (SETUPS[s].adapter is None or SETUPS[s].adapter in self.models)
                        and (not SETUPS[s].retrieval or self.retriever is not None)]
+        if self.only:
+            missing = [s for s in self.only if s not in self.setups]
+            if missing:
+                raise InputError(f"setup(s) {', '.join(missing)} cannot answer here (available: "
+                                 f"{', '.join(self.setups)})",
+                                 hint="train the model it needs, or build the index")
+            self.setups = [s for s in self.setups if s in self.only]
         uri = self.student or _student_of(self.ws, self.models)
         self.pool = SetupModels(self.ws, uri, self.models, self.device)
         self.notes += self.pool.notes

@@ -204,3 +204,23 @@ def test_dpo_from_the_sft_adapter_is_scored_as_its_own_setup(tmp_path, tiny_stud
     assert f"F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}]" in card
     assert "human gold set (gold.jsonl)" in card
     ws.close()
+
+
+def test_ask_prints_every_setup_and_the_chunks_shown(scored, tiny_student):
+    from typer.testing import CliRunner
+
+    from loop.cli import app
+
+    ws, _, _, _ = scored
+    base = ["ask", "When does the ferry [draft] leave?", "-w", str(ws.root),
+            "--student", f"hf:{tiny_student}", "--max-new-tokens", "4"]
+    r = CliRunner().invoke(app, [*base, "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [a["setup"] for a in out["answers"]] == ["base", "rag"]
+    assert not out["answers"][0]["sources"]
+    assert any(s["source"].endswith("ferry.md") for s in out["answers"][1]["sources"])
+    text = CliRunner().invoke(app, base, env={"COLUMNS": "200"})
+    assert text.exit_code == 0 and "base" in text.output and "ferry.md" in text.output
+    r = CliRunner().invoke(app, [*base, "--setups", "tuned", "--json"])
+    assert r.exit_code == 1 and "tuned cannot answer here" in json.loads(r.stdout)["error"]

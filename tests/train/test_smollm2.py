@@ -164,3 +164,48 @@ def test_eval_answers_a_few_questions_closed_and_open_book(real_ws, tmp_path):
     assert result.student == "smollm2" and result.questions == 3
     assert result.setups["rag"]["hit"]["mean"] == 1.0
     assert result.setups["rag"]["f1"]["mean"] > result.setups["base"]["f1"]["mean"]
+
+
+def test_gguf_export_of_the_tuned_smollm2_loads_back_with_the_same_answers(real_ws, tmp_path):
+    """export --gguf on the real student (the model the training test above tuned): f16's
+    greedy answers equal the merged model's; q8_0 is about half f16's size, logits close."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from loop.export import export_gguf
+    from loop.train import TrainConfig, train
+    from loop.train.merge import load_tuned
+
+    if real_ws.ledger.current("model.tuned") is None:  # this test alone: tune a little first
+        write_dataset(real_ws, fact_rows(24))
+        train(real_ws, TrainConfig(student="smollm2", max_steps=2, batch_size=4, max_length=128,
+                                   patience=0, lr=1e-3))
+    merged, tok = load_tuned(real_ws, real_ws.ledger.current("model.tuned"), dtype="fp32")
+    merged = merged.merge_and_unload()
+
+    def answers(model):
+        out = []
+        for q in ("What is the capital of France?", "What colour is the door of house 3?"):
+            ids = tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                          return_tensors="pt", return_dict=True)["input_ids"]
+            with torch.no_grad():
+                gen = model.generate(ids, max_new_tokens=10, do_sample=False,
+                                     pad_token_id=tok.eos_token_id)
+                out.append((tok.decode(gen[0, ids.shape[1]:]), model(ids).logits[0, -1]))
+        return out
+
+    want = answers(merged)
+    sizes = {}
+    for quant in ("f16", "q8_0"):
+        info = export_gguf(real_ws, tmp_path / f"s-{quant}.gguf", quant, "tuned")
+        sizes[quant] = info["bytes"]
+        back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=f"s-{quant}.gguf",
+                                                    dtype=torch.float32).eval()
+        got = answers(back)
+        if quant == "f16":
+            assert [g[0] for g in got] == [w[0] for w in want]
+        worst = max((a[1] - b[1]).abs().max().item() for a, b in zip(want, got, strict=True))
+        assert worst < (0.1 if quant == "f16" else 1.5), (quant, worst)
+    assert 0.45 < sizes["q8_0"] / sizes["f16"] < 0.6
+    mf = (tmp_path / "s-f16.Modelfile").read_text()
+    assert "<|im_start|>assistant" in mf and 'PARAMETER stop "<|im_end|>"' in mf

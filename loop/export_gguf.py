@@ -1,0 +1,235 @@
+"""A tuned model as one GGUF file for llama.cpp, Ollama and LM Studio, written in pure Python
+with the ``gguf`` package's writer: no compiler, no llama.cpp checkout.
+
+The adapter is merged into the base weights (fp32), each tensor is renamed to its GGUF name
+(``gguf.get_tensor_name_map``), Llama's q/k projections are permuted into the rotary layout
+llama.cpp expects (the inverse of what transformers' GGUF reader undoes on load), and the
+tokenizer (a byte-level BPE: tokens, types, merges, special ids) and chat template go in as
+metadata. Beside the file: an Ollama ``Modelfile`` and a README with the commands.
+
+Written by hand because no maintained library writes GGUF from a transformers model without
+llama.cpp's own conversion script (which needs a llama.cpp checkout).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loop.errors import InputError
+
+QUANTS = ("f32", "f16", "q8_0")
+
+
+@dataclass(frozen=True)
+class Arch:
+    gguf: str  # the GGUF architecture name
+    permute_qk: bool  # llama.cpp's rotary layout for q/k (its Llama family), undone on load
+
+
+# transformers class -> how it is written (Mistral is Llama's architecture to llama.cpp)
+ARCHITECTURES = {
+    "LlamaForCausalLM": Arch("llama", True),
+    "MistralForCausalLM": Arch("llama", True),
+    "Qwen2ForCausalLM": Arch("qwen2", False),
+}
+
+
+def write_gguf(model: Any, tokenizer: Any, tokenizer_dir: Path, out: Path, quant: str = "f16",
+               name: str = "synthloop model") -> dict[str, Any]:
+    """Write ``model`` (a merged transformers causal LM) and its tokenizer as one GGUF file;
+    ``tokenizer_dir`` holds the saved tokenizer (merges and special tokens are read from it).
+    Returns what was written: path, bytes, tensors, quantisation."""
+    import gguf
+
+    if quant not in QUANTS:
+        raise InputError(f"unknown --quant {quant!r} (known: {', '.join(QUANTS)})")
+    cfg = model.config
+    cls = (cfg.architectures or [type(model).__name__])[0]
+    arch = ARCHITECTURES.get(cls) or ARCHITECTURES.get(type(model).__name__)
+    if arch is None:
+        raise InputError(f"cannot write {cls} as GGUF: the writer knows "
+                         f"{', '.join(sorted(ARCHITECTURES))}",
+                         hint="export --merge writes safetensors for any model")
+    _check_tokenizer(tokenizer)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
+    writer = gguf.GGUFWriter(str(tmp), arch.gguf)
+    try:
+        _metadata(writer, cfg, arch, quant, name)
+        _vocab(writer, tokenizer, tokenizer_dir, cfg.vocab_size)
+        count = _tensors(writer, model, cfg, arch, quant)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        tmp.replace(out)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"path": str(out), "bytes": out.stat().st_size, "tensors": count, "quant": quant,
+            "architecture": arch.gguf}
+
+
+def _metadata(w: Any, cfg: Any, arch: Arch, quant: str, name: str) -> None:
+    import gguf
+
+    heads = cfg.num_attention_heads
+    w.add_name(name)
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(heads)
+    w.add_head_count_kv(getattr(cfg, "num_key_value_heads", None) or heads)
+    w.add_rope_freq_base(float(getattr(cfg, "rope_theta", None) or _rope_theta(cfg)))
+    w.add_layer_norm_rms_eps(float(cfg.rms_norm_eps))
+    w.add_vocab_size(cfg.vocab_size)
+    w.add_rope_dimension_count(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+    w.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
+                     "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[quant])
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+
+
+def _rope_theta(cfg: Any) -> float:
+    params = getattr(cfg, "rope_parameters", None) or {}
+    return float(params.get("rope_theta", 10000.0))
+
+
+def _check_tokenizer(tok: Any) -> None:
+    backend = getattr(tok, "backend_tokenizer", None)
+    spec = json.loads(backend.to_str()) if backend is not None else {}
+    model = spec.get("model") or {}
+    if model.get("type") != "BPE" or "ByteLevel" not in json.dumps(spec.get("pre_tokenizer")):
+        raise InputError("the GGUF writer handles byte-level BPE tokenizers (Llama 3, SmolLM2, "
+                         f"Qwen2); this one is {model.get('type') or type(tok).__name__}",
+                         hint="export --merge writes safetensors for any tokenizer")
+
+
+def _vocab(w: Any, tok: Any, folder: Path, n_vocab: int) -> None:
+    import gguf
+
+    by_id = {i: t for t, i in tok.get_vocab().items()}
+    added = getattr(tok, "added_tokens_decoder", {}) or {}
+    tokens, types = [], []
+    for i in range(n_vocab):
+        if i not in by_id:  # the embedding is padded past the tokenizer: llama.cpp's filler
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+            continue
+        tokens.append(by_id[i])
+        a = added.get(i)
+        types.append(gguf.TokenType.NORMAL if a is None else
+                     gguf.TokenType.CONTROL if a.special else gguf.TokenType.USER_DEFINED)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=n_vocab)
+    special.add_to_gguf(w, quiet=True)  # merges, bos/eos/unk/pad ids, add_bos, chat template
+    if not special.merges:
+        raise InputError("the tokenizer has no BPE merges to write")
+
+
+def _tensors(w: Any, model: Any, cfg: Any, arch: Arch, quant: str) -> int:
+    import gguf
+
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.gguf.upper()], cfg.num_hidden_layers)
+    heads = cfg.num_attention_heads
+    kv = getattr(cfg, "num_key_value_heads", None) or heads
+    count = 0
+    tied = bool(getattr(cfg, "tie_word_embeddings", False))
+    for hf_name, tensor in model.state_dict().items():
+        if tied and hf_name == "lm_head.weight":
+            continue  # llama.cpp reuses token_embd for a tied head
+        if re.search(r"rotary_emb|\.inv_freq$", hf_name):
+            continue
+        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            raise InputError(f"no GGUF name for tensor {hf_name} ({arch.gguf})")
+        data = tensor.detach().float().cpu().numpy()
+        if arch.permute_qk and hf_name.endswith("q_proj.weight"):
+            data = _permute(data, heads, heads)
+        elif arch.permute_qk and hf_name.endswith("k_proj.weight"):
+            data = _permute(data, heads, kv)
+        data, kind = _encode(data, quant)
+        w.add_tensor(name, data, raw_dtype=kind)
+        count += 1
+    return count
+
+
+def _permute(weights: np.ndarray, n_head: int, n_kv: int) -> np.ndarray:
+    """Rotary halves -> interleaved pairs per head: the inverse of transformers'
+    ``_reverse_permute_weights`` (which reshapes to (heads, dim, 2) and swaps back)."""
+    if n_kv != n_head:
+        n_head = n_kv
+    dim = weights.shape[0] // n_head // 2
+    return (weights.reshape(n_head, 2, dim, *weights.shape[1:]).swapaxes(1, 2)
+            .reshape(weights.shape))
+
+
+def _encode(data: np.ndarray, quant: str) -> tuple[np.ndarray, Any]:
+    """Norms and biases stay fp32 (as llama.cpp keeps them); matrices take the chosen type,
+    q8_0 where the rows divide into its 32-value blocks (else f16)."""
+    import gguf
+
+    if data.ndim < 2 or quant == "f32":
+        return data.astype(np.float32), gguf.GGMLQuantizationType.F32
+    if quant == "q8_0" and data.shape[-1] % 32 == 0:
+        q = gguf.quants.quantize(data.astype(np.float32), gguf.GGMLQuantizationType.Q8_0)
+        return q, gguf.GGMLQuantizationType.Q8_0
+    return data.astype(np.float16), gguf.GGMLQuantizationType.F16
+
+
+# -- Ollama --------------------------------------------------------------------------------------
+
+CHATML = ('{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
+          '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
+          '<|im_start|>assistant\n')
+LLAMA3 = ('{{- if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>'
+          '{{ end }}{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n'
+          '{{ .Content }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n')
+
+PLAIN = ('{{- if .System }}<|system|>\n{{ .System }}\n{{ end }}'
+         '{{- range .Messages }}<|{{ .Role }}|>\n{{ .Content }}\n{{ end }}<|assistant|>\n')
+
+
+def modelfile(gguf_name: str, chat_template: str | None, eos: str | None,
+              system: str | None) -> str:
+    """An Ollama Modelfile: FROM the file, the chat template as Ollama's Go TEMPLATE, stop
+    tokens and the system prompt the model was trained with (if any)."""
+    tpl = chat_template or ""
+    if "<|im_start|>" in tpl:
+        template, stops = CHATML, ["<|im_end|>", "<|im_start|>"]
+    elif "<|start_header_id|>" in tpl:
+        template, stops = LLAMA3, ["<|eot_id|>", "<|start_header_id|>"]
+    elif "'<|' + m['role'] + '|>" in tpl:  # synthloop's default template (students without one)
+        template, stops = PLAIN, ["<|user|>"]
+    else:
+        template, stops = "{{ .Prompt }}", []
+    if eos and eos not in stops:
+        stops.append(eos)
+    lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{template}"""']
+    lines += [f'PARAMETER stop "{s}"' for s in stops]
+    lines += ["PARAMETER temperature 0"]  # the scoreboard's answers were greedy
+    if system:
+        lines.append(f'SYSTEM """{system}"""')
+    return "\n".join(lines) + "\n"
+
+
+def readme(gguf_name: str, model_name: str, quant: str) -> str:
+    stem = Path(gguf_name).stem
+    return (f"# {model_name} ({quant} GGUF)\n\n"
+            "Written by `synthloop export --gguf`.\n\n"
+            "## Ollama\n\n```sh\n"
+            f"ollama create {stem} -f Modelfile\nollama run {stem}\n```\n\n"
+            "## llama.cpp\n\n```sh\n"
+            f"llama-server -m {gguf_name} --jinja   # OpenAI-compatible server on :8080\n"
+            f"llama-cli -m {gguf_name} -cnv\n```\n\n"
+            "LM Studio opens the file as it is.\n")
