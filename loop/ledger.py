@@ -75,6 +75,10 @@ class Ledger:
             if name in done:
                 continue
             with self.transaction() as c:
+                # another process (a second rank, a second verb) may have applied it while
+                # this one waited for the write lock: look again inside the transaction
+                if c.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                    continue
                 for statement in _statements(sql):
                     c.execute(statement)
                 c.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))

@@ -123,6 +123,7 @@ class Scripted:
         self.retry_after = "1"
         self.hang = 5.0
         self.reply = good_reply  # messages -> the assistant's text; a test may swap it
+        self.die_after: int | None = None  # after this many requests the server goes away
 
     def next(self) -> str:
         with self.lock:
@@ -144,6 +145,10 @@ def _handler(state: Scripted):
             with state.lock:
                 state.requests.append(body)
                 state.headers.append(dict(self.headers))
+            if state.die_after is not None and len(state.requests) > state.die_after:
+                threading.Thread(target=state.stop, daemon=True).start()  # mid-run, for good
+                self.close_connection = True
+                return None  # this request gets no answer
             mode = state.next()
             if state.delay:
                 time.sleep(state.delay)
@@ -187,14 +192,41 @@ def _handler(state: Scripted):
     return H
 
 
-@pytest.fixture
-def server():
+def start_server() -> Scripted:
+    """A scripted server on 127.0.0.1; ``state.stop()`` shuts it (later requests are refused)."""
     state = Scripted()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+
+    def stop() -> None:
+        if not state.stopped:
+            state.stopped = True
+            httpd.shutdown()
+            httpd.server_close()
+
+    state.stopped, state.stop = False, stop
+    return state
+
+
+@pytest.fixture
+def server():
+    state = start_server()
     yield state
-    httpd.shutdown()
-    httpd.server_close()
+    state.stop()
+
+
+@pytest.fixture
+def servers():
+    """``servers(n)``: n scripted servers, all stopped after the test."""
+    made: list[Scripted] = []
+
+    def make(n: int) -> list[Scripted]:
+        made.extend(start_server() for _ in range(n))
+        return made[-n:]
+
+    yield make
+    for s in made:
+        s.stop()

@@ -3,6 +3,11 @@
 Async with bounded concurrency; retries with exponential backoff and full jitter on 429,
 5xx, timeouts, dropped connections and broken bodies, honouring ``Retry-After``. The API key
 comes from the environment (or the caller) and is never logged, cached or put in an error.
+
+Several servers (``base_url="http://a/v1,http://b/v1"``) share the requests: each request
+goes to the server with the fewest requests outstanding; a server that fails is backed off
+(exponentially, per server) while the others carry on, and the request is retried on
+another one. Which server answered never enters the call cache's key.
 """
 
 from __future__ import annotations
@@ -42,7 +47,10 @@ class OpenAITeacher(ChatTeacher):
     ) -> None:
         super().__init__(model, **kwargs)
         self.uri = f"openai:{model}"
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        urls = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self.base_urls = [u.strip().rstrip("/") for u in urls.split(",") if u.strip()]
+        self.base_url = self.base_urls[0]
+        self.servers = [_Server(u) for u in self.base_urls]
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
@@ -51,7 +59,7 @@ class OpenAITeacher(ChatTeacher):
         self.backoff_cap = backoff_cap
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAITeacher(model={self.model!r}, base_url={self.base_url!r})"
+        return f"OpenAITeacher(model={self.model!r}, base_urls={self.base_urls!r})"
 
     def complete_many(self, requests: Sequence[Messages], on_done: OnDone) -> None:
         asyncio.run(self._all(requests, on_done))
@@ -61,7 +69,7 @@ class OpenAITeacher(ChatTeacher):
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         # One TLS context for all workers: building one costs ~40 ms (loading the CA store).
-        tls = ssl.create_default_context() if self.base_url.startswith("https") else False
+        tls = ssl.create_default_context() if any(u.startswith("https") for u in self.base_urls) else False
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         queue: asyncio.Queue[tuple[int, Messages]] = asyncio.Queue()
         for item in enumerate(requests):
@@ -71,7 +79,7 @@ class OpenAITeacher(ChatTeacher):
             # A session with one connection per worker: with 32 in flight every response
             # waits for the client's per-request CPU of the other 31, so that cost sets the
             # throughput (aiohttp measured 0.93 of ideal where httpx gave 0.78).
-            conn = aiohttp.TCPConnector(limit=1, ssl=tls)
+            conn = aiohttp.TCPConnector(limit=len(self.servers), ssl=tls)
             async with aiohttp.ClientSession(headers=headers, timeout=timeout, connector=conn) as s:
                 while not queue.empty():
                     i, messages = queue.get_nowait()
@@ -85,15 +93,18 @@ class OpenAITeacher(ChatTeacher):
 
     async def _call(self, session: aiohttp.ClientSession, messages: Messages) -> Completion:
         body = {"model": self.model, "messages": messages, **self.params}
-        url = f"{self.base_url}/chat/completions"
         last = "no attempt"
         for attempt in range(self.max_retries + 1):
             wait = None
+            server = self._pick()
+            server.outstanding += 1
             try:
-                async with session.post(url, json=body) as resp:
+                async with session.post(f"{server.url}/chat/completions", json=body) as resp:
                     raw = await resp.read()
                     if resp.status == 200:
-                        return _completion(raw)
+                        result = _completion(raw)
+                        server.ok()
+                        return result
                     last = f"HTTP {resp.status}: {_snippet(raw, self._api_key)}"
                     if resp.status not in _RETRY_STATUS:
                         raise TeacherError(last)
@@ -104,10 +115,25 @@ class OpenAITeacher(ChatTeacher):
                 last = f"connection error: {type(e).__name__}"
             except _BrokenBody as e:
                 last = f"broken response body: {e}"
+            finally:
+                server.outstanding -= 1
+            server.failed(wait if wait is not None else self._delay(server.failures))
+            if len(self.servers) > 1:
+                last = f"{server.url}: {last}"
             if attempt == self.max_retries:
                 break
-            await asyncio.sleep(wait if wait is not None else self._delay(attempt))
+            # another server that is not backed off takes the retry at once
+            if not any(s.available() for s in self.servers):
+                await asyncio.sleep(max(0.0, min(s.down_until for s in self.servers) - time.monotonic()))
         raise TeacherError(f"{last} (gave up after {self.max_retries + 1} attempts)")
+
+    def _pick(self) -> _Server:
+        """The server with the fewest requests in flight among those not backed off (all
+        backed off: the one that comes back first)."""
+        up = [s for s in self.servers if s.available()]
+        if not up:
+            return min(self.servers, key=lambda s: s.down_until)
+        return min(up, key=lambda s: (s.outstanding, s.failures))
 
     def _delay(self, attempt: int) -> float:
         # Full jitter (AWS architecture blog): spreads retries of many concurrent clients.
@@ -116,6 +142,26 @@ class OpenAITeacher(ChatTeacher):
 
 class _BrokenBody(ValueError):
     pass
+
+
+class _Server:
+    """One server of the pool: requests in flight, failures in a row, backed off until."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.outstanding = 0
+        self.failures = 0
+        self.down_until = 0.0
+
+    def available(self) -> bool:
+        return time.monotonic() >= self.down_until
+
+    def ok(self) -> None:
+        self.failures, self.down_until = 0, 0.0
+
+    def failed(self, delay: float) -> None:
+        self.failures += 1
+        self.down_until = time.monotonic() + delay
 
 
 def _completion(raw: bytes) -> Completion:

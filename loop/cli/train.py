@@ -40,6 +40,10 @@ def train(
         cfg = resolve(TrainConfig, read_config_file(config).get("train"), **overrides)
         with Workspace(workspace) as ws, stage_sink() as sink:
             result = run(ws, cfg, emit=sink)
+        from loop.train.stage import is_main_process
+
+        if not is_main_process():
+            return  # under accelerate launch: rank 0 reports (and wrote) the model
         summary = result.summary()
         logs = ws.root / "logs" / "tensorboard" / result.model_id
         if logs.is_dir():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from loop.config import StageConfig
 
@@ -31,7 +31,15 @@ class GenerateConfig(StageConfig):
     dedup_embedder: str | None = Field(None, description="Embedder URI (st:NAME) for near-duplicate and decontamination similarity; default: character n-gram vectors.")
     judge: str | None = Field(None, description="Teacher URI of an LLM judge; samples scoring below judge_min are removed.")
     judge_min: int = Field(3, ge=1, le=5, description="Least judge score kept (1-5).")
-    teacher_url: str | None = Field(None, description="Base URL of an OpenAI-compatible server (else $OPENAI_BASE_URL).")
+    teacher_url: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible server (else $OPENAI_BASE_URL); "
+        "several, comma-separated (a list in the config file), share the requests: the least "
+        "busy first, a failing one backed off while the others carry on.")
+
+    @field_validator("teacher_url", mode="before")
+    @classmethod
+    def _urls(cls, value: object) -> object:
+        return ",".join(str(v).strip() for v in value) if isinstance(value, list | tuple) else value
     concurrency: int = Field(8, ge=1, le=512, description="Teacher requests in flight at once.")
     timeout: float = Field(120.0, gt=0, description="Seconds before a teacher request times out.")
     max_retries: int = Field(5, ge=0, le=20, description="Retries of a failed teacher request.")

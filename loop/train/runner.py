@@ -104,6 +104,9 @@ def trainer_kwargs(plan: Plan) -> dict[str, Any]:
         include_num_input_tokens_seen="non_padding",
         bf16=plan.dtype == "bf16", fp16=plan.dtype == "fp16", use_cpu=plan.device == "cpu",
         dataloader_pin_memory=plan.device.startswith("cuda"),
+        # LoRA leaves no trainable parameter out of the forward pass: under DDP the search
+        # for unused ones would cost a graph traversal per step (and warn every run)
+        ddp_find_unused_parameters=False,
     )
     if checkpointing:  # passed only when on: the flag is deprecated in transformers 5
         kw["gradient_checkpointing"] = True

@@ -62,6 +62,7 @@ class TrainResult:
     memory: dict[str, Any] | None = None  # the memory plan, with the measured peak
     tokens_per_s: float | None = None
     pretrain: dict[str, Any] | None = None  # then_sft: the pretraining run this one built on
+    world_size: int = 1  # processes that trained it (accelerate launch / torchrun ranks)
     stopped_early: bool = False  # validation loss stopped improving before the last step
     best_step: int | None = None  # the step whose checkpoint (lowest validation loss) was kept
 
@@ -310,6 +311,7 @@ class _Train:
             resumed_from=Path(resumed).name if resumed else None, notes=student.notes,
             memory=getattr(self, "memory", None), tokens_per_s=getattr(self, "rate", None),
             stopped_early=_stopped_early(trainer), best_step=trainer.state.best_global_step,
+            world_size=int(os.environ.get("WORLD_SIZE", "1")),
         )
 
     def _meta(self, result: TrainResult, student: Student, targets: list[str]) -> dict[str, Any]:
@@ -334,7 +336,7 @@ class _Train:
 
 _RESULT_KEYS = ("model_id", "adapter_path", "kind", "student", "method", "dataset_id", "steps",
                 "loss_first", "loss_last", "val_loss", "resumed_from", "notes", "memory",
-                "tokens_per_s", "stopped_early", "best_step")
+                "tokens_per_s", "stopped_early", "best_step", "world_size")
 
 
 def _stopped_early(trainer: Any) -> bool:

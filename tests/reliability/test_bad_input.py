@@ -143,7 +143,9 @@ def _cli_cases(tmp):
         (tmp / name).write_text(text)
         return tmp / name
 
-    run = ["run", str(docs), "-w", str(tmp / "ws"), "--json"]
+    # scratch:tiny: checked in no time (smollm2 would be dequantized into every fresh
+    # workspace first, ~18 s a case); the URI under test fails at the stage that uses it
+    run = ["run", str(docs), "-w", str(tmp / "ws"), "--json", "--student", "scratch:tiny"]
     cases["config: unknown key"] = (run + ["-c", cfg("a.toml", "[train]\nlearning_rate = 0.1\n")],
                                     ["unknown key 'learning_rate'", "[train]"])
     cases["config: wrong type"] = (run + ["-c", cfg("b.toml", '[generate]\nper_chunk = "three"\n')],

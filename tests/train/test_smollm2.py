@@ -195,17 +195,16 @@ def test_gguf_export_of_the_tuned_smollm2_loads_back_with_the_same_answers(real_
         return out
 
     want = answers(merged)
-    sizes = {}
-    for quant in ("f16", "q8_0"):
-        info = export_gguf(real_ws, tmp_path / f"s-{quant}.gguf", quant, "tuned")
-        sizes[quant] = info["bytes"]
-        back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=f"s-{quant}.gguf",
-                                                    dtype=torch.float32).eval()
-        got = answers(back)
-        if quant == "f16":
-            assert [g[0] for g in got] == [w[0] for w in want]
-        worst = max((a[1] - b[1]).abs().max().item() for a, b in zip(want, got, strict=True))
-        assert worst < (0.1 if quant == "f16" else 1.5), (quant, worst)
+    sizes = {q: export_gguf(real_ws, tmp_path / f"s-{q}.gguf", q, "tuned")["bytes"]
+             for q in ("f16", "q8_0")}
+    back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="s-f16.gguf",
+                                                dtype=torch.float32).eval()
+    got = answers(back)
+    assert [g[0] for g in got] == [w[0] for w in want]
+    worst = max((a[1] - b[1]).abs().max().item() for a, b in zip(want, got, strict=True))
+    assert worst < 0.1, worst
+    # q8_0's round trip (logits within 0.79 here) is measured by bench/gguf_export.py and
+    # tested on the tiny model; here its size: about half of f16's
     assert 0.45 < sizes["q8_0"] / sizes["f16"] < 0.6
     mf = (tmp_path / "s-f16.Modelfile").read_text()
     assert "<|im_start|>assistant" in mf and 'PARAMETER stop "<|im_end|>"' in mf
