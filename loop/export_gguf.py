@@ -128,13 +128,26 @@ def _vocab(w: Any, tok: Any, folder: Path, n_vocab: int) -> None:
         types.append(gguf.TokenType.NORMAL if a is None else
                      gguf.TokenType.CONTROL if a.special else gguf.TokenType.USER_DEFINED)
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
+    w.add_tokenizer_pre(_pre_tokenizer(tok, by_id))
     w.add_token_list(tokens)
     w.add_token_types(types)
     special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=n_vocab)
     special.add_to_gguf(w, quiet=True)  # merges, bos/eos/unk/pad ids, add_bos, chat template
     if not special.merges:
         raise InputError("the tokenizer has no BPE merges to write")
+
+
+def _pre_tokenizer(tok: Any, by_id: dict[int, str]) -> str:
+    """llama.cpp's name for the pre-tokenizer (how text is split before BPE): it has no way
+    to read the tokenizer's own regex, so a known family is named; else its generic rules."""
+    vocab = set(by_id.values())
+    if "<|begin_of_text|>" in vocab:
+        return "llama-bpe"  # Llama 3
+    if "<|endoftext|>" in vocab and "<|im_start|>" in vocab and len(vocab) > 150_000:
+        return "qwen2"
+    if "<|im_start|>" in vocab and len(by_id) == 49152:
+        return "smollm"  # SmolLM / SmolLM2
+    return "default"
 
 
 def _tensors(w: Any, model: Any, cfg: Any, arch: Arch, quant: str) -> int:
@@ -219,7 +232,7 @@ def modelfile(gguf_name: str, chat_template: str | None, eos: str | None,
     lines += [f'PARAMETER stop "{s}"' for s in stops]
     lines += ["PARAMETER temperature 0"]  # the scoreboard's answers were greedy
     if system:
-        lines.append(f'SYSTEM """{system}"""')
+        lines.append(f'SYSTEM """{system.replace(chr(34) * 3, chr(34) * 2)}"""')
     return "\n".join(lines) + "\n"
 
 
@@ -228,7 +241,7 @@ def readme(gguf_name: str, model_name: str, quant: str) -> str:
     return (f"# {model_name} ({quant} GGUF)\n\n"
             "Written by `synthloop export --gguf`.\n\n"
             "## Ollama\n\n```sh\n"
-            f"ollama create {stem} -f Modelfile\nollama run {stem}\n```\n\n"
+            f"ollama create {stem} -f {stem}.Modelfile\nollama run {stem}\n```\n\n"
             "## llama.cpp\n\n```sh\n"
             f"llama-server -m {gguf_name} --jinja   # OpenAI-compatible server on :8080\n"
             f"llama-cli -m {gguf_name} -cnv\n```\n\n"

@@ -122,6 +122,9 @@ def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str
     return out
 
 
+DEV_ORIGIN = "dev part of the gold set (picks the targets; not a score to report)"
+
+
 def _split(ws: Workspace, eval_set: Path | None, seed: int) -> dict[str, Any]:
     """The gold set (or the generated eval set) split by document into dev and test files."""
     from loop.corpus import load_corpus
@@ -157,7 +160,7 @@ def _missed_on_dev(ws: Workspace, cfgs: RunConfigs, split: dict[str, Any] | None
     tuned = [name for name, s in SETUPS.items() if s.adapter and not s.optional]
     cfg = cfgs.eval.model_copy(update={"setups": tuned})
     dev = stage("eval-dev", evaluate, ws, cfg, eval_set=split["dev"] if split else None,
-                emit=emit)
+                emit=emit, origin=DEV_ORIGIN if split else None)
     preds = load_from_disk(str(dev.path / "predictions")).to_list()
     missed = {c for p in preds if p["setup"] in tuned and p["f1"] < 0.5 for c in p["gold_chunk_ids"]}
     if split:

@@ -118,8 +118,13 @@ def dataset_path(ws: Workspace, dataset_id: str | None = None) -> Path:
 
 
 def recorded_path(ws: Workspace, dataset_id: str) -> Path:
-    """Where a dataset (or eval set) lives: the ledger's record, else ``datasets/<id>``.
-    (Eval sets made before 0.2 live in ``evals/<id>``; the ledger remembers.)"""
+    """Where a dataset (or eval set) lives: ``datasets/<id>``, else (an eval set made before
+    0.2) ``evals/<id>``, both under this workspace's root wherever it was moved; else the
+    path the ledger recorded."""
+    for kind in ("datasets", "evals"):
+        path = ws.artefact(kind, dataset_id)
+        if path.exists():
+            return path
     row = ws.ledger.dataset(dataset_id)
     return Path(row["path"]) if row else ws.artefact("datasets", dataset_id)
 

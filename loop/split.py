@@ -96,7 +96,7 @@ def _documents(item: Any, source_of: dict[str, str], sources: list[str],
     if found:
         return found
     if item.doc:
-        named = {s for s in sources if s.endswith(item.doc)}
+        named = {s for s in sources if s == item.doc or s.endswith("/" + item.doc)}
         if named:
             return named
     from loop.eval.metrics import normalize_answer

@@ -117,7 +117,9 @@ class OpenAITeacher(ChatTeacher):
                 last = f"broken response body: {e}"
             finally:
                 server.outstanding -= 1
-            server.failed(wait if wait is not None else self._delay(server.failures))
+            # this request's own backoff grows with its attempts (as with one server); the
+            # server is held back at least that long, longer when it said Retry-After
+            server.failed(wait if wait is not None else self._delay(attempt))
             if len(self.servers) > 1:
                 last = f"{server.url}: {last}"
             if attempt == self.max_retries:
@@ -161,7 +163,7 @@ class _Server:
 
     def failed(self, delay: float) -> None:
         self.failures += 1
-        self.down_until = time.monotonic() + delay
+        self.down_until = max(self.down_until, time.monotonic() + delay)
 
 
 def _completion(raw: bytes) -> Completion:

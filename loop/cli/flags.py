@@ -68,7 +68,8 @@ def option(model: type[StageConfig], name: str, decls: tuple[str, ...] | None = 
     choices = field_choices(model, name)
     if base is bool:
         kind: Any = bool
-        decls = decls or ((flag,) if f.default is False else (f"{flag}/--no-{flag[2:]}",))
+        # both ways: a config file's `x = true` can be turned off for one run
+        decls = decls or (f"{flag}/--no-{flag[2:]}",)
     elif is_list_type(base):
         kind = str
     elif choices:

@@ -145,8 +145,11 @@ class _Eval:
         if (final / "scores.json").exists():
             data = json.loads((final / "scores.json").read_text())
             data.setdefault("student", self._student_uri(models))
+            result = EvalResult(**{**data, "path": final, "cached": True})
+            if self.ws.ledger.evaluation(eval_id) is None:  # killed between folder and ledger
+                self._record(final, result)
             self.ws.ledger.set_current("eval", eval_id)
-            return EvalResult(**{**data, "path": final, "cached": True})
+            return result
         contexts = self._retrieve(questions, retriever) if retriever else {}
         preds, probes = self._answer(questions, setups, models, contexts)
         self._score(questions, preds, contexts)
@@ -420,6 +423,9 @@ class _Eval:
             summary.pop("path")
             write_json(tmp / "scores.json", summary)
             write_json(tmp / "synthloop.json", {"kind": "eval", "config": self.cfg.resolved()})
+        self._record(final, result)
+
+    def _record(self, final: Path, result: EvalResult) -> None:
         db = self.ws.ledger
         with db.transaction():
             db.insert("evaluations", conflict="replace", id=result.eval_id, path=str(final),
@@ -458,7 +464,7 @@ def _gold_chunks(answers: list[str], doc: str, chunks: list[dict]) -> list[str]:
     keys = [M.normalize_answer(a)[:80] for a in answers if M.normalize_answer(a)]
     out = []
     for c in chunks:
-        if doc and not c["source"].endswith(doc):
+        if doc and not (c["source"] == doc or c["source"].endswith("/" + doc)):
             continue
         text = M.normalize_answer(c["text"])
         if any(k in text for k in keys):

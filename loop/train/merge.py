@@ -80,6 +80,8 @@ def model_scores(ws: Workspace, model_id: str) -> dict[str, Any]:
     """The scores of this model's setup(s) in the latest evaluation that scored it, with
     their intervals and the eval set's origin (empty when no evaluation scored it)."""
     for row in ws.ledger.evaluations(model_id):
+        if (row.get("origin") or "").startswith("dev part"):  # run --iterations' targeting
+            continue
         f = ws.eval_dir(row["id"]) / "scores.json"
         if not f.exists():
             continue

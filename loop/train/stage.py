@@ -96,6 +96,10 @@ def train(ws: Workspace, cfg: TrainConfig | None = None, emit: EventSink = null_
         result = _Train(ws, cfg, emit, callbacks or []).run()
         if not (cfg.then_sft and cfg.method == "pretrain"):
             return result
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # rank 0 writes the pretrained model
+            from accelerate import PartialState  # first: the others load it next
+
+            PartialState().wait_for_everyone()
         sft = cfg.model_copy(update={"method": "lora", "student": f"model:{result.model_id}",
                                      "then_sft": False})
         tuned = _Train(ws, sft, emit, callbacks or []).run()
@@ -176,6 +180,10 @@ class _Train:
         if self.cfg.method not in ("lora", "dpo"):
             raise InputError(f"--from continues a LoRA adapter: use it with --method lora or dpo, "
                              f"not {self.cfg.method}")
+        if row["student"] != self.cfg.student:
+            raise InputError(f"--from {name}: model {row['id']} was trained on {row['student']}, "
+                             f"not {self.cfg.student}",
+                             hint=f"pass --student {row['student']}")
         return row
 
     def _cached(self, final: Path) -> TrainResult:

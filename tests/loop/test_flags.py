@@ -39,6 +39,7 @@ def test_every_config_field_is_a_flag_with_its_help_and_default():
     assert "LoRA rank. [default: 16]" in train and "[default: smollm2]" in train
     assert "lora|full|qlora|dpo|pretrain" in train and "--then-sft" in train
     assert "--no-context" in train and "--no-packing" in train
+    assert "--no-trust-remote-code" in train  # a config file's `true` can be turned off
 
 
 def test_registry_choices_are_listed():

