@@ -44,9 +44,13 @@ def _register() -> None:
 
     # Verbs from outside loop/ (the dashboard, plugins) join through an entry-point group:
     # loop never imports them by name.
+    import sys
     from importlib.metadata import entry_points
 
     for ep in entry_points(group="synthloop.verbs"):
+        module = sys.modules.get(ep.module)
+        if module is not None and not hasattr(module, ep.attr):
+            continue  # that module is importing loop.cli right now (its own entry: it runs alone)
         ep.load()(app)
 
 

@@ -145,3 +145,15 @@ def test_loop_never_imports_tui_in_source():
                  if any(line.lstrip().startswith(("import tui", "from tui"))
                         for line in p.read_text().splitlines())]
     assert offenders == []
+
+
+def test_the_dashboard_starts_from_its_own_entry():
+    """`python -m tui` (and the synthloop-dashboard script) import loop.cli, which loads the
+    synthloop.verbs entry points, tui.cli among them: that cycle must not break either."""
+    import subprocess
+    import sys
+
+    for argv in (["-m", "tui", "--help"], ["-m", "loop", "dashboard", "--help"]):
+        out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert "workspace" in out.stdout.lower()
