@@ -1,5 +1,7 @@
 """Human gold sets, read once for every stage: JSONL (``{"question", "answers", "doc"?,
-"chunk_ids"?}``) or SQuAD-format JSON.
+"chunk_ids"?}``, and for other tasks ``"task": "classify"`` with ``"label"``/``"labels"``,
+``"task": "extract"`` with ``"fields"``, and on any item a ``"format"`` spec, see
+:mod:`generators.formats`) or SQuAD-format JSON.
 
 ``generate`` needs only the questions (to keep near-duplicates out of the training data);
 ``eval`` and ``run`` need answerable items. Both read through here, and a malformed file is
@@ -17,13 +19,21 @@ from loop.errors import InputError
 
 def read_gold_set(path: Path) -> list[Any]:
     """Every answerable question of the file (``retrieval.metrics.EvalItem``)."""
+    from generators.formats import FormatError, parse_spec
     from retrieval.errors import RetrievalError
     from retrieval.evalset import load_eval_set
 
     try:
-        return load_eval_set(path)
+        items = load_eval_set(path)
     except RetrievalError as e:
         raise InputError(str(e)) from e
+    for it in items:
+        try:
+            if it.format is not None:
+                object.__setattr__(it, "format", parse_spec(it.format))  # validated, normalised
+        except FormatError as e:
+            raise InputError(f"{path}: item {it.id}: {e}") from e
+    return items
 
 
 def gold_questions(path: Path) -> list[str]:

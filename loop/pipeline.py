@@ -162,7 +162,7 @@ def _missed_on_dev(ws: Workspace, cfgs: RunConfigs, split: dict[str, Any] | None
     dev = stage("eval-dev", evaluate, ws, cfg, eval_set=split["dev"] if split else None,
                 emit=emit, origin=DEV_ORIGIN if split else None)
     preds = load_from_disk(str(dev.path / "predictions")).to_list()
-    missed = {c for p in preds if p["setup"] in tuned and p["f1"] < 0.5 for c in p["gold_chunk_ids"]}
+    missed = {c for p in preds if p["setup"] in tuned and p["f1"] is not None and p["f1"] < 0.5 for c in p["gold_chunk_ids"]}
     if split:
         source = dict(zip(*load_corpus(ws).select_columns(["chunk_id", "source"]).to_dict().values(),
                           strict=True))

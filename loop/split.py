@@ -37,9 +37,7 @@ class GoldSplit:
         out = []
         for part, items in (("dev", self.dev), ("test", self.test)):
             path = folder / f"{stem}.{part}.jsonl"
-            path.write_text("".join(json.dumps({"id": it.id, "question": it.question,
-                                                "answers": it.answers, "chunk_ids": it.chunk_ids,
-                                                "doc": it.doc}, ensure_ascii=False) + "\n"
+            path.write_text("".join(json.dumps(it.to_row(), ensure_ascii=False) + "\n"
                                     for it in items), encoding="utf-8")
             out.append(path)
         return out[0], out[1]
@@ -99,6 +97,8 @@ def _documents(item: Any, source_of: dict[str, str], sources: list[str],
         named = {s for s in sources if s == item.doc or s.endswith("/" + item.doc)}
         if named:
             return named
+    if getattr(item, "task", "qa") != "qa":
+        return set()  # a label or a field value is not evidence of a document
     from loop.eval.metrics import normalize_answer
 
     keys = [normalize_answer(a)[:80] for a in item.answers if normalize_answer(a)]

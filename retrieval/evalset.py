@@ -30,13 +30,29 @@ def _jsonl(raw: str, path: Path) -> list[EvalItem]:
             continue
         try:
             row = json.loads(line)
-            answers = row.get("answers") or ([row["answer"]] if row.get("answer") else [])
+            answers = (row.get("answers") or ([row["answer"]] if row.get("answer") else [])
+                       or ([row["label"]] if row.get("label") else []))
+            task = str(row.get("task") or "qa")
+            fields = row.get("fields")
+            if fields is not None and not isinstance(fields, dict):
+                raise TypeError("'fields' must be a JSON object")
+            if task == "extract" and fields and not answers:
+                answers = [json.dumps(fields, ensure_ascii=False)]
+            fmt = row.get("format")
+            if fmt is not None and not isinstance(fmt, dict | str):
+                raise TypeError("'format' must be a JSON object")
             item = EvalItem(str(row["question"]), [str(a) for a in answers],
                             [str(c) for c in row.get("chunk_ids") or []], str(row.get("id", n)),
-                            str(row.get("doc") or ""))
+                            str(row.get("doc") or ""), task,
+                            [str(x) for x in row.get("labels") or []], fields, fmt or None)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise RetrievalError(f"{path}:{n}: not a gold row "
                                  f'{{"question", "answers": [...]}}: {e}') from e
+        if task not in ("qa", "classify", "extract"):
+            raise RetrievalError(f"{path}:{n}: unknown task {task!r} (qa, classify or extract)")
+        if task == "classify" and not answers:
+            raise RetrievalError(f"{path}:{n}: a classify item needs its gold label "
+                                 '("label" or "answers")')
         if item.answers or item.chunk_ids:
             items.append(item)
     return items

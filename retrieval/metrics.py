@@ -33,6 +33,25 @@ class EvalItem:
     chunk_ids: list[str] = field(default_factory=list)
     id: str = ""
     doc: str = ""
+    # Not only factoid QA (loop scores these; retrieval metrics ignore them): ``task`` is
+    # "qa", "classify" (answers: the gold label; labels: the allowed ones) or "extract"
+    # (fields: the gold key -> value); ``format``, a spec every answer must follow
+    # (generators.formats).
+    task: str = "qa"
+    labels: list[str] = field(default_factory=list)
+    fields: dict | None = None
+    format: dict | None = None
+
+    def to_row(self) -> dict:
+        """The item as a gold JSONL row (what ``load_eval_set`` reads back)."""
+        row = {"id": self.id, "question": self.question, "answers": self.answers,
+               "chunk_ids": self.chunk_ids, "doc": self.doc}
+        if self.task != "qa":
+            row["task"] = self.task
+        for key in ("labels", "fields", "format"):
+            if getattr(self, key):
+                row[key] = getattr(self, key)
+        return row
 
 
 def is_relevant(item: EvalItem, chunk_id: str, text: str, source: str = "") -> bool:

@@ -95,6 +95,14 @@ def good_reply(messages: list[dict]) -> str:
         cand = user.split("Candidate answer:", 1)[1].split("\n", 1)[0].strip().lower()
         refs = user.split("Reference answer(s):", 1)[1].split("\n", 1)[0].lower()
         return json.dumps({"score": 5 if cand and cand in refs else 1, "reason": "scripted"})
+    if "Grade how well an answer follows a style guide" in user:  # the eval stage's style grade
+        return json.dumps({"score": 5 if "crowns" in user.rsplit("<answer>", 1)[1] else 2,
+                           "reason": "scripted"})
+    if "Allowed labels:" in user:  # classify: the label named on the document's title line
+        labels = [x.strip() for x in user.split("Allowed labels:", 1)[1].split("\n", 1)[0].split(",")]
+        title = re.search(r'<document title="([^"]*)"', user)
+        hit = [lab for lab in labels if title and lab.lower() in title.group(1).lower()]
+        return json.dumps({"label": (hit or labels)[0]})
     m = re.search(r"<document[^>]*>\n(.*?)\n</document>", user, re.DOTALL)
     doc = m.group(1) if m else user
     words = re.findall(r"[A-Za-z][a-z]{3,}", doc)
@@ -213,6 +221,14 @@ def start_server() -> Scripted:
 
 @pytest.fixture
 def server():
+    state = start_server()
+    yield state
+    state.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server():
+    """One scripted server for a module's shared fixtures."""
     state = start_server()
     yield state
     state.stop()

@@ -78,7 +78,12 @@ def _show(summary: dict, report: dict, as_json: bool) -> None:
 def show_scores(summary: dict) -> None:
     """The verdict and one line per setup (F1 with its interval, EM) on the console."""
     say(("Verdict.", "bold"), " ", summary["verdict"])
+    from loop.eval.metrics import METRICS
+
+    def cell(label: str, v: dict) -> str:
+        return f"{label} {v['mean']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
+
     for setup, row in summary["setups"].items():
-        f1, em = row["f1"], row["em"]
-        say(f"  {setup:<10} F1 {f1['mean']:.3f} [{f1['ci_low']:.3f}, {f1['ci_high']:.3f}]"
-            f"   EM {em['mean']:.3f}")
+        parts = [cell("F1", row["f1"]), f"EM {row['em']['mean']:.3f}"] if "f1" in row else []
+        parts += [cell(name, row[name]) for name, m in METRICS.items() if m.headline and name in row]
+        say(f"  {setup:<10} " + "   ".join(parts))

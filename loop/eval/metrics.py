@@ -103,7 +103,10 @@ class Metric:
 
     ``per_answer(answer, question, shown)`` scores one answer (``shown`` is None for
     closed-book setups); a metric that needs a model (an embedder, a judge) sets
-    ``per_batch(stage, questions, predictions)`` instead, which fills ``p[name]`` for all."""
+    ``per_batch(stage, questions, predictions)`` instead, which fills ``p[name]`` for all.
+    A metric of the whole set that is no mean of per-answer scores (macro-F1) sets
+    ``statistic(rows)`` over the prediction rows that ``applies`` to, bootstrapped by rows.
+    ``headline`` metrics are printed beside F1 and EM on the console when present."""
 
     name: str
     label: str
@@ -111,6 +114,9 @@ class Metric:
     per_answer: Callable[[str, Any, Shown | None], float | None] | None = None
     per_batch: Callable[[Any, list, list[dict]], None] | None = None
     plotted: bool = False  # drawn in the report's bar chart
+    statistic: Callable[[list[dict]], float] | None = None
+    applies: Callable[[dict], bool] = lambda p: True  # noqa: E731 - which rows ``statistic`` reads
+    headline: bool = False
 
 
 METRICS: dict[str, Metric] = {}
@@ -140,10 +146,93 @@ def _rr(answer: str, q: Any, shown: Shown | None) -> float | None:
     return hit_and_rr(shown.chunk_ids, q.gold_chunks, shown.k)[1] if shown and q.gold_chunks else None
 
 
+def qa_only(score: Callable[[str, Sequence[str]], float]) -> Callable[[str, Any, Shown | None], float | None]:
+    """A reference-answer metric, for QA items only (a label or a JSON object has its own)."""
+    return lambda a, q, s: score(a, q.answers) if getattr(q, "task", "qa") == "qa" else None
+
+
+# -- classification and extraction ------------------------------------------------------------
+
+
+def predicted_label(answer: str, labels: Sequence[str]) -> str:
+    """The label an answer gives: the whole (normalised) answer when it is one, else the label
+    named first in it (whole words), else the answer itself (a label the set does not know)."""
+    norm = normalize_answer(answer)
+    by_norm = {normalize_answer(lab): lab for lab in labels}
+    if norm in by_norm:
+        return by_norm[norm]
+    padded, best = f" {norm} ", None
+    for n, lab in by_norm.items():
+        at = padded.find(f" {n} ") if n else -1
+        if at >= 0 and (best is None or at < best[0]):
+            best = (at, lab)
+    return best[1] if best else norm
+
+
+def _accuracy(answer: str, q: Any, shown: Shown | None) -> float | None:
+    if getattr(q, "task", "qa") != "classify":
+        return None
+    labels = list(q.labels) or list(q.answers)
+    return float(normalize_answer(predicted_label(answer, labels)) == normalize_answer(q.answers[0]))
+
+
+def macro_f1(rows: list[dict]) -> float:
+    """Macro-averaged F1 over the gold labels of ``rows`` (``label``, ``gold_label``). A
+    prediction that is no gold label costs recall and is a false positive of no class;
+    written out (not sklearn's ``f1_score``) because the bootstrap calls it 2,000 times."""
+    gold = Counter(r["gold_label"] for r in rows)
+    pred = Counter(r["label"] for r in rows)
+    hit = Counter(r["gold_label"] for r in rows if r["label"] == r["gold_label"])
+    f1s = [2 * hit[c] / (gold[c] + pred[c]) for c in gold]
+    return sum(f1s) / len(f1s) if f1s else float("nan")
+
+
+def _key(k: object) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(k).lower()).strip("_")
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return normalize_answer(" ".join(str(v) for v in value))
+    return normalize_answer(str(value))
+
+
+def field_f1(answer: str, fields: dict[str, Any]) -> float:
+    """F1 over the (key, value) pairs of a JSON answer against the gold fields: keys compared
+    in snake case, values after SQuAD normalisation; an answer with no JSON object scores 0."""
+    from generators.formats import answer_json
+
+    try:
+        got = answer_json(answer)
+    except ValueError:
+        return 0.0
+    if not isinstance(got, dict) or not got or not fields:
+        return 0.0
+    want = {(_key(k), _flat(v)) for k, v in fields.items()}
+    have = {(_key(k), _flat(v)) for k, v in got.items()}
+    same = len(want & have)
+    return 2 * same / (len(want) + len(have)) if same else 0.0
+
+
+def _field_f1(answer: str, q: Any, shown: Shown | None) -> float | None:
+    return field_f1(answer, q.fields or {}) if getattr(q, "task", "qa") == "extract" else None
+
+
+def _format(answer: str, q: Any, shown: Shown | None) -> float | None:
+    from generators.formats import complies
+
+    return float(complies(answer, q.format)) if getattr(q, "format", None) else None
+
+
 for _m in (
-    Metric("em", "exact match", 0, lambda a, q, s: exact_match(a, q.answers), plotted=True),
-    Metric("f1", "token F1", 1, lambda a, q, s: f1_score(a, q.answers), plotted=True),
-    Metric("rouge_l", "ROUGE-L", 2, lambda a, q, s: rouge_l(a, q.answers), plotted=True),
+    Metric("em", "exact match", 0, qa_only(exact_match), plotted=True),
+    Metric("f1", "token F1", 1, qa_only(f1_score), plotted=True),
+    Metric("rouge_l", "ROUGE-L", 2, qa_only(rouge_l), plotted=True),
+    Metric("format", "answers that follow the item's format spec", 8, _format, headline=True),
+    Metric("accuracy", "classification accuracy", 10, _accuracy, headline=True),
+    Metric("macro_f1", "classification macro-F1", 11, statistic=macro_f1,
+           applies=lambda p: bool(p.get("gold_label")), headline=True),
+    Metric("field_f1", "extraction field-level F1", 12, _field_f1, headline=True),
     Metric("faithfulness", "answer words found in the context", 5,
            lambda a, q, s: faithfulness(a, s.context) if s else None),
     Metric("hit", "gold chunk retrieved", 6, _hit),

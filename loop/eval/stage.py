@@ -8,6 +8,7 @@ same decoding settings, and every RAG setup the same retriever, k and context bl
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -24,7 +25,7 @@ from loop.errors import InputError, WorkspaceError
 from loop.eval import graded  # noqa: F401 - registers the semantic and judge metrics
 from loop.eval import metrics as M
 from loop.eval.setups import SETUPS, adapter_kinds, get_setup, rag_setups, setup_names
-from loop.eval.stats import bootstrap_ci, holm, mcnemar_p, paired_diff_ci, paired_p
+from loop.eval.stats import bootstrap_ci, bootstrap_stat, holm, mcnemar_p, paired_diff_ci, paired_p
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
 from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
@@ -50,6 +51,8 @@ class EvalConfig(StageConfig):
     seed: int = Field(0, description="Seed of the bootstrap.")
     judge: str | None = Field(None, description="Teacher URI of an LLM judge: a reference-guided correctness grade per answer.")
     judge_url: str | None = Field(None, description="Base URL of the judge's OpenAI-compatible server.")
+    style: str | None = Field(None, description="A style guide file (plain text): with a judge, "
+                              "every answer gets a style grade against it.")
     batch_size: int = Field(16, ge=1, description="Questions answered per generate call (fewer "
                             "when long prompts would not fit memory_budget).")
     memory_budget: str = Field(
@@ -81,6 +84,15 @@ class Question:
     answers: list[str]
     gold_chunks: list[str]
     doc: str
+    task: str = "qa"  # qa | classify (answers[0] is the label) | extract (fields)
+    labels: list[str] = dataclasses.field(default_factory=list)
+    fields: dict[str, Any] | None = None
+    format: dict[str, Any] | None = None  # a generators.formats spec the answer must follow
+
+    @property
+    def whole_answer(self) -> bool:
+        """Scored on the whole reply, not its first line (a format, a JSON object)."""
+        return bool(self.format) or self.task == "extract"
 
 
 @dataclass
@@ -172,9 +184,8 @@ class _Eval:
         from loop.goldset import read_gold_set
 
         if eval_set is not None:
-            items = read_gold_set(eval_set)
+            raw = read_gold_set(eval_set)
             origin = self.origin or f"human gold set ({eval_set.name})"
-            raw = [(it.id, it.question, it.answers, it.chunk_ids, it.doc) for it in items]
         else:
             raw, origin = self._generated_set()
         if self.cfg.max_questions and len(raw) > self.cfg.max_questions:
@@ -182,9 +193,13 @@ class _Eval:
                               "questions (max_questions)")
             raw = raw[: self.cfg.max_questions]
         chunks = load_corpus(self.ws).select_columns(["chunk_id", "source", "text"]).to_list()
-        out = [Question(str(i), q, list(a), list(c) or _gold_chunks(a, doc, chunks), doc)
-               for i, q, a, c, doc in raw]
-        blob = json.dumps([[q.id, q.question, q.answers] for q in out]).encode()
+        out = [Question(str(it.id), it.question, list(it.answers),
+                        list(it.chunk_ids) or (_gold_chunks(it.answers, it.doc, chunks)
+                                               if it.task == "qa" else []),
+                        it.doc, it.task, list(it.labels), it.fields, it.format) for it in raw]
+        # a plain QA item hashes as before 0.3, so earlier evaluations keep their ids
+        blob = json.dumps([[q.id, q.question, q.answers] + ([q.task, q.labels, q.fields, q.format]
+                           if q.task != "qa" or q.format else []) for q in out]).encode()
         return out, origin, hashlib.sha256(blob).hexdigest()[:16]
 
     def _generated_set(self) -> tuple[list[tuple], str]:
@@ -197,7 +212,15 @@ class _Eval:
                              "`synthloop generate --eval` first")
         self.notes.append("questions are generated, not human-written: treat the figures as "
                           "indicative; a gold set (--eval-set) is better")
-        return ([(r["id"], r["question"], r["answers"], r["chunk_ids"], "") for r in ds],
+        from retrieval.metrics import EvalItem
+
+        def extra(r: dict, key: str) -> Any:  # columns a set made before 0.3 lacks
+            value = r.get(key)
+            return json.loads(value) if isinstance(value, str) and key in ("format", "fields") and value else value
+
+        return ([EvalItem(r["question"], list(r["answers"]), list(r["chunk_ids"] or []), r["id"], "",
+                          r.get("task") or "qa", list(r.get("labels") or []), extra(r, "fields"),
+                          extra(r, "format") or None) for r in ds],
                 f"generated eval set ({eval_id})")
 
     def _models(self) -> dict[str, Path]:
@@ -246,6 +269,10 @@ class _Eval:
                  *(f"{k}={p.name}" for k, p in sorted(models.items())),
                  getattr(retriever, "index_id", "") or "", str(getattr(getattr(retriever, "cfg", None), "k", "")),
                  ",".join(sorted(self.fresh))]
+        if self.cfg.style:  # the guide's text, not only its path, decides the style grades
+            from loop.eval.graded import style_guide
+
+            parts.append(hashlib.sha256(style_guide(self.cfg).encode()).hexdigest())
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
     # -- answering ---------------------------------------------------------------------------
@@ -334,8 +361,9 @@ class _Eval:
         # question and answers ride along so a drill-down shows what was scored, even after
         # the workspace's eval set changes (older predictions lack them: readers fall back).
         return [{"eval_id": q.id, "setup": setup, "doc": q.doc, "gold_chunk_ids": q.gold_chunks,
-                 "question": q.question, "answers": list(q.answers),
-                 "answer": clean_answer(o.text), "raw": o.text,
+                 "question": q.question, "answers": list(q.answers), "task": q.task,
+                 "answer": final_answer(o.text) if q.whole_answer else clean_answer(o.text),
+                 "raw": o.text,
                  "retrieved_chunk_ids": contexts[q.id][1] if SETUPS[setup].retrieval else [],
                  "latency_ms": round(ms, 2), "prompt_tokens": o.prompt_tokens,
                  "completion_tokens": o.completion_tokens} for q, o in zip(batch, outs, strict=True)]
@@ -348,6 +376,10 @@ class _Eval:
         metrics = [M.METRICS[n] for n in M.metric_names()]
         for p in preds:
             q = by_id[p["eval_id"]]
+            # what macro-F1 counts, kept in the predictions (every row has the columns:
+            # Dataset.from_list takes them from the first row)
+            p["label"], p["gold_label"] = ((M.predicted_label(p["answer"], q.labels or q.answers),
+                                            q.answers[0]) if q.task == "classify" else (None, None))
             shown = (M.Shown(contexts[q.id][0], p["retrieved_chunk_ids"], k)
                      if SETUPS[p["setup"]].retrieval else None)
             for m in metrics:
@@ -363,19 +395,32 @@ class _Eval:
         per: dict[str, dict[str, list]] = {}
         for setup in setups:
             rows = sorted((p for p in preds if p["setup"] == setup), key=lambda p: p["eval_id"])
-            per[setup] = {m: [p[m] for p in rows] for m in M.metric_names()}
-            table[setup] = {m: bootstrap_ci([v for v in per[setup][m] if v is not None], **kw).as_dict()
-                            for m in M.metric_names() if any(v is not None for v in per[setup][m])}
+            per[setup] = {m: [p.get(m) for p in rows] for m in M.metric_names()}
+            table[setup] = {}
+            for name in M.metric_names():
+                metric = M.METRICS[name]
+                if metric.statistic is not None:  # a statistic of the whole set (macro-F1)
+                    pool = [p for p in rows if metric.applies(p)]
+                    if pool:
+                        table[setup][name] = bootstrap_stat(pool, metric.statistic, **kw).as_dict()
+                elif any(v is not None for v in per[setup][name]):
+                    table[setup][name] = bootstrap_ci([v for v in per[setup][name] if v is not None],
+                                                      **kw).as_dict()
         diffs = []
         for m in PAIRED_METRICS:
             family = []
             for a, b in itertools.combinations(setups, 2):
-                ci = paired_diff_ci(per[a][m], per[b][m], **kw)
+                # the questions the metric applies to (F1 and EM: the QA items), the same for
+                # every setup since it depends on the item, not on the answer
+                both = [(x, y) for x, y in zip(per[a][m], per[b][m], strict=True)
+                        if x is not None and y is not None]
+                xa, xb = [x for x, _ in both], [y for _, y in both]
+                ci = paired_diff_ci(xa, xb, **kw)
                 d = {"a": a, "b": b, "metric": m, **ci.as_dict(),
-                     "p": paired_p(per[a][m], per[b][m], **kw),
+                     "p": paired_p(xa, xb, **kw),
                      "significant_uncorrected": ci.excludes_zero()}
                 if m == "em":
-                    d["mcnemar_p"] = mcnemar_p(per[a][m], per[b][m])
+                    d["mcnemar_p"] = mcnemar_p(xa, xb)
                 family.append(d)
             # Holm across the metric's pairs: the verdict reads "significant", so 10 paired
             # tests at once keep a 5% family-wise error, not 5% each
@@ -395,7 +440,8 @@ class _Eval:
                  if q.gold_chunks and all(source.get(c) in self.fresh for c in q.gold_chunks)}
         kw = {"n_boot": self.cfg.n_boot, "seed": self.cfg.seed}
         per = {s: [p["f1"] for p in sorted(preds, key=lambda p: p["eval_id"])
-                   if p["setup"] == s and p["eval_id"] in fresh] for s in setups}
+                   if p["setup"] == s and p["eval_id"] in fresh and p["f1"] is not None]
+               for s in setups}
         out: dict[str, Any] = {"questions": len(fresh), "documents": sorted(self.fresh),
                                "setups": {s: bootstrap_ci(v, **kw).as_dict() for s, v in per.items() if v}}
         if fresh and "rag" in per and "tuned" in per:
@@ -440,6 +486,14 @@ class _Eval:
 def _setup_models(setups: list[str], models: dict[str, Path]) -> dict[str, str | None]:
     """Each scored setup's model id: the adapter kind's model, or None (the bare student)."""
     return {s: models[SETUPS[s].adapter].name if SETUPS[s].adapter else None for s in setups}
+
+
+def final_answer(text: str) -> str:
+    """The whole final answer of a reply (after the last ``Answer:``), every line kept: what
+    a format or an extraction is checked on."""
+    if "Answer:" in text:
+        text = text.rsplit("Answer:", 1)[1]
+    return text.strip()
 
 
 def clean_answer(text: str) -> str:

@@ -34,6 +34,21 @@ def bootstrap_ci(values: Sequence[float], *, n_boot: int = 2000, alpha: float = 
     return Interval(float(x.mean()), float(lo), float(hi))
 
 
+def bootstrap_stat(rows: Sequence, statistic, *, n_boot: int = 2000, alpha: float = 0.05,  # noqa: ANN001
+                   seed: int = 0) -> Interval:
+    """Percentile bootstrap interval of a statistic of the whole sample (macro-F1, say, which
+    is not a mean of per-item values): ``statistic(rows)`` on the rows resampled with
+    replacement; deterministic under ``seed``."""
+    rows = list(rows)
+    if not rows:
+        return Interval(float("nan"), float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    stats = [statistic([rows[i] for i in idx])
+             for idx in rng.integers(0, len(rows), size=(n_boot, len(rows)))]
+    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return Interval(float(statistic(rows)), float(lo), float(hi))
+
+
 def paired_diff_ci(a: Sequence[float], b: Sequence[float], **kw) -> Interval:  # noqa: ANN003
     """Bootstrap interval of mean(a - b) over the same questions (resampled together)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
