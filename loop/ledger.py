@@ -180,6 +180,15 @@ class Ledger:
         where, args = ("WHERE kind = ?", (kind,)) if kind else ("", ())
         return self._all(f"SELECT * FROM models {where} ORDER BY created_at DESC", *args)
 
+    def sweeps(self, best_model_id: str | None = None) -> list[dict[str, Any]]:
+        """Training sweeps, newest first; with ``best_model_id``, those that model won."""
+        where, args = ("WHERE best_model_id = ?", (best_model_id,)) if best_model_id else ("", ())
+        return self._all(f"SELECT * FROM sweeps {where} ORDER BY created_at DESC", *args)
+
+    def sweep_settings(self, sweep_id: str) -> list[dict[str, Any]]:
+        """Every setting of a sweep, in grid order: settings, model_id, val_loss, curve."""
+        return self._all("SELECT * FROM sweep_settings WHERE sweep_id = ? ORDER BY seq", sweep_id)
+
     def runs(self, limit: int = 500) -> list[dict[str, Any]]:
         """The latest ``limit`` runs, newest first."""
         return self._all("SELECT * FROM runs ORDER BY id DESC LIMIT ?", limit)
@@ -238,8 +247,9 @@ CURRENT = {"corpus": "corpus", "dataset": "dataset", "eval_set": "eval_set", "in
            "model": "model", "eval": "eval"}
 _TABLES = frozenset({"meta", "runs", "corpora", "files", "file_documents", "indexes",
                      "teacher_calls", "datasets", "rejects", "models", "sample_reviews",
-                     "evaluations"})
-_JSON_COLUMNS = frozenset({"config", "summary", "argv", "models", "datasets"})
+                     "evaluations", "sweeps", "sweep_settings"})
+_JSON_COLUMNS = frozenset({"config", "summary", "argv", "models", "datasets", "grid",
+                           "settings", "curve"})
 
 
 def _current_key(kind: str) -> str:

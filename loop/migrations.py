@@ -168,4 +168,28 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE evaluations ADD COLUMN index_id TEXT
         """,
     ),
+    (
+        "0008_sweeps",
+        """
+        CREATE TABLE sweeps (
+            id TEXT PRIMARY KEY,             -- hash of the settings' model ids
+            kind TEXT NOT NULL,              -- the models' kind: tuned | combined | dpo | pretrain
+            dataset_id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            grid TEXT NOT NULL,              -- {key: [values]}, JSON
+            best_model_id TEXT NOT NULL,     -- the setting with the lowest validation loss
+            config TEXT NOT NULL             -- resolved [train] config the grid varied, JSON
+        );
+        CREATE TABLE sweep_settings (
+            sweep_id TEXT NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,            -- position in the grid
+            settings TEXT NOT NULL,          -- {key: value}, JSON
+            model_id TEXT NOT NULL,
+            val_loss REAL NOT NULL,
+            curve TEXT NOT NULL,             -- [[step, validation loss], ...], JSON
+            PRIMARY KEY (sweep_id, seq)
+        );
+        CREATE INDEX sweeps_best ON sweeps(best_model_id, created_at)
+        """,
+    ),
 ]

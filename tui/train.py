@@ -28,7 +28,7 @@ from tui.forms import field_widgets, form_config
 
 # TrainConfig's fields on the form (the rest: the config file, or the CLI's flags)
 FORM = ["student", "method", "max_steps", "epochs", "lr", "batch_size", "eval_steps",
-        "memory_budget", "with_context"]
+        "memory_budget", "with_context", "sweep"]
 
 
 @dataclass
@@ -47,6 +47,10 @@ def run_training(ws_path: Path, cfg: Any, emit: Any, stop: threading.Event) -> A
 
     with Workspace(ws_path, create=False) as ws:
         try:
+            if cfg.sweep:  # every setting trained in turn; Stop ends the one running
+                from loop.train import sweep
+
+                return sweep(ws, cfg, emit, callbacks=[StopTraining(stop)])
             return train(ws, cfg, emit, callbacks=[StopTraining(stop)])
         except TrainingStopped as e:
             return Stopped(e.step, e.checkpoint)
@@ -96,6 +100,9 @@ class TrainScreen(_Loading, Screen):
                 yield from field_widgets(TrainConfig, "train", "lr")
                 yield from field_widgets(TrainConfig, "train", "batch_size", "batch")
                 yield from field_widgets(TrainConfig, "train", "eval_steps", "eval every")
+            with Horizontal(classes="form-row"):
+                yield from field_widgets(TrainConfig, "train", "sweep",
+                                         placeholder="optional: lr=1e-4,3e-4 lora_r=8,16")
             with Horizontal(classes="form-row buttons"):
                 yield Button("Start", id="train-start", variant="success", compact=True)
                 yield Button("Stop", id="train-stop", variant="error", disabled=True, compact=True)
@@ -161,6 +168,8 @@ class TrainScreen(_Loading, Screen):
             self.notify(ev.message, title="train", severity="warning", markup=False)
         if not isinstance(ev, Started | Progress) or ev.stage != "train":
             return
+        if isinstance(ev, Started):  # a sweep trains one setting after another: fresh curves
+            self.curves = Curves()
         self.meter.feed(ev)
         if isinstance(ev, Progress):
             if self.curves.feed(ev.info):
@@ -202,6 +211,11 @@ class TrainScreen(_Loading, Screen):
                 Text(f"stopped at step {r.step}; checkpoint kept: {r.checkpoint}", style="yellow"))
             self.notify(f"stopped at step {r.step}; checkpoint kept: {r.checkpoint}. Start again "
                         "with the same settings to resume.", title="training stopped", markup=False)
+            return
+        if hasattr(r, "best"):  # a sweep
+            self.notify(f"sweep: model {r.best.model_id} chosen, validation loss "
+                        f"{r.best.val_loss:.4f}, the lowest of {len(r.settings)} settings",
+                        title="training", markup=False)
             return
         state = "cached" if r.cached else "written"
         self.notify(f"model {r.model_id} {state}: {r.kind}, {r.steps} steps, loss "

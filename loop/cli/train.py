@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from loop.cli import app
 from loop.cli.common import (
     DEFAULT_WS,
@@ -38,6 +40,9 @@ def train(
 
     with verb(as_json):
         cfg = resolve(TrainConfig, read_config_file(config).get("train"), **overrides)
+        if cfg.sweep:
+            _sweep(cfg, workspace, as_json)
+            return
         with Workspace(workspace) as ws, stage_sink() as sink:
             result = run(ws, cfg, emit=sink)
         from loop.train.stage import is_main_process
@@ -52,6 +57,29 @@ def train(
             emit_json(summary)
             return
         _print_summary(summary)
+
+
+def _sweep(cfg: TrainConfig, workspace: Path, as_json: bool) -> None:
+    """``--sweep``: every setting trained, the lowest validation loss made current."""
+    from loop.train.stage import is_main_process
+    from loop.train.sweep import parse_grid, setting_configs, sweep
+
+    setting_configs(cfg, parse_grid(cfg.sweep or ""))  # a bad key or value: exit 2, nothing loaded
+    with Workspace(workspace) as ws, stage_sink() as sink:
+        result = sweep(ws, cfg, emit=sink)
+    if not is_main_process():
+        return
+    if as_json:
+        emit_json(result.summary())
+        return
+    best = result.best
+    for s in result.settings:
+        values = " ".join(f"{k}={v}" for k, v in s.settings.items())
+        state = "cached" if s.cached else "trained"
+        mark = ("  best", "bold green") if s is best else ""
+        say(f"{values}: validation loss {s.val_loss:.4f}, model {s.model_id} ({state})", mark)
+    say((f"model {best.model_id}", "bold green"), f" ({result.model.kind}) is current: the "
+        f"lowest validation loss of {len(result.settings)} settings (sweep {result.sweep_id})")
 
 
 def _print_summary(s: dict) -> None:

@@ -104,10 +104,14 @@ def write_report(ws: Workspace, eval_dir: Path, out: Path | None = None,
         scores["iterations"] = [{"iteration": it["iteration"], "setups": it["setups"]}
                                 for it in iterations]
     preds = load_from_disk(str(eval_dir / "predictions")).to_list()
+    sweeps = sweeps_of(ws, scores.get("models"))
+    if sweeps:
+        scores["sweeps"] = sweeps
     plots = [p for p in (
         _bars(scores, out / "metrics.png"),
         _heatmap(preds, out / "per-document.png"),
         _losses(ws, out / "loss.png", scores.get("models")),
+        sweep_plot(sweeps, out / "sweep.png"),
         _recall(preds, out / "retrieval-recall.png"),
     ) if p]
     write_json(out / "report.json", {**scores, "plots": [str(p) for p in plots]})
@@ -186,6 +190,7 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
         for it in iterations:
             cells = [f"{it['setups'][x]['f1']['mean']:.3f}" if x in it["setups"] else "—" for x in setups]
             lines.append(f"| {it['iteration']} | " + " | ".join(cells) + " |")
+    lines += sweep_lines(s.get("sweeps") or [])
     lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(lines) + "\n"
 
@@ -283,6 +288,69 @@ def _losses(ws: Workspace, path: Path, models: dict[str, str | None] | None) -> 
     ax.set_ylabel("loss")
     ax.set_title("Training and validation loss")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# -- training settings chosen on validation (train --sweep) ----------------------------------
+
+
+def sweeps_of(ws: Workspace, models: dict[str, str | None] | None) -> list[dict[str, Any]]:
+    """The latest sweep that chose each scored model (an evaluation from before lineage was
+    recorded: the current model of each kind), with its settings and validation curves."""
+    from loop.train.stage import current_model_id
+
+    if models is None:
+        ids = [current_model_id(ws, kind) for kind in adapter_kinds()]
+    else:
+        ids = [mid for s, mid in models.items() if s in SETUPS and SETUPS[s].adapter]
+    out = []
+    for mid in dict.fromkeys(i for i in ids if i):
+        found = ws.ledger.sweeps(best_model_id=mid)
+        if found:
+            sweep = found[0]
+            out.append({"id": sweep["id"], "kind": sweep["kind"], "best_model_id": mid,
+                        "settings": [{k: row[k] for k in ("settings", "model_id", "val_loss", "curve")}
+                                     for row in ws.ledger.sweep_settings(sweep["id"])]})
+    return out
+
+
+def sweep_lines(sweeps: list[dict[str, Any]]) -> list[str]:
+    """A markdown table per sweep: every setting's validation loss, the chosen one marked."""
+    lines: list[str] = []
+    for sw in sweeps:
+        keys = list(sw["settings"][0]["settings"]) if sw["settings"] else []
+        lines += ["", f"## Training settings chosen on validation ({sw['kind']}, "
+                      f"{len(sw['settings'])} settings)", "",
+                  "| " + " | ".join(keys) + " | validation loss | model |",
+                  "|---" * (len(keys) + 2) + "|"]
+        for row in sw["settings"]:
+            chosen = " (chosen)" if row["model_id"] == sw["best_model_id"] else ""
+            lines.append("| " + " | ".join(str(row["settings"][k]) for k in keys)
+                         + f" | {row['val_loss']:.4f}{chosen} | `{row['model_id']}` |")
+    return lines
+
+
+def sweep_plot(sweeps: list[dict[str, Any]], path: Path) -> Path | None:
+    """Validation loss against step for every setting of each sweep (the chosen one bold)."""
+    if not sweeps:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(5.5 * len(sweeps), 3.6), squeeze=False)
+    for ax, sw in zip(axes[0], sweeps, strict=True):
+        for row in sw["settings"]:
+            pts = row["curve"] or []
+            label = " ".join(f"{k}={v}" for k, v in row["settings"].items())
+            best = row["model_id"] == sw["best_model_id"]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".",
+                        linewidth=2.5 if best else 1, label=label + (" (chosen)" if best else ""))
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation loss")
+        ax.set_title(f"Validation loss per setting ({sw['kind']})")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

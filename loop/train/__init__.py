@@ -14,8 +14,8 @@ from loop.train.config import TrainConfig
 if TYPE_CHECKING:
     from loop.train.stage import TrainResult
 
-__all__ = ["TrainConfig", "train", "run", "load_tuned", "export_merged", "current_model_id",
-           "TrainResult"]
+__all__ = ["TrainConfig", "train", "run", "sweep", "load_tuned", "export_merged",
+           "current_model_id", "TrainResult"]
 
 
 def train(*args: Any, **kwargs: Any) -> TrainResult:
@@ -26,6 +26,14 @@ def train(*args: Any, **kwargs: Any) -> TrainResult:
 
 
 run = train
+
+
+def sweep(*args: Any, **kwargs: Any) -> Any:
+    """Train every setting of ``cfg.sweep``, keep the best by validation loss (see
+    :mod:`loop.train.sweep`)."""
+    from loop.train.sweep import sweep as run_sweep
+
+    return run_sweep(*args, **kwargs)
 
 
 def current_model_id(*args: Any, **kwargs: Any) -> str | None:

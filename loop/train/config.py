@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from loop.config import StageConfig
 
@@ -19,7 +19,7 @@ class TrainConfig(StageConfig):
 
     execution_only: ClassVar[frozenset[str]] = frozenset(
         {"device", "save_steps", "report_to", "trust_remote_code", "allow_pickle",
-         "logging_steps", "gradient_checkpointing", "memory_budget", "then_sft"}
+         "logging_steps", "gradient_checkpointing", "memory_budget", "then_sft", "sweep"}
     )
 
     student: str = Field(
@@ -80,7 +80,25 @@ class TrainConfig(StageConfig):
         False, description="Load a student whose weights are pickle files (.bin), not safetensors: "
         "unpickling can run code, so only for a source you trust.")
 
+    sweep: str | None = Field(
+        None, description="Train every setting of a grid and keep the one with the lowest "
+        "validation loss: 'lr=1e-4,3e-4 lora_r=8,16 epochs=1,3' (keys apart by spaces, values "
+        "by commas; a config file's [train.sweep] table of lists works too).")
+
+    @field_validator("sweep", mode="before")
+    @classmethod
+    def _sweep_table(cls, value: object) -> object:
+        """A config file's ``[train.sweep]`` table (key -> list) becomes the flag's string."""
+        if not isinstance(value, dict):
+            return value
+        return " ".join(f"{k}=" + ",".join(_text(v) for v in (vs if isinstance(vs, list) else [vs]))
+                        for k, vs in value.items())
+
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.method]
 
 
+
+
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

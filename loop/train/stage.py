@@ -91,6 +91,9 @@ def train(ws: Workspace, cfg: TrainConfig | None = None, emit: EventSink = null_
 
     cfg = cfg or TrainConfig()
     quiet()
+    if cfg.sweep:  # a [train.sweep] table reached a caller that trains one setting
+        emit(Warned("train", message="sweep not run here: this trains the base settings only; "
+                                     "`synthloop train` runs the sweep"))
     lock = ws.writing("train") if is_main_process() else contextlib.nullcontext()
     with lock:
         result = _Train(ws, cfg, emit, callbacks or []).run()

@@ -205,6 +205,9 @@ def resolve_device(device: str = "auto") -> str:
     return "cpu"
 
 
+_PINNED: dict[str, str] = {}  # device -> the CUDA_VISIBLE_DEVICES value pin_device set for it
+
+
 def pin_device(device: str) -> str:
     """Make ``cuda:N`` the one GPU a single training process uses; returns the device name
     the rest of the stage should use.
@@ -221,7 +224,11 @@ def pin_device(device: str) -> str:
     if not m or os.environ.get("LOCAL_RANK") is not None:
         return device
     n = int(m.group(1))
-    os.environ["CUDA_VISIBLE_DEVICES"] = visible_device(n, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    # pinned already by this process (then_sft's second run, a sweep's next setting): GPU N
+    # is the only one visible now, and picking N again among them would fail
+    if device not in _PINNED or _PINNED[device] != os.environ.get("CUDA_VISIBLE_DEVICES"):
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible_device(n, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        _PINNED[device] = os.environ["CUDA_VISIBLE_DEVICES"]
     import torch
 
     if not torch.cuda.is_available():
