@@ -63,6 +63,17 @@ class Task:
     # What a row trains: "sft" (a chat), "preference" (chosen + rejected, for DPO), or
     # "eval" (an eval question; never trained on).
     row_kind: ClassVar[str] = "sft"
+    # The job carries the allowed labels (``Job.labels``) and, when the corpus's structure
+    # gives one, the chunk's own label (``Job.label``): a classification task.
+    uses_labels: ClassVar[bool] = False
+    # ``generate --eval`` also writes this task's items into the eval set (a classify item:
+    # a question whose gold answer is a label), beside the eval QA questions.
+    eval_items: ClassVar[bool] = False
+    # The question carries the chunk itself (extract, classify): its length is the chunk's,
+    # so the question-length filter does not apply.
+    embeds_chunk: ClassVar[bool] = False
+    # The answer's words must be found in the chunk (the grounding filter); a label is not.
+    grounded: ClassVar[bool] = True
 
     @property
     def prompt_version(self) -> str:
@@ -71,7 +82,7 @@ class Task:
     def messages(self, job: Job) -> list[dict[str, str]]:
         body = render(load_prompt(f"{self.prompt_version}.md"), n=job.n,
                       document=document_block(job.chunk), style=_style(job.style),
-                      context=self._context_blocks(job))
+                      context=self._context_blocks(job), labels=", ".join(job.labels))
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": body}]
 
     def _context_blocks(self, job: Job) -> str:

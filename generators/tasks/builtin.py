@@ -1,4 +1,5 @@
-"""The built-in tasks: qa, instruct, summary, extract, multiturn, cot, raft, preference."""
+"""The built-in tasks: qa, instruct, summary, extract, multiturn, cot, raft, preference,
+classify."""
 
 from __future__ import annotations
 
@@ -94,6 +95,7 @@ class SummaryTask(Task):
 class ExtractTask(Task):
     name, schema = "extract", ExtractOut
     description = "structured JSON extraction from the chunk (the chunk is in the prompt)"
+    embeds_chunk = True
 
     def records(self, item: ExtractOut, job: Job) -> list[Record]:
         question = ("Extract the key facts from this text as a JSON object.\n\n"
@@ -154,6 +156,36 @@ class PreferenceTask(Task):
         return [r]
 
 
+class ClassifyOut(BaseModel):
+    label: str = Str
+
+
+def classify_question(labels: tuple[str, ...] | list[str], chunk: Chunk) -> str:
+    """The student's prompt of a classify row: the allowed labels, then the text."""
+    return (f"Which one of these labels fits the text best: {', '.join(labels)}? "
+            "Reply with the label only.\n\n" + document_block(chunk, "text"))
+
+
+class ClassifyTask(Task):
+    """Label a chunk with one of a fixed set of labels: the user's (``generate --labels``)
+    or the corpus's own structure (each chunk's folder, document title or section,
+    ``--label-by``), which the offline ``rules`` teacher can use."""
+
+    name, schema = "classify", ClassifyOut
+    description = "a label for the chunk, from a label file or the corpus's structure"
+    uses_labels = True
+    eval_items = True
+    embeds_chunk = True
+    grounded = False  # checked against the allowed labels instead
+
+    def records(self, item: ClassifyOut, job: Job) -> list[Record]:
+        by_lower = {lab.lower(): lab for lab in job.labels}
+        label = by_lower.get(item.label.strip().strip(".").lower())
+        if label is None:  # a label the user did not allow is no training signal
+            return []
+        return [_qa(classify_question(job.labels, job.chunk), label, job)]
+
+
 class EvalQATask(QATask):
     """Eval questions: a separate prompt, phrased apart from the training questions."""
 
@@ -173,5 +205,5 @@ def default_context(chunks: list[Chunk]) -> str:
 
 BUILTIN_TASKS: tuple[Task, ...] = (
     QATask(), InstructTask(), SummaryTask(), ExtractTask(), MultiTurnTask(), CotTask(),
-    RaftTask(), PreferenceTask(),
+    RaftTask(), PreferenceTask(), ClassifyTask(),
 )

@@ -38,6 +38,10 @@ class Job:
     # How a context-using task lays its chunks out in the student's prompt; the caller passes
     # the same RAG block its retrieval setups show at inference (None: a plain default).
     format_context: Callable[[list[Chunk]], str] | None = None
+    # A labelling task's allowed labels, and the label the corpus's structure gives this
+    # chunk (its folder, title or section; "" when the labels come from the user's list)
+    labels: tuple[str, ...] = ()
+    label: str = ""
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 It reads English prose with a handful of patterns (who-is, definitions, amounts, dates and
 times, counts, causes, numbered procedures) and writes questions whose answers are spans of
-the chunk, so every sample is grounded by construction. Tasks that need a model to be done
-honestly (``instruct``, ``extract``) are refused with the reason.
+the chunk, so every sample is grounded by construction; ``classify`` rows take the label the
+corpus's structure gives each chunk (its folder, title or section). Tasks that need a model
+to be done honestly (``instruct``, ``extract``) are refused with the reason.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from generators.errors import TaskError
 from generators.tasks.builtin import (
+    ClassifyOut,
     CotOut,
     MultiTurnOut,
     PreferenceOut,
@@ -25,7 +27,7 @@ from generators.tasks.builtin import (
 )
 from generators.teachers.base import Job, JobResult, OnResult, Usage
 
-SUPPORTED = ("qa", "eval_qa", "summary", "multiturn", "cot", "raft", "preference")
+SUPPORTED = ("qa", "eval_qa", "summary", "multiturn", "cot", "raft", "preference", "classify")
 UNSUPPORTED = {
     "instruct": "open-ended instructions need a model to write the responses",
     "extract": "structured extraction needs a model to name the fields",
@@ -62,6 +64,9 @@ class Fact:
 
 class RulesTeacher:
     uri = "rules"
+    # It copies spans: a style guide or an answer format cannot change them (generate says
+    # so once; the format filter still drops the answers that break a format).
+    applies_style = False
 
     def __init__(self, **_: object) -> None:
         pass
@@ -75,6 +80,14 @@ class RulesTeacher:
     def close(self) -> None:
         pass
 
+    def cannot(self, job: Job) -> str | None:
+        """Why this job cannot be done offline (None: it can)."""
+        if job.task.name == "classify" and not job.label:
+            return ("the rules teacher labels a chunk by the corpus's structure (--label-by "
+                    "folder|title|section); choosing among the labels of a label file needs a "
+                    "model teacher")
+        return None
+
     def run(self, jobs: Sequence[Job], on_result: OnResult) -> None:
         for job in jobs:
             if not self.supports(job.task.name):
@@ -86,6 +99,8 @@ class RulesTeacher:
                           "raw": ""}]))
 
     def _items(self, job: Job) -> list:
+        if job.task.name == "classify":  # the structure's label: right by construction
+            return [ClassifyOut(label=job.label)] if job.label else []
         facts = list(dict.fromkeys(extract_facts(job.chunk.text, job.chunk.title)))
         if not facts:
             return []
