@@ -2,6 +2,7 @@
 exact search and raw FAISS in the same run.
 
     .venv/bin/python bench/large_index.py [--n 1000000] [--queries 200] [--kinds ivf,hnsw]
+        [--ef-construction 40]
 
 Per kind: build seconds and the process's resident memory after it (beside the raw vectors'
 size), recall@10 against an exact ``IndexFlatIP`` over the same vectors, and the query
@@ -39,6 +40,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--kinds", default="ivf,hnsw")
+    ap.add_argument("--ef-construction", type=int, default=None,
+                    help="HNSW efConstruction (default: the index's own, 2 x efSearch = 256)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "large_index.json")
     args = ap.parse_args()
     import faiss
@@ -59,7 +62,7 @@ def main() -> None:
     t = time.perf_counter()
     exact.search(q, 10)
     exact_q_ms = (time.perf_counter() - t) * 1000 / args.queries
-    result = {"n": args.n, "dim": args.dim, "queries": args.queries,
+    result = {"n": args.n, "ef_construction": args.ef_construction, "dim": args.dim, "queries": args.queries,
               "vectors_gb": round(x.nbytes / 2**30, 2),
               "exact": {"query_ms": round(exact_q_ms, 3), "build_and_search_s": round(exact_s, 1)},
               "kinds": {}}
@@ -69,7 +72,7 @@ def main() -> None:
     for kind in args.kinds.split(","):
         before = rss_gb()
         t = time.perf_counter()
-        idx = DenseIndex.build(x, kind)
+        idx = DenseIndex.build(x, kind, ef_construction=args.ef_construction)
         build_s = time.perf_counter() - t
         mem = rss_gb() - before
         _, rows = idx.search(q, 10)

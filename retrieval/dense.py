@@ -36,13 +36,19 @@ class DenseIndex:
 
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "auto", *, hnsw_m: int = 32,
-              ef_search: int = 128, nprobe: int = 16) -> DenseIndex:
+              ef_search: int = 128, nprobe: int = 16,
+              ef_construction: int | None = None) -> DenseIndex:
+        """Build an index of ``kind`` (``auto`` picks by size) over ``vectors``.
+
+        ``ef_construction`` defaults to ``2 * ef_search``; lower it to build a large HNSW
+        graph faster at some cost in recall (see docs/benchmarks.md, "Large indexes").
+        """
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n, dim = vectors.shape
         kind = choose_kind(kind, n)
         if kind == "hnsw":
             index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 2 * ef_search
+            index.hnsw.efConstruction = ef_construction or 2 * ef_search
             index.hnsw.efSearch = ef_search
         elif kind == "ivf":
             nlist = max(1, min(int(4 * math.sqrt(n)), n // 39 or 1))  # FAISS wants ~39 points per list
