@@ -268,7 +268,16 @@ def test_bundled_gold_answers_are_in_their_documents(ws, example_dir):
     assert len(items) >= 80
     for item in items:
         assert item["question"] and item["answers"], item
-        assert " ".join(item["answers"][0].split()) in text_of[item["doc"]], item
+        if item.get("task") == "classify":  # its text is from its document, its label the folder
+            excerpt = item["question"].split("<text>\n", 1)[1].split("\n</text>", 1)[0]
+            assert excerpt in text_of[item["doc"]] and item["answers"] == [item["doc"].split("/")[0]]
+            assert item["answers"][0] in item["labels"]
+        else:
+            assert " ".join(item["answers"][0].split()) in text_of[item["doc"]], item
+    from loop.goldset import read_gold_set
+
+    read = read_gold_set(example_dir.parent / "marrowick-eval.jsonl")  # format specs are valid
+    assert sum(it.task == "classify" for it in read) >= 4 and sum(bool(it.format) for it in read) >= 3
 
 
 def test_only_makes_the_corpus_exactly_the_given_paths(ws, tmp_path):
