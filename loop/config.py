@@ -31,6 +31,9 @@ class StageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     # Fields that change how a stage runs, not what it makes: left out of the digest.
     execution_only: ClassVar[frozenset[str]] = frozenset()
+    # Fields added after artefacts were made with their (empty) default: left out of the
+    # resolved config, and so of the digest, while empty, so those artefacts keep their ids.
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def choices(cls) -> dict[str, list[str]]:
@@ -39,7 +42,8 @@ class StageConfig(BaseModel):
         return {}
 
     def resolved(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        values = self.model_dump(mode="json")
+        return {k: v for k, v in values.items() if v or k not in self.omit_when_empty}
 
     def digest(self) -> str:
         """A stable hash of the config, part of every artefact id built from it."""

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from retrieval.dense import DenseIndex, choose_kind
 from retrieval.embedders import Embedder, get_embedder
 from retrieval.errors import IndexMismatchError, RetrievalError
-from retrieval.fusion import FUSIONS, Ranked, fuse
+from retrieval.fusion import FUSIONS, Ranked, check_source_weights, fuse, source_weight
 from retrieval.lexical import BM25Index, idf
 from retrieval.methods import get_method, get_ranker, ranker_names
 from retrieval.rerankers import Reranker, check_reranker_uri, get_reranker
@@ -58,6 +58,8 @@ class Settings:
         default_factory=lambda: {"bm25": 1.0, "dense": 1.0, "bm25_chunk": 1.0, "dense_chunk": 1.0}
     )
     candidates: int = 100
+    # {glob on a chunk's source path or title: weight}; searching only, see ``fuse``
+    source_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -68,6 +70,7 @@ class Settings:
                                  f"(known: {', '.join(ranker_names())})")
         if self.reranker:
             check_reranker_uri(self.reranker)
+        check_source_weights(self.source_weights)
 
     def build_key(self) -> dict[str, Any]:
         """The settings that change what is stored (the rest only change searching)."""
@@ -87,6 +90,7 @@ class Hit:
     doc_id: str
     start: int
     end: int
+    weight: float = 1.0  # the source weight its score was multiplied by
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +131,7 @@ class RetrievalIndex:
         self._embedder = embedder
         self._reranker: Reranker | None = None
         self._query_vectors: dict[str, np.ndarray] = {}
+        self._boosts: tuple[dict[str, float], np.ndarray, np.ndarray] | None = None
         self.meta = meta or {}
         self.stats = BuildStats(chunks=len(chunks), units=len(units))
         self.unit_chunk = np.array([u.chunk for u in units], dtype=np.int64)
@@ -209,7 +214,8 @@ class RetrievalIndex:
             qv = self._query_vectors.get(query)
             qv = self.embedder.embed([query]) if qv is None else qv[None, :]
         lists = {name: self._rank(name, query, qv) for name in weights}
-        ids, scores = fuse(lists, weights, fusion=self.settings.fusion, rrf_k=self.settings.rrf_k)
+        ids, scores = fuse(lists, weights, fusion=self.settings.fusion, rrf_k=self.settings.rrf_k,
+                           boost=self.unit_weights())
         cover = self.settings.coverage_weight if spec.coverage else 0.0
         if self.settings.window_words <= 0:
             cover = 0.0
@@ -219,6 +225,27 @@ class RetrievalIndex:
         if self.settings.reranker:
             return self._cross_rerank(query, pool)[:k]
         return self._rerank(query, pool, cover)[:k]
+
+    def chunk_weights(self) -> np.ndarray | None:
+        """Each chunk's source weight under ``Settings.source_weights`` (None when there are
+        none: searching is then exactly as without the feature). Read at search time, so new
+        weights need no rebuild; worked out once per distinct source and title."""
+        wanted = self.settings.source_weights
+        if not wanted:
+            return None
+        if self._boosts is None or self._boosts[0] != wanted:
+            of: dict[tuple[str, str], float] = {}
+            for c in self.chunks:
+                key = (c["source"], c["title"])
+                if key not in of:
+                    of[key] = source_weight(*key, wanted)
+            per_chunk = np.array([of[(c["source"], c["title"])] for c in self.chunks], np.float64)
+            self._boosts = (dict(wanted), per_chunk, per_chunk[self.unit_chunk])
+        return self._boosts[1]
+
+    def unit_weights(self) -> np.ndarray | None:
+        """:meth:`chunk_weights` per sentence unit (what fusion ranks)."""
+        return None if self.chunk_weights() is None else self._boosts[2]
 
     def prepare_queries(self, queries: Sequence[str]) -> None:
         """Embed many queries in one batch (an evaluation's questions): one batched call is
@@ -247,6 +274,7 @@ class RetrievalIndex:
         hits: list[Hit] = []
         taken: list[tuple[str, int, int]] = []
         matched = self._matched(ids, scores)
+        weights = self.chunk_weights()
         for uid, score in zip(ids.tolist(), scores.tolist(), strict=True):
             unit = self.units[uid]
             chunk = self.chunks[unit.chunk]
@@ -258,7 +286,8 @@ class RetrievalIndex:
                               matched.get(doc, ()))
             taken.append((doc, a, b))
             hits.append(Hit(chunk["chunk_id"], float(score), self.windows.docs[doc][a:b],
-                            chunk["source"], chunk["title"], doc, a, b))
+                            chunk["source"], chunk["title"], doc, a, b,
+                            1.0 if weights is None else float(weights[unit.chunk])))
             if len(hits) == k:
                 break
         return hits
@@ -284,7 +313,9 @@ class RetrievalIndex:
         return self._reranker
 
     def _cross_rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """The named cross-encoder's order; each hit's score becomes the model's."""
+        """The named cross-encoder's order; each hit's score becomes the model's. Source
+        weights shaped the pool it reorders and break its ties, but its order stands: its
+        scores have no scale (a logit, a probability) that a weight could multiply."""
         scores = self.reranker.score(query, [h.text for h in hits])
         return [replace(hits[i], score=float(scores[i]))
                 for i in np.argsort(-scores, kind="stable")]

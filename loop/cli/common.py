@@ -109,3 +109,8 @@ def verb(as_json: bool) -> Iterator[None]:
             emit_json({"error": msg, "kind": "os error"})
         say(("error:", "red"), " ", msg)
         raise typer.Exit(1) from None
+
+
+def weights_text(weights: dict[str, float]) -> str:
+    """Source weights as a user wrote them: ``notices/*=3, *council*=2``."""
+    return ", ".join(f"{glob}={w:g}" for glob, w in weights.items())

@@ -9,7 +9,8 @@ default shown, the choices listed, and nothing written twice.
 Every field of the model becomes ``--field-name`` (booleans ``--x/--no-x``, lists a
 comma-separated string, ``Literal`` fields and fields named in the model's ``choices`` a
 fixed set); a flag left out is ``None`` in ``overrides``, so the config file's value (or the
-default) stands. Dict-valued fields stay in the config file.
+default) stands. Dict-valued fields stay in the config file, but for ``source_weights``:
+its flag is the repeatable ``--prefer GLOB[=W]`` (:func:`prefer_option`).
 """
 
 from __future__ import annotations
@@ -102,3 +103,34 @@ def _value(model: type[StageConfig], name: str, value: Any) -> Any:
                                      param_hint="--" + name.replace("_", "-"))
         return items
     return value
+
+
+PREFER_WEIGHT = 2.0  # --prefer GLOB without =W
+
+
+def prefer_option(model: type[StageConfig]) -> Any:
+    """The repeatable ``--prefer GLOB[=W]`` option that sets ``model``'s ``source_weights``
+    (a dict, so ``config_flags`` makes no flag for it); its help is the field's."""
+    help_text = (f"{model.model_fields['source_weights'].description} "
+                 f"Repeatable; W defaults to {PREFER_WEIGHT:g}.")
+    return Annotated[list[str] | None, typer.Option(
+        "--prefer", metavar="GLOB[=W]", help=escape(help_text), show_default=False)]
+
+
+def source_weights(prefer: list[str] | None) -> dict[str, float] | None:
+    """``--prefer`` values as ``source_weights``; None when the flag was not given (the
+    config's value stands)."""
+    if not prefer:
+        return None
+    out: dict[str, float] = {}
+    for item in prefer:
+        glob, _, text = item.rpartition("=") if "=" in item else (item, "", "")
+        try:
+            weight = float(text) if text else PREFER_WEIGHT
+        except ValueError:
+            weight = float("nan")
+        if not glob.strip() or not weight > 0 or weight == float("inf"):
+            raise typer.BadParameter(f"'{item}' is not GLOB or GLOB=W with a number W > 0",
+                                     param_hint="--prefer")
+        out[glob] = weight
+    return out

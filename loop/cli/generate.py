@@ -21,7 +21,7 @@ from loop.cli.common import (
     stage_sink,
     verb,
 )
-from loop.cli.flags import config_flags
+from loop.cli.flags import config_flags, prefer_option, source_weights
 from loop.config import read_config_file, resolve
 from loop.generate import GenerateConfig
 from loop.workspace import Workspace
@@ -33,6 +33,7 @@ RUN = "what this run reads and writes (not [generate] keys)"
 @config_flags(GenerateConfig, skip={"focus"})
 def generate(
     overrides: dict,
+    prefer: prefer_option(GenerateConfig) = None,
     eval_set: Annotated[Path | None, typer.Option(
         help="Gold eval set (JSONL question/answers, or SQuAD JSON): near-duplicates of its "
              "questions are removed from the training data.", rich_help_panel=RUN)] = None,
@@ -57,7 +58,8 @@ def generate(
     from loop.generate import plan, run
 
     with verb(as_json):
-        cfg = resolve(GenerateConfig, read_config_file(config).get("generate"), **overrides)
+        cfg = resolve(GenerateConfig, read_config_file(config).get("generate"), **overrides,
+                      source_weights=source_weights(prefer))
         with Workspace(workspace) as ws:
             if dry_run:
                 estimate = plan(ws, cfg, eval_mode=eval_mode)

@@ -12,8 +12,9 @@ from loop.cli.common import (
     say,
     stage_sink,
     verb,
+    weights_text,
 )
-from loop.cli.flags import config_flags
+from loop.cli.flags import config_flags, prefer_option, source_weights
 from loop.config import read_config_file, resolve
 from loop.index import IndexConfig
 from loop.workspace import Workspace
@@ -23,6 +24,7 @@ from loop.workspace import Workspace
 @config_flags(IndexConfig)
 def index(
     overrides: dict,
+    prefer: prefer_option(IndexConfig) = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -36,7 +38,8 @@ def index(
     from loop.index import run
 
     with verb(as_json):
-        cfg = resolve(IndexConfig, read_config_file(config).get("index"), **overrides)
+        cfg = resolve(IndexConfig, read_config_file(config).get("index"), **overrides,
+                      source_weights=source_weights(prefer))
         with Workspace(workspace) as ws, stage_sink() as sink:
             result = run(ws, cfg, emit=sink)
         summary = result.summary()
@@ -48,4 +51,6 @@ def index(
             f" {state}: {summary['chunks']} chunks, "
             f"{summary['units']} sentence units ({summary['embedded']} embedded, "
             f"{summary['reused']} reused) in {summary['seconds']:.1f} s")
+        if cfg.source_weights:
+            say(f"preferred sources: {weights_text(cfg.source_weights)}")
         say(f"index at {summary['index_path']}")

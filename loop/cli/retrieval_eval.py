@@ -19,8 +19,9 @@ from loop.cli.common import (
     emit_json,
     stage_sink,
     verb,
+    weights_text,
 )
-from loop.cli.flags import config_flags
+from loop.cli.flags import config_flags, prefer_option, source_weights
 from loop.config import read_config_file, resolve
 from loop.errors import InputError
 from loop.index import IndexConfig, evaluate_retrieval
@@ -34,6 +35,7 @@ def retrieval_eval(
     eval_set: Annotated[Path, typer.Option(
         "--eval-set", help='Gold questions: JSONL ({"question", "answers": [...], "doc"}) '
         "or SQuAD-format JSON.")],
+    prefer: prefer_option(IndexConfig) = None,
     k: Annotated[str, typer.Option("--k", help="Cut-offs for recall, comma-separated.")] = "1,5,10,20",
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
@@ -42,14 +44,17 @@ def retrieval_eval(
     """Score every retrieval method (bm25, dense, hybrid ...) on a gold question set.
 
     A question's evidence is its chunk ids when given, else any retrieved text holding a
-    gold answer (within its named document, if any).
+    gold answer (within its named document, if any). With source weights (--prefer or the
+    index's), preferred@1 is the share of first hits from a preferred source and changed@1
+    the share the weights changed.
     """
     with verb(as_json):
         ks = _cutoffs(k)
         table = read_config_file(config).get("index")
         cfg = resolve(IndexConfig, table) if table else None
         with Workspace(workspace, create=False) as ws, stage_sink() as sink:
-            result = evaluate_retrieval(ws, eval_set, ks, cfg, emit=sink, **overrides)
+            result = evaluate_retrieval(ws, eval_set, ks, cfg, emit=sink, **overrides,
+                                        source_weights=source_weights(prefer))
         if as_json:
             emit_json(result)
             return
@@ -69,7 +74,10 @@ def _cutoffs(text: str) -> list[int]:
 def _print(result: dict) -> None:
     methods = result["methods"]
     columns = list(next(iter(methods.values())))
-    table = Table(title=Text(f"{result['questions']} questions, default: {result['default']}"))
+    title = f"{result['questions']} questions, default: {result['default']}"
+    if result.get("source_weights"):
+        title += f"; preferred sources: {weights_text(result['source_weights'])}"
+    table = Table(title=Text(title))
     table.add_column("method")
     for c in columns:
         table.add_column(Text(c), justify="right")

@@ -131,6 +131,9 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
                   + (f"; index `{lineage['index']}`" if lineage.get("index") else "")
                   + (f"; eval set `{lineage['eval_set']}`" if lineage.get("eval_set") else "")
                   + ".", ""]
+    weights = (s.get("lineage") or {}).get("source_weights")
+    if weights:
+        lines += [_preferred_sources(weights), ""]
     split = s.get("split")
     if split:
         lines += [f"Questions split by {split['by']} (seed {split.get('seed', 0)}): {split['dev']} "
@@ -193,6 +196,13 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
     lines += sweep_lines(s.get("sweeps") or [])
     lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _preferred_sources(weights: dict[str, float]) -> str:
+    """The index's source weights: what the RAG setups' retrieval preferred."""
+    listed = ", ".join(f"`{glob}` x{w:g}" for glob, w in weights.items())
+    return (f"Retrieval preferred sources (source weights, multiplying the fused scores of "
+            f"matching chunks): {listed}.")
 
 
 def _p(value: float | None) -> str:

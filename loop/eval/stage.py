@@ -259,15 +259,17 @@ class _Eval:
                  eval_set: Path | None) -> dict[str, Any]:
         """What was scored besides the models: their datasets, the index, the question set."""
         rows = {kind: self.ws.ledger.model(path.name) for kind, path in models.items()}
+        weights = _source_weights(retriever)  # recorded only when the index had some
         return {"datasets": {kind: row["dataset_id"] for kind, row in rows.items() if row},
                 "index": getattr(retriever, "index_id", None),
+                **({"source_weights": weights} if weights else {}),
                 "eval_set": (f"{eval_set.name}#{set_hash}" if eval_set is not None
                              else self.ws.ledger.current("eval_set"))}
 
     def _eval_id(self, set_hash: str, setups: list[str], models: dict[str, Path], retriever) -> str:  # noqa: ANN001
         parts = [SCORING_VERSION, set_hash, ",".join(setups), self.cfg.digest(), self._student_uri(models),
                  *(f"{k}={p.name}" for k, p in sorted(models.items())),
-                 getattr(retriever, "index_id", "") or "", str(getattr(getattr(retriever, "cfg", None), "k", "")),
+                 _searched_as(retriever), str(getattr(getattr(retriever, "cfg", None), "k", "")),
                  ",".join(sorted(self.fresh))]
         if self.cfg.style:  # the guide's text, not only its path, decides the style grades
             from loop.eval.graded import style_guide
@@ -529,3 +531,15 @@ def _gold_chunks(answers: list[str], doc: str, chunks: list[dict]) -> list[str]:
 def _batches(items: list, n: int):  # noqa: ANN202
     for i in range(0, len(items), n):
         yield items[i:i + n]
+
+
+def _source_weights(retriever) -> dict[str, float]:  # noqa: ANN001
+    return dict(getattr(getattr(retriever, "cfg", None), "source_weights", None) or {})
+
+
+def _searched_as(retriever) -> str:  # noqa: ANN001
+    """The index the RAG setups searched, with its source weights when it has any (they
+    change what is retrieved; an evaluation without them keeps its id)."""
+    index_id = getattr(retriever, "index_id", "") or ""
+    weights = _source_weights(retriever)
+    return f"{index_id}:{json.dumps(weights, sort_keys=True)}" if weights else index_id

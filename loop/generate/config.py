@@ -17,6 +17,13 @@ class GenerateConfig(StageConfig):
     per_chunk: int = Field(3, ge=1, le=50, description="Items asked for per chunk and task.")
     limit: int | None = Field(None, ge=1, description="Use at most this many chunks (spread over the corpus).")
     focus: list[str] | None = Field(None, description="Only these chunk ids (targeted generation for missed questions).")
+    source_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Preferred sources, {glob: weight}: a chunk whose title or source path "
+                    "(or the path's tail after any /: notices/* matches docs/notices/a.txt) "
+                    "matches a glob (fnmatch, case-insensitive) is asked per_chunk x the "
+                    "largest matching weight (> 0) items per task (rounded, 1 to 50). "
+                    "Flag: --prefer GLOB[=W], which replaces the config's.")
     val_share: float = Field(0.1, ge=0, lt=1, description="Share of chunks whose samples go to validation.")
     raft_distractors: int = Field(3, ge=0, le=20, description="Distractor chunks shown with each raft question.")
     raft_oracle_share: float = Field(0.8, ge=0, le=1, description="Share of raft rows that show the oracle chunk.")
@@ -35,6 +42,19 @@ class GenerateConfig(StageConfig):
         None, description="Base URL of an OpenAI-compatible server (else $OPENAI_BASE_URL); "
         "several, comma-separated (a list in the config file), share the requests: the least "
         "busy first, a failing one backed off while the others carry on.")
+
+    @field_validator("source_weights")
+    @classmethod
+    def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if value:  # imported only then: this module stays light for the dashboard
+            from retrieval.errors import RetrievalError
+            from retrieval.fusion import check_source_weights
+
+            try:
+                check_source_weights(value)
+            except RetrievalError as e:
+                raise ValueError(str(e)) from None
+        return value
 
     @field_validator("teacher_url", mode="before")
     @classmethod
@@ -57,6 +77,7 @@ class GenerateConfig(StageConfig):
 
         return {"tasks": [n for n, t in TASKS.items() if t.row_kind != "eval"]}
 
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"source_weights"})
     execution_only: ClassVar[frozenset[str]] = frozenset(
         {"teacher_url", "concurrency", "timeout", "max_retries", "batch_size", "price_per_1k",
          "trust_remote_code", "allow_pickle"}

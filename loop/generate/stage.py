@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import random
 import time
 from collections import Counter
@@ -427,17 +428,33 @@ def select_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
     return chunks
 
 
+def items_per_chunk(chunk: Chunk, cfg: GenerateConfig) -> int:
+    """``per_chunk``, times the chunk's source weight (rounded half up, 1 to 50): a source of
+    weight 3 is asked three times the items per chunk, so it gets about three times the
+    samples. Without weights, or for a chunk no glob matches, exactly ``per_chunk``."""
+    if not cfg.source_weights:
+        return cfg.per_chunk
+    from retrieval.fusion import source_weight
+
+    w = source_weight(chunk.source, chunk.title, cfg.source_weights)
+    if w == 1.0:
+        return cfg.per_chunk
+    return min(max(1, math.floor(cfg.per_chunk * w + 0.5)), max(cfg.per_chunk, 50))
+
+
 def _job(task, chunk: Chunk, cfg: GenerateConfig, pool: list[Chunk], style: str = "") -> Job:  # noqa: ANN001
-    key = hashlib.sha256(f"{task.prompt_version}:{chunk.chunk_id}:{cfg.per_chunk}:{cfg.seed}".encode()).hexdigest()[:16]
+    n = items_per_chunk(chunk, cfg)
+    # n, not per_chunk: an unweighted chunk keeps its key, so its teacher calls stay cached
+    key = hashlib.sha256(f"{task.prompt_version}:{chunk.chunk_id}:{n}:{cfg.seed}".encode()).hexdigest()[:16]
     if not task.uses_context:
-        return Job(key=key, task=task, chunk=chunk, n=cfg.per_chunk, style=style)
+        return Job(key=key, task=task, chunk=chunk, n=n, style=style)
     rng = random.Random(key)
     others = [c for c in pool if c.source != chunk.source] or [c for c in pool if c is not chunk]
     context = rng.sample(others, min(cfg.raft_distractors, len(others)))
     oracle = rng.random() < cfg.raft_oracle_share
     # the same RAG block the retrieval setups show at inference: training matches use
     fmt = functools.partial(rag_context, max_tokens=cfg.context_tokens)
-    return Job(key=key, task=task, chunk=chunk, n=cfg.per_chunk, context=context,
+    return Job(key=key, task=task, chunk=chunk, n=n, context=context,
                oracle_in_context=oracle, style=style, format_context=fmt)
 
 

@@ -8,13 +8,14 @@ index's vectors and embeds only new or changed text.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -35,6 +36,7 @@ from retrieval import (
     gold_counter,
     load_eval_set,
 )
+from retrieval.fusion import check_source_weights
 from retrieval.methods import get_method, method_names
 from retrieval.prompt import build_context
 
@@ -43,6 +45,8 @@ _DEFAULTS = Settings()
 
 class IndexConfig(StageConfig):
     """How the corpus is indexed and searched."""
+
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"source_weights"})
 
     embedder: str = Field(DEFAULT_EMBEDDER, description="Embedder URI (st:NAME_OR_PATH).")
     dense_kind: Literal["auto", "flat", "hnsw", "ivf"] = Field(
@@ -84,10 +88,26 @@ class IndexConfig(StageConfig):
     candidates: int = Field(_DEFAULTS.candidates, ge=1, description="Candidates taken per ranker.")
     k: int = Field(5, ge=1, description="Hits retrieved per question (the RAG budget).")
     method: str = Field("hybrid", description="Default search method.")
+    source_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Preferred sources, {glob: weight}: a chunk whose title or source path "
+                    "(or the path's tail after any /: notices/* matches docs/notices/a.txt) "
+                    "matches a glob (fnmatch, case-insensitive) has its fused score multiplied "
+                    "by the largest matching weight (> 0). Read when searching: no rebuild. "
+                    "Flag: --prefer GLOB[=W], which replaces the config's (or the index's).")
 
     @classmethod
     def choices(cls) -> dict[str, list[str]]:
         return {"method": method_names()}
+
+    @field_validator("source_weights")
+    @classmethod
+    def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        try:
+            check_source_weights(value)
+        except RetrievalError as e:
+            raise ValueError(str(e)) from None
+        return value
 
     @field_validator("method")
     @classmethod
@@ -295,7 +315,9 @@ def load_retriever(ws: Workspace, cfg: IndexConfig | None = None, **overrides: A
 def evaluate_retrieval(ws: Workspace, eval_set: Path, ks: list[int],
                        cfg: IndexConfig | None = None, methods: list[str] | None = None,
                        emit: EventSink = null_sink, **overrides: Any) -> dict[str, Any]:
-    """Score every method on a gold set: recall@k, MRR@10, nDCG@10, words retrieved."""
+    """Score every method on a gold set: recall@k, MRR@10, nDCG@10, words retrieved; with
+    source weights, also how many first hits come from a preferred source and how many the
+    weights changed."""
     try:
         items = load_eval_set(eval_set)
     except RetrievalError as e:
@@ -306,10 +328,14 @@ def evaluate_retrieval(ws: Workspace, eval_set: Path, ks: list[int],
     out: dict[str, Any] = {"default": retriever.cfg.method, "questions": len(items),
                            "budget_k": retriever.cfg.k, "index_id": retriever.index_id,
                            "methods": {}}
+    if retriever.cfg.source_weights:
+        out["source_weights"] = dict(retriever.cfg.source_weights)
     for method in methods or method_names(rankers=False):
         emit(Started("retrieval-eval", total=len(items), unit="questions", message=method))
+        searched: list[tuple[str, int, list]] = []
         scores = evaluate(
-            lambda q, k, m=method: retriever.search(q, k, m), items, ks, count,
+            lambda q, k, m=method, seen=searched: _kept(seen, q, k, retriever.search(q, k, m)),
+            items, ks, count,
             budget_k=retriever.cfg.k,
             progress=lambda d, t: emit(Progress("retrieval-eval", done=d, total=t)),
         )
@@ -317,4 +343,27 @@ def evaluate_retrieval(ws: Workspace, eval_set: Path, ks: list[int],
         out["methods"][method] = {**scores.figures,
                                   f"words@{retriever.cfg.k}": scores.words_per_question,
                                   "ms_per_query": scores.ms_per_query}
+        if retriever.cfg.source_weights:
+            out["methods"][method].update(_preference_effect(retriever.index, method, searched))
     return out
+
+
+def _kept(searched: list, query: str, k: int, hits: list) -> list:
+    searched.append((query, k, hits))
+    return hits
+
+
+def _preference_effect(index: RetrievalIndex, method: str,
+                       searched: list[tuple[str, int, list]]) -> dict[str, float]:
+    """``preferred@1``: the share of questions whose first hit has a source weight above 1;
+    ``changed@1``: the share whose first hit differs from the same search without weights."""
+    plain = copy.copy(index)  # shares the arrays; only the settings differ
+    plain.settings = replace(index.settings, source_weights={})
+    n = max(len(searched), 1)
+
+    def first(hits: list) -> tuple | None:
+        return (hits[0].chunk_id, hits[0].start) if hits else None
+
+    preferred = sum(bool(hits) and hits[0].weight > 1 for _, _, hits in searched)
+    changed = sum(first(hits) != first(plain.search(q, k, method)) for q, k, hits in searched)
+    return {"preferred@1": round(preferred / n, 4), "changed@1": round(changed / n, 4)}

@@ -32,7 +32,8 @@ def test_every_config_field_is_a_flag_with_its_help_and_default():
         for name, f in model.model_fields.items():
             if name in ("focus", "weights"):  # internal, and a table: config file only
                 continue
-            flag = {"init_from": "--from"}.get(name, "--" + name.replace("_", "-"))
+            flag = {"init_from": "--from", "source_weights": "--prefer"}.get(
+                name, "--" + name.replace("_", "-"))
             assert flag in text, (verb, name)
             assert (f.description or "")[:30] in text, (verb, name)
     train = _help("train")
