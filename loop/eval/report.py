@@ -34,6 +34,10 @@ def verdict(table: dict[str, Any], diffs: list[dict]) -> str:
     """One paragraph a person can act on; every claim backed by a paired 95% interval."""
     have = [s for s in ordered(table) if s in SETUPS]  # cheapest first
     parts = []
+    if not any("f1" in table[s] for s in have):
+        return ("No question-answer items in this set, so no F1 verdict: compare the setups on "
+                "the task scores (" + ", ".join(sorted({m for s in have for m in table[s]})) + ")."
+                + _task_sentence(table, have))
     if "rag" in have and "tuned" in have:
         d = _diff(diffs, "rag", "tuned")
         if d["significant"]:
@@ -59,7 +63,23 @@ def verdict(table: dict[str, Any], diffs: list[dict]) -> str:
                              f"({d['mean']:+.2f} F1 [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]).")
     rec = recommend(table, diffs)
     parts.append(f"Recommendation: {rec} (the cheapest setup that no other beats measurably).")
-    return " ".join(parts)
+    return " ".join(parts) + _task_sentence(table, have)
+
+
+def _task_sentence(table: dict[str, Any], have: list[str]) -> str:
+    """The best setup on each task score present (format, style, accuracy, macro-F1, field
+    F1), with its interval: not a paired test, a pointer to the table."""
+    from loop.eval.metrics import METRICS
+
+    out = []
+    for name, m in METRICS.items():
+        rows = [s for s in have if name in table[s]]
+        if m.headline and rows:
+            best = max(rows, key=lambda s: table[s][name]["mean"])
+            c = table[best][name]
+            out.append(f"{m.label}: best {best} {c['mean']:.2f} [{c['ci_low']:.2f}, "
+                       f"{c['ci_high']:.2f}]")
+    return (" Task scores, " + "; ".join(out) + ".") if out else ""
 
 
 def recommend(table: dict[str, Any], diffs: list[dict]) -> str:
@@ -252,7 +272,8 @@ def _heatmap(preds: list[dict], path: Path) -> Path | None:
     grid = np.zeros((len(docs), len(setups)))
     for i, d in enumerate(docs):
         for j, s in enumerate(setups):
-            vals = [p["f1"] for p in preds if p.get("doc") == d and p["setup"] == s]
+            vals = [p["f1"] for p in preds if p.get("doc") == d and p["setup"] == s
+                    and p["f1"] is not None]
             grid[i, j] = sum(vals) / len(vals) if vals else np.nan
     fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(setups), 1.2 + 0.28 * len(docs)))
     im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -24,6 +24,17 @@ class GenerateConfig(StageConfig):
                     "matches a glob (fnmatch, case-insensitive) is asked per_chunk x the "
                     "largest matching weight (> 0) items per task (rounded, 1 to 50). "
                     "Flag: --prefer GLOB[=W], which replaces the config's.")
+    labels: str | None = Field(
+        None, description="Labels of the classify task: a file with one label per line, or "
+        "comma-separated labels (default: the corpus's structure, see label_by).")
+    label_by: Literal["folder", "title", "section"] | None = Field(
+        None, description="Where classify takes each chunk's label when no labels are given: "
+        "folder (default: the folder of its document) | title (its document's title) | section "
+        "(its first heading). The rules teacher can label this way offline.")
+    format: str | None = Field(
+        None, description="An answer format every generated answer must follow: a JSON spec or "
+        "KEY=VALUE;... pairs (max_words, regex, json_schema, headings, bullets). The teacher is "
+        "told, answers that break it are dropped, and generated eval items carry it.")
     val_share: float = Field(0.1, ge=0, lt=1, description="Share of chunks whose samples go to validation.")
     raft_distractors: int = Field(3, ge=0, le=20, description="Distractor chunks shown with each raft question.")
     raft_oracle_share: float = Field(0.8, ge=0, le=1, description="Share of raft rows that show the oracle chunk.")
@@ -56,6 +67,17 @@ class GenerateConfig(StageConfig):
                 raise ValueError(str(e)) from None
         return value
 
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        from generators.formats import FormatError, parse_spec
+
+        try:
+            parse_spec(value)
+        except FormatError as e:
+            raise ValueError(str(e)) from None
+        return value
+
     @field_validator("teacher_url", mode="before")
     @classmethod
     def _urls(cls, value: object) -> object:
@@ -77,7 +99,7 @@ class GenerateConfig(StageConfig):
 
         return {"tasks": [n for n, t in TASKS.items() if t.row_kind != "eval"]}
 
-    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"source_weights"})
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"source_weights", "labels", "label_by", "format"})
     execution_only: ClassVar[frozenset[str]] = frozenset(
         {"teacher_url", "concurrency", "timeout", "max_retries", "batch_size", "price_per_1k",
          "trust_remote_code", "allow_pickle"}

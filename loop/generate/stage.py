@@ -7,6 +7,7 @@ gives), rejects are kept with their reasons, and the dataset is content-addresse
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -16,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import loop.train.students  # noqa: F401 - registers the hf: and smollm2 teachers
@@ -32,7 +33,8 @@ from generators.filters import (
     judge,
     verdicts_json,
 )
-from generators.tasks import EVAL_TASK, Record, get_task
+from generators.formats import describe, parse_spec, violations
+from generators.tasks import EVAL_TASK, TASKS, Record, get_task
 from generators.teachers import Chunk, Job, JobResult, Usage, get_teacher
 from loop.corpus import current_corpus_id, load_corpus
 from loop.errors import ConfigError, InputError, StageError
@@ -45,7 +47,7 @@ from loop.workspace import Workspace, save_dataset, write_json
 
 # Part of every dataset id: bump it when parsing or filtering changes what a run produces,
 # so an old cached dataset is not taken for the new code's output.
-PIPELINE_VERSION = "gen-3"
+PIPELINE_VERSION = "gen-4"  # gen-4: chunk-carrying tasks (classify, extract) skip the question-length and QA decontamination checks
 
 
 def rag_context(chunks: list[Chunk], max_tokens: int = 1500) -> str:
@@ -161,7 +163,7 @@ def _merge(ws: Workspace, previous: str, new: GenerateResult) -> GenerateResult:
 def plan(ws: Workspace, cfg: GenerateConfig, *, eval_mode: bool = False) -> dict[str, Any]:
     """The dry run: how many calls, and an estimate of tokens and cost, spending nothing."""
     chunks = select_chunks(ws, cfg)
-    tasks = [EVAL_TASK] if eval_mode else [get_task(t) for t in cfg.tasks]
+    tasks = stage_tasks(cfg, eval_mode)
     calls = len(chunks) * len(tasks)
     if cfg.teacher == "rules":
         return {"calls": 0, "chunks": len(chunks), "tasks": [t.name for t in tasks],
@@ -192,10 +194,12 @@ class _Generate:
 
     def run(self) -> GenerateResult:
         cfg = self.cfg
-        tasks = [EVAL_TASK] if self.eval_mode else [get_task(t) for t in cfg.tasks]
+        tasks = stage_tasks(cfg, self.eval_mode)
         chunks = select_chunks(self.ws, cfg)
         if not chunks:
             raise InputError("the corpus has no chunks", hint="ingest some documents first")
+        self.labels = task_labels(self.ws, cfg, chunks) if any(t.uses_labels for t in tasks) else None
+        self.spec = parse_spec(cfg.format)
         against = self._against()
         dataset_id = self._dataset_id(tasks, against)
         final = self.ws.artefact("datasets", dataset_id)
@@ -210,7 +214,9 @@ class _Generate:
         if cfg.judge and not hasattr(get_teacher(cfg.judge, **self._teacher_options()), "complete_all"):
             raise ConfigError(f"--judge {cfg.judge}: the judge grades in free text, so it must be "
                               "a model teacher (openai:MODEL or hf:PATH)")
-        jobs = [_job(t, c, cfg, chunks, self.style) for t in tasks for c in chunks]
+        told = self.style + (f"\n{describe(self.spec)}" if self.spec else "")
+        jobs = [_job(t, c, cfg, chunks, told.strip(), self.labels) for t in tasks for c in chunks]
+        self._check_teacher(teacher, jobs)
         results = self._run_jobs(teacher, jobs)
         teacher.close()
         if self.cancelled:
@@ -225,6 +231,22 @@ class _Generate:
         return self._write(dataset_id, final, jobs, results, rows, rejects, decon)
 
     # -- teacher ---------------------------------------------------------------------------
+
+    def _check_teacher(self, teacher, jobs: list[Job]) -> None:  # noqa: ANN001
+        """Refuse a job the teacher cannot do before any call; say once what it will ignore."""
+        cannot = getattr(teacher, "cannot", None)
+        for job in {j.task.name: j for j in jobs}.values():
+            why = cannot(job) if cannot else None
+            if why:
+                raise ConfigError(f"the {self.cfg.teacher} teacher cannot do '{job.task.name}' "
+                                  f"here: {why}")
+        if (self.style or self.spec) and not getattr(teacher, "applies_style", True):
+            what = " and ".join(x for x, on in (("--style", self.style), ("--format", self.spec)) if on)
+            self.emit(Warned("generate", message=(
+                f"the {self.cfg.teacher} teacher cannot apply {what}: it copies spans from the "
+                "documents, so the guide does not change its answers"
+                + (" (answers that break the format are still dropped)" if self.spec else "")
+                + "; use a model teacher (openai:MODEL or hf:PATH) to follow it")))
 
     def _teacher_options(self) -> dict[str, Any]:
         c = self.cfg
@@ -272,6 +294,8 @@ class _Generate:
                            near_dup_threshold=self.cfg.near_dup_threshold,
                            decontam_threshold=self.cfg.decontam_threshold,
                            judge_min=self.cfg.judge_min)
+        # a question that carries its chunk (extract, classify) is as long as the chunk
+        long_questions = dataclasses.replace(s, max_question_chars=10**9)
         cands: list[tuple[Job, Record, Candidate]] = []
         for job in jobs:
             result = results.get(job.key)
@@ -280,14 +304,29 @@ class _Generate:
             for item in result.items:
                 for rec in job.task.records(item, job):
                     c = Candidate(rec.question, rec.answer, job.chunk.text, job.task.name)
-                    check_length(c, s)
-                    check_grounding(c, s)
+                    check_length(c, long_questions if job.task.embeds_chunk else s)
+                    if job.task.grounded:
+                        check_grounding(c, s)
                     check_injection(c)
+                    if self.spec:  # the answer a student learns (or an eval item expects)
+                        broken = violations(rec.answer, self.spec)
+                        (c.reject if broken else c.accept)("format", **({"broken": broken} if broken else {}))
                     cands.append((job, rec, c))
         only = [c for _, _, c in cands]
         for task in {c.task for c in only}:  # a raft row may repeat a qa question: both stay
             drop_duplicates([c for c in only if c.task == task], s, self.embed)
-        decon = decontaminate(only, against, s, self.embed)
+        # An item whose question carries its chunk (classify, extract) would match any
+        # question quoting that chunk: in training it is checked against the eval questions
+        # (conservative), in eval mode by its chunk (was that chunk's label trained on?).
+        chunky = {id(c): job for job, _, c in cands if job.task.embeds_chunk}
+        decon = decontaminate([c for c in only if id(c) not in chunky or not self.eval_mode],
+                              against, s, self.embed)
+        trained = self._trained_chunks() if chunky else set()
+        for c in only:
+            if id(c) in chunky and self.eval_mode and not c.rejected_by:
+                seen = chunky[id(c)].chunk.chunk_id in trained
+                (c.reject if seen else c.accept)("decontam", trained_chunk=seen)
+                decon += seen
         if self.cfg.judge:
             judge_teacher = get_teacher(self.cfg.judge, **self._teacher_options())
             try:
@@ -309,10 +348,12 @@ class _Generate:
         return rows, rejects, decon
 
     def _row(self, job: Job, rec: Record, c: Candidate) -> dict[str, Any]:
-        if self.eval_mode:
+        if self.eval_mode:  # the task columns on every row (from_list reads the first row's)
             return {"id": hashlib.sha256(rec.question.encode()).hexdigest()[:16],
                     "question": rec.question, "answers": [rec.answer],
-                    "chunk_ids": rec.chunk_ids, "origin": "generated"}
+                    "chunk_ids": rec.chunk_ids, "origin": "generated",
+                    "task": "classify" if job.task.uses_labels else "qa",
+                    "labels": list(job.labels), "format": json.dumps(self.spec) if self.spec else ""}
         return make_sample(job.task.name, rec.messages, rec.chunk_ids, teacher=self.cfg.teacher,
                            prompt_version=job.task.prompt_version,
                            filters=json.loads(verdicts_json(c)),
@@ -342,10 +383,13 @@ class _Generate:
         counts = Counter(r[2] for r in reject_rows)
         if self.eval_mode:
             ds = Dataset.from_list(rows) if rows else Dataset.from_dict(
-                {"id": [], "question": [], "answers": [], "chunk_ids": [], "origin": []})
+                {"id": [], "question": [], "answers": [], "chunk_ids": [], "origin": [],
+                 "task": [], "labels": [], "format": []})
         else:
             ds = samples_dataset(rows)
-        by_task = Counter(r["task"] for r in rows) if not self.eval_mode else {"eval_qa": len(rows)}
+        by_task = Counter(r["task"] for r in rows)
+        if self.eval_mode:
+            by_task = {("eval_qa" if t == "qa" else t): n for t, n in by_task.items()}
         train = sum(1 for r in rows if r.get("split") == "train")
         usage = self._usage_summary()
         result = GenerateResult(dataset_id, final, self.kind, len(rows), train,
@@ -394,14 +438,33 @@ class _Generate:
 
         if current_dataset_id(self.ws) is None:
             return list(self.eval_questions)
-        return questions_of(load_samples(self.ws)) + list(self.eval_questions)
+        ds = load_samples(self.ws)
+        # a question that carries its chunk (classify, extract) is checked only against eval
+        # items of its own kind (_against_chunks): its text would match any QA question quoting
+        # that chunk
+        chunky = {n for n in set(ds["task"]) if n in TASKS and TASKS[n].embeds_chunk}
+        if chunky:
+            ds = ds.filter(lambda t: t not in chunky, input_columns="task")
+        return questions_of(ds) + list(self.eval_questions)
+
+    def _trained_chunks(self) -> set[str]:
+        """Eval mode: the chunks that training rows of a chunk-carrying task (classify,
+        extract) were trained on (train split): an eval item on one of them is contaminated."""
+        from loop.samples import current_dataset_id, load_samples
+
+        if not self.eval_mode or current_dataset_id(self.ws) is None:
+            return set()
+        ds = load_samples(self.ws).select_columns(["task", "split", "chunk_ids"])
+        return {r["chunk_ids"][0] for r in ds if r["chunk_ids"] and r["split"] == "train"
+                and r["task"] in TASKS and TASKS[r["task"]].embeds_chunk}
 
     def _dataset_id(self, tasks, against: list[str]) -> str:  # noqa: ANN001
         h = hashlib.sha256()
         for part in (PIPELINE_VERSION, self.kind, current_corpus_id(self.ws), self.cfg.digest(),
                      ",".join(t.prompt_version for t in tasks),
                      hashlib.sha256("\n".join(sorted(against)).encode()).hexdigest(),
-                     hashlib.sha256(self.style.encode()).hexdigest()):
+                     hashlib.sha256(self.style.encode()).hexdigest(),
+                     *([",".join(self.labels[0])] if self.labels else [])):
             h.update(str(part).encode() + b"\x00")
         return h.hexdigest()[:16]
 
@@ -442,10 +505,15 @@ def items_per_chunk(chunk: Chunk, cfg: GenerateConfig) -> int:
     return min(max(1, math.floor(cfg.per_chunk * w + 0.5)), max(cfg.per_chunk, 50))
 
 
-def _job(task, chunk: Chunk, cfg: GenerateConfig, pool: list[Chunk], style: str = "") -> Job:  # noqa: ANN001
+def _job(task, chunk: Chunk, cfg: GenerateConfig, pool: list[Chunk], style: str = "",  # noqa: ANN001
+         labels: tuple[tuple[str, ...], dict[str, str]] | None = None) -> Job:
     n = items_per_chunk(chunk, cfg)
     # n, not per_chunk: an unweighted chunk keeps its key, so its teacher calls stay cached
     key = hashlib.sha256(f"{task.prompt_version}:{chunk.chunk_id}:{n}:{cfg.seed}".encode()).hexdigest()[:16]
+    if task.uses_labels:
+        allowed, label_of = labels or ((), {})
+        return Job(key=key, task=task, chunk=chunk, n=n, style=style, labels=allowed,
+                   label=label_of.get(chunk.chunk_id, ""))
     if not task.uses_context:
         return Job(key=key, task=task, chunk=chunk, n=n, style=style)
     rng = random.Random(key)
@@ -456,6 +524,50 @@ def _job(task, chunk: Chunk, cfg: GenerateConfig, pool: list[Chunk], style: str 
     fmt = functools.partial(rag_context, max_tokens=cfg.context_tokens)
     return Job(key=key, task=task, chunk=chunk, n=n, context=context,
                oracle_in_context=oracle, style=style, format_context=fmt)
+
+
+def stage_tasks(cfg: GenerateConfig, eval_mode: bool) -> list:
+    """The tasks a run does: the configured ones; in eval mode the eval QA task and the
+    configured tasks that also make eval items (classify)."""
+    if not eval_mode:
+        return [get_task(t) for t in cfg.tasks]
+    return [EVAL_TASK] + [t for t in map(get_task, cfg.tasks) if t.eval_items]
+
+
+def task_labels(ws: Workspace, cfg: GenerateConfig,
+                chunks: list[Chunk]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The allowed labels of a labelling task, and each chunk's own label when the corpus's
+    structure gives it (none when the labels are the user's: a model teacher picks)."""
+    from loop.goldset import read_text_file
+
+    if cfg.labels:
+        path = Path(cfg.labels)
+        text = read_text_file(path) if path.is_file() else cfg.labels.replace(",", "\n")
+        labels = tuple(dict.fromkeys(ln.strip() for ln in text.splitlines() if ln.strip()))
+        if len(labels) < 2:
+            raise InputError(f"--labels {cfg.labels}: classify needs at least two labels "
+                             "(a file with one per line, or comma-separated)")
+        return labels, {}
+    by = cfg.label_by or "folder"
+    label_of = {c.chunk_id: lab for c in chunks if (lab := structure_label(c, by))}
+    labels = tuple(sorted(set(label_of.values())))
+    if len(labels) < 2:
+        raise InputError(f"classify: the corpus's structure by {by} gives {len(labels)} label(s); "
+                         "it needs two or more", hint="try --label-by title|section, or "
+                         "--labels FILE with a model teacher")
+    return labels, label_of
+
+
+def structure_label(chunk: Chunk, by: str) -> str:
+    """A chunk's label from the corpus's structure: its document's folder, title or section."""
+    if by == "title":
+        return chunk.title.strip()
+    if by == "section":
+        for line in chunk.text.splitlines():
+            if line.lstrip().startswith("#"):
+                return line.lstrip("# ").strip()
+        return chunk.title.strip()
+    return PurePosixPath(chunk.source.replace("\\", "/")).parent.name
 
 
 def _split(chunk_id: str, val_share: float) -> str:

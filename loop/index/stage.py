@@ -319,9 +319,12 @@ def evaluate_retrieval(ws: Workspace, eval_set: Path, ks: list[int],
     source weights, also how many first hits come from a preferred source and how many the
     weights changed."""
     try:
-        items = load_eval_set(eval_set)
+        # retrieval scores find evidence for questions; classify/extract items have none
+        items = [it for it in load_eval_set(eval_set) if it.task == "qa"]
     except RetrievalError as e:
         raise InputError(str(e)) from e
+    if not items:
+        raise InputError(f"{eval_set} holds no question-answer item to score retrieval on")
     retriever = load_retriever(ws, cfg, **overrides)
     count = gold_counter(retriever.index.chunks)
     retriever.index.prepare_queries([it.question for it in items])
