@@ -90,6 +90,19 @@ def question_of(sample: dict[str, Any]) -> str:
     return users[0].strip()
 
 
+def overlap_text(question: str, task: str) -> str:
+    """The part of a question that can leak an eval item, for decontamination and the
+    contamination count: for a task whose question carries its chunk (classify, extract), the
+    text after the instruction (the instruction is the same on every row, so it would match
+    every other such question); else the whole question."""
+    from generators.tasks import TASKS
+
+    t = TASKS.get(task)
+    if t is not None and t.embeds_chunk and "\n\n" in question:
+        return question.split("\n\n", 1)[1]
+    return question
+
+
 def questions_of(ds: Dataset) -> list[str]:
     """``question_of`` every row of a samples dataset."""
     return [question_of({"task": t, "messages": m}) for t, m in zip(ds["task"], ds["messages"],

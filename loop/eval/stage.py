@@ -454,13 +454,15 @@ class _Eval:
     def _contamination(self, questions: list[Question]) -> int:
         """Eval questions that are near-duplicates of training questions (should be 0)."""
         from generators.filters import Candidate, FilterSettings, decontaminate
-        from loop.samples import current_dataset_id, load_samples, questions_of
+        from loop.samples import current_dataset_id, load_samples, overlap_text, questions_of
 
         if current_dataset_id(self.ws) is None:
             return 0
-        train = questions_of(load_samples(self.ws))
+        ds = load_samples(self.ws)
+        train = [overlap_text(q, t) for q, t in zip(questions_of(ds), ds["task"], strict=True)]
         cands = [Candidate(t, "", "", "qa") for t in train]
-        return decontaminate(cands, [q.question for q in questions], FilterSettings(), None)
+        return decontaminate(cands, [overlap_text(q.question, q.task) for q in questions],
+                             FilterSettings(), None)
 
     def _write(self, final: Path, result: EvalResult, preds: list[dict], set_hash: str) -> None:
         from datasets import Dataset

@@ -41,13 +41,13 @@ from loop.errors import ConfigError, InputError, StageError
 from loop.events import EventSink, Progress, Started, Warned, null_sink
 from loop.generate.config import GenerateConfig
 from loop.ledger import TeacherCallCache
-from loop.samples import make_sample, samples_dataset
+from loop.samples import make_sample, overlap_text, samples_dataset
 from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
 
 # Part of every dataset id: bump it when parsing or filtering changes what a run produces,
 # so an old cached dataset is not taken for the new code's output.
-PIPELINE_VERSION = "gen-4"  # gen-4: chunk-carrying tasks (classify, extract) skip the question-length and QA decontamination checks
+PIPELINE_VERSION = "gen-4"  # gen-4: chunk-carrying tasks (classify, extract): no question-length check, decontaminated on their text
 
 
 def rag_context(chunks: list[Chunk], max_tokens: int = 1500) -> str:
@@ -303,7 +303,8 @@ class _Generate:
                 continue
             for item in result.items:
                 for rec in job.task.records(item, job):
-                    c = Candidate(rec.question, rec.answer, job.chunk.text, job.task.name)
+                    c = Candidate(overlap_text(rec.question, job.task.name), rec.answer,
+                                  job.chunk.text, job.task.name)
                     check_length(c, long_questions if job.task.embeds_chunk else s)
                     if job.task.grounded:
                         check_grounding(c, s)

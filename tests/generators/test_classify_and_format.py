@@ -82,3 +82,15 @@ def test_a_format_is_told_filtered_and_carried_and_rules_says_once_it_cannot_app
 def test_a_bad_format_is_refused_before_any_work():
     with pytest.raises(ValueError, match="unknown format key"):
         GenerateConfig(format='{"max_wrds": 2}')
+
+
+def test_classify_rows_are_decontaminated_on_their_text_not_their_instruction(example_ws, example_dir):
+    """The bundled gold set's classify items share the instruction with every classify row:
+    only the rows whose chunk holds a gold item's text are removed."""
+    gold = example_dir.parent / "marrowick-eval.jsonl"
+    r = generate(example_ws, GenerateConfig(tasks=["classify"]), eval_set=gold)
+    assert r.samples > 200 and 1 <= r.rejected.get("decontam", 0) <= 15, r.rejected
+    texts = [json.loads(line)["question"].split("<text>\n", 1)[1].split("\n</text>")[0]
+             for line in gold.read_text().splitlines() if '"classify"' in line]
+    for row in load_samples(example_ws):
+        assert not any(t in " ".join(row["messages"][0]["content"].split()) for t in texts)
