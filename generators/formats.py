@@ -63,9 +63,13 @@ def parse_spec(value: str | Mapping[str, Any] | None) -> dict[str, Any] | None:
                 raise FormatError(f"format key {key} must be positive")
     if "headings" in spec:
         h = spec["headings"]
+        if not isinstance(h, str | list | tuple):
+            raise FormatError("format key headings needs a list of headings (or a comma-separated string)")
         spec["headings"] = [s.strip() for s in (h.split(",") if isinstance(h, str) else h)
                             if str(s).strip()]
     if "regex" in spec:
+        if not isinstance(spec["regex"], str):
+            raise FormatError("format key regex needs a string")
         try:
             re.compile(spec["regex"])
         except re.error as e:

@@ -36,14 +36,15 @@ def read_gold_set(path: Path) -> list[Any]:
     return items
 
 
-def gold_questions(path: Path) -> list[str]:
-    """Every question of the file, answered or not."""
+def gold_questions(path: Path, *, tasks: bool = False) -> list[Any]:
+    """Every question of the file, answered or not; with ``tasks``, (question, task) pairs."""
     text = read_text_file(path)
     if path.suffix == ".json":
         try:
             data = json.loads(text)
-            return [qa["question"] for art in data["data"] for p in art["paragraphs"]
-                    for qa in p.get("qas", [])]
+            qs = [qa["question"] for art in data["data"] for p in art["paragraphs"]
+                  for qa in p.get("qas", [])]
+            return [(q, "qa") for q in qs] if tasks else qs
         except (ValueError, KeyError, TypeError) as e:
             raise InputError(f"{path}: not a SQuAD-format eval set ({type(e).__name__}: {e})") from e
     out = []
@@ -51,7 +52,9 @@ def gold_questions(path: Path) -> list[str]:
         if not line.strip():
             continue
         try:
-            out.append(str(json.loads(line)["question"]))
+            row = json.loads(line)
+            q = str(row["question"])
+            out.append((q, str(row.get("task") or "qa")) if tasks else q)
         except (ValueError, KeyError, TypeError) as e:
             raise InputError(f"{path}:{n}: each line needs a JSON object with 'question'") from e
     return out

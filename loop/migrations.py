@@ -185,7 +185,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             seq INTEGER NOT NULL,            -- position in the grid
             settings TEXT NOT NULL,          -- {key: value}, JSON
             model_id TEXT NOT NULL,
-            val_loss REAL NOT NULL,
+            val_loss REAL,                   -- NULL: no finite loss (a diverged setting)
             curve TEXT NOT NULL,             -- [[step, validation loss], ...], JSON
             PRIMARY KEY (sweep_id, seq)
         );

@@ -128,17 +128,15 @@ DEV_ORIGIN = "dev part of the gold set (picks the targets; not a score to report
 def _split(ws: Workspace, eval_set: Path | None, seed: int) -> dict[str, Any]:
     """The gold set (or the generated eval set) split by document into dev and test files."""
     from loop.corpus import load_corpus
-    from loop.samples import load_eval_set
+    from loop.samples import eval_items, load_eval_set
     from loop.split import split_by_document, split_id
-    from retrieval.metrics import EvalItem
 
     if eval_set is not None:
         items, name = read_gold_set(eval_set), Path(eval_set).stem
         origin = f"human gold set ({Path(eval_set).name})"
     else:
         ds = load_eval_set(ws)
-        items = [EvalItem(r["question"], list(r["answers"]), list(r["chunk_ids"] or []), r["id"])
-                 for r in ds] if ds is not None else []
+        items = eval_items(ds) if ds is not None else []
         name, origin = "generated", f"generated eval set ({ws.ledger.current('eval_set')})"
     chunks = load_corpus(ws).select_columns(["chunk_id", "source", "text"]).to_list()
     s = split_by_document(items, chunks, seed)

@@ -152,6 +152,20 @@ def load_eval_set(ws: Workspace, eval_set_id: str | None = None) -> Dataset | No
     return load_from_disk(str(path)) if path.exists() else None
 
 
+def eval_items(ds: Dataset) -> list[Any]:
+    """A generated eval set's rows as gold items (``retrieval.metrics.EvalItem``), with their
+    task, labels and format (columns a set made before 0.2 lacks read as a QA item)."""
+    from retrieval.metrics import EvalItem
+
+    out = []
+    for r in ds:
+        fmt = r.get("format")
+        out.append(EvalItem(r["question"], list(r["answers"]), list(r["chunk_ids"] or []), r["id"],
+                            "", r.get("task") or "qa", list(r.get("labels") or []), None,
+                            (json.loads(fmt) if isinstance(fmt, str) else fmt) or None))
+    return out
+
+
 def load_samples(ws: Workspace, dataset_id: str | None = None) -> Dataset:
     """The samples of a dataset artefact (the latest ``generate`` when no id is given)."""
     return load_from_disk(str(dataset_path(ws, dataset_id) / "data"))

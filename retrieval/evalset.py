@@ -50,6 +50,8 @@ def _jsonl(raw: str, path: Path) -> list[EvalItem]:
                                  f'{{"question", "answers": [...]}}: {e}') from e
         if task not in ("qa", "classify", "extract"):
             raise RetrievalError(f"{path}:{n}: unknown task {task!r} (qa, classify or extract)")
+        if task == "extract" and not fields:
+            raise RetrievalError(f"{path}:{n}: an extract item needs its gold 'fields' object")
         if task == "classify" and not answers:
             raise RetrievalError(f"{path}:{n}: a classify item needs its gold label "
                                  '("label" or "answers")')

@@ -74,6 +74,8 @@ class Task:
     embeds_chunk: ClassVar[bool] = False
     # The answer's words must be found in the chunk (the grounding filter); a label is not.
     grounded: ClassVar[bool] = True
+    # Its answers follow ``generate --format`` (a label does not: no format is applied to it).
+    formatted: ClassVar[bool] = True
 
     @property
     def prompt_version(self) -> str:

@@ -162,8 +162,12 @@ class ClassifyOut(BaseModel):
 
 def classify_question(labels: tuple[str, ...] | list[str], chunk: Chunk) -> str:
     """The student's prompt of a classify row: the allowed labels, then the text."""
+    # No title and no heading lines: with --label-by title or section they are the label.
+    # The same shape as the bundled gold set's classify items.
+    text = "\n".join(ln for ln in chunk.text.splitlines() if not ln.lstrip().startswith("#"))
+    text = text.strip().replace("</text", "</ text")
     return (f"Which one of these labels fits the text best: {', '.join(labels)}? "
-            "Reply with the label only.\n\n" + document_block(chunk, "text"))
+            f"Reply with the label only.\n\n<text>\n{text}\n</text>")
 
 
 class ClassifyTask(Task):
@@ -177,6 +181,7 @@ class ClassifyTask(Task):
     eval_items = True
     embeds_chunk = True
     grounded = False  # checked against the allowed labels instead
+    formatted = False
 
     def records(self, item: ClassifyOut, job: Job) -> list[Record]:
         by_lower = {lab.lower(): lab for lab in job.labels}

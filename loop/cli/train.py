@@ -77,7 +77,8 @@ def _sweep(cfg: TrainConfig, workspace: Path, as_json: bool) -> None:
         values = " ".join(f"{k}={v}" for k, v in s.settings.items())
         state = "cached" if s.cached else "trained"
         mark = ("  best", "bold green") if s is best else ""
-        say(f"{values}: validation loss {s.val_loss:.4f}, model {s.model_id} ({state})", mark)
+        loss = "none (diverged)" if s.val_loss is None else f"{s.val_loss:.4f}"
+        say(f"{values}: validation loss {loss}, model {s.model_id} ({state})", mark)
     say((f"model {best.model_id}", "bold green"), f" ({result.model.kind}) is current: the "
         f"lowest validation loss of {len(result.settings)} settings (sweep {result.sweep_id})")
 

@@ -49,6 +49,8 @@ def semantic(stage: Any, questions: list, preds: list[dict]) -> None:
 def _grade(stage: Any, name: str, todo: list[dict], msgs: list[list[dict]]) -> None:
     """Ask the judge for a 1-5 grade of each row of ``todo``; keep (score - 1) / 4 in
     ``p[name]``. A failed request or an unreadable reply leaves the grade missing (a note)."""
+    if not todo:  # nothing to grade: no judge to load
+        return
     import loop.train.students  # noqa: F401 - registers the hf: and smollm2 teachers
     from generators.filters import JudgeOut
     from generators.parsing import ParseFailure, parse_json

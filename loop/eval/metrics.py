@@ -221,7 +221,9 @@ def _field_f1(answer: str, q: Any, shown: Shown | None) -> float | None:
 def _format(answer: str, q: Any, shown: Shown | None) -> float | None:
     from generators.formats import complies
 
-    return float(complies(answer, q.format)) if getattr(q, "format", None) else None
+    if not getattr(q, "format", None):
+        return None
+    return float(bool(answer.strip()) and complies(answer, q.format))  # nothing follows no format
 
 
 for _m in (

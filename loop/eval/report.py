@@ -360,7 +360,8 @@ def sweep_lines(sweeps: list[dict[str, Any]]) -> list[str]:
         for row in sw["settings"]:
             chosen = " (chosen)" if row["model_id"] == sw["best_model_id"] else ""
             lines.append("| " + " | ".join(str(row["settings"][k]) for k in keys)
-                         + f" | {row['val_loss']:.4f}{chosen} | `{row['model_id']}` |")
+                         + (f" | {row['val_loss']:.4f}" if row["val_loss"] is not None else " | diverged")
+                         + f"{chosen} | `{row['model_id']}` |")
     return lines
 
 

@@ -73,6 +73,7 @@ class EvalConfig(StageConfig):
     execution_only: ClassVar[frozenset[str]] = frozenset(
         {"batch_size", "device", "dtype", "judge_url", "trust_remote_code", "allow_pickle",
          "memory_budget"})
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"style"})  # earlier ids unchanged
 
 
 
@@ -202,8 +203,8 @@ class _Eval:
                            if q.task != "qa" or q.format else []) for q in out]).encode()
         return out, origin, hashlib.sha256(blob).hexdigest()[:16]
 
-    def _generated_set(self) -> tuple[list[tuple], str]:
-        from loop.samples import load_eval_set
+    def _generated_set(self) -> tuple[list[Any], str]:
+        from loop.samples import eval_items, load_eval_set
 
         eval_id = self.ws.ledger.current("eval_set")
         ds = load_eval_set(self.ws, eval_id)
@@ -212,16 +213,7 @@ class _Eval:
                              "`synthloop generate --eval` first")
         self.notes.append("questions are generated, not human-written: treat the figures as "
                           "indicative; a gold set (--eval-set) is better")
-        from retrieval.metrics import EvalItem
-
-        def extra(r: dict, key: str) -> Any:  # columns a set made before 0.3 lacks
-            value = r.get(key)
-            return json.loads(value) if isinstance(value, str) and key in ("format", "fields") and value else value
-
-        return ([EvalItem(r["question"], list(r["answers"]), list(r["chunk_ids"] or []), r["id"], "",
-                          r.get("task") or "qa", list(r.get("labels") or []), extra(r, "fields"),
-                          extra(r, "format") or None) for r in ds],
-                f"generated eval set ({eval_id})")
+        return eval_items(ds), f"generated eval set ({eval_id})"
 
     def _models(self) -> dict[str, Path]:
         from loop.eval.models import current_models
@@ -380,8 +372,10 @@ class _Eval:
             q = by_id[p["eval_id"]]
             # what macro-F1 counts, kept in the predictions (every row has the columns:
             # Dataset.from_list takes them from the first row)
-            p["label"], p["gold_label"] = ((M.predicted_label(p["answer"], q.labels or q.answers),
-                                            q.answers[0]) if q.task == "classify" else (None, None))
+            labels = q.labels or q.answers
+            p["label"], p["gold_label"] = ((M.predicted_label(p["answer"], labels),
+                                            M.predicted_label(q.answers[0], labels))
+                                           if q.task == "classify" else (None, None))
             shown = (M.Shown(contexts[q.id][0], p["retrieved_chunk_ids"], k)
                      if SETUPS[p["setup"]].retrieval else None)
             for m in metrics:
@@ -417,6 +411,8 @@ class _Eval:
                 both = [(x, y) for x, y in zip(per[a][m], per[b][m], strict=True)
                         if x is not None and y is not None]
                 xa, xb = [x for x, _ in both], [y for _, y in both]
+                if not both:  # no item this metric reads (a classify-only set): no test
+                    continue
                 ci = paired_diff_ci(xa, xb, **kw)
                 d = {"a": a, "b": b, "metric": m, **ci.as_dict(),
                      "p": paired_p(xa, xb, **kw),
@@ -458,11 +454,19 @@ class _Eval:
 
         if current_dataset_id(self.ws) is None:
             return 0
+        from generators.tasks import TASKS
+
+        def chunky(task: str) -> bool:  # its question carries a chunk: compared by that text
+            return task in TASKS and TASKS[task].embeds_chunk
+
         ds = load_samples(self.ws)
-        train = [overlap_text(q, t) for q, t in zip(questions_of(ds), ds["task"], strict=True)]
-        cands = [Candidate(t, "", "", "qa") for t in train]
-        return decontaminate(cands, [overlap_text(q.question, q.task) for q in questions],
-                             FilterSettings(), None)
+        train = list(zip(questions_of(ds), ds["task"], strict=True))
+        count = 0
+        for kind in (False, True):
+            cands = [Candidate(overlap_text(q, t), "", "", "qa") for q, t in train if chunky(t) == kind]
+            asked = [overlap_text(q.question, q.task) for q in questions if chunky(q.task) == kind]
+            count += decontaminate(cands, asked, FilterSettings(), None)
+        return count
 
     def _write(self, final: Path, result: EvalResult, preds: list[dict], set_hash: str) -> None:
         from datasets import Dataset

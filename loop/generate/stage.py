@@ -109,16 +109,21 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
     cached, so a re-run with the same config continues instead of starting over."""
     cfg = cfg or GenerateConfig()
     from loop.goldset import gold_questions, read_text_file
-    from loop.samples import current_dataset_id
+    from loop.samples import current_dataset_id, overlap_text
 
-    eval_questions = list(eval_questions or []) + (gold_questions(eval_set) if eval_set else [])
+    pairs = [(q, "qa") for q in eval_questions or []] + (gold_questions(eval_set, tasks=True)
+                                                          if eval_set else [])
+    # a gold item that carries its text (classify, extract) is checked against rows of its
+    # kind, on that text (see _filter); the others against the QA questions
+    chunk_texts = [overlap_text(q, t) for q, t in pairs if t in TASKS and TASKS[t].embeds_chunk]
+    eval_questions = [q for q, t in pairs if not (t in TASKS and TASKS[t].embeds_chunk)]
     style = read_text_file(style_file) if style_file else style
 
     previous = current_dataset_id(ws) if merge and not eval_mode else None
     try:
         with stage_run(ws, "generate", cfg.resolved(), emit=emit) as run:
             result = _Generate(ws, cfg, eval_mode, eval_questions or [], style, emit, embed,
-                               api_key, should_stop).run()
+                               api_key, should_stop, chunk_texts).run()
             if previous and previous != result.dataset_id:
                 result = _merge(ws, previous, result)
             run.done(result.summary(), result.dataset_id,
@@ -183,8 +188,9 @@ class _Stop(Exception):
 
 class _Generate:
     def __init__(self, ws, cfg, eval_mode, eval_questions, style, emit, embed, api_key,  # noqa: ANN001
-                 should_stop=None) -> None:  # noqa: ANN001
+                 should_stop=None, eval_chunk_texts=None) -> None:  # noqa: ANN001
         self.should_stop = should_stop or (lambda: False)
+        self.eval_chunk_texts = list(eval_chunk_texts or [])
         self.cancelled = False
         self.ws, self.cfg, self.eval_mode = ws, cfg, eval_mode
         self.eval_questions, self.style, self.emit = eval_questions, style, emit
@@ -216,6 +222,12 @@ class _Generate:
                               "a model teacher (openai:MODEL or hf:PATH)")
         told = self.style + (f"\n{describe(self.spec)}" if self.spec else "")
         jobs = [_job(t, c, cfg, chunks, told.strip(), self.labels) for t in tasks for c in chunks]
+        if self.labels and self.labels[1]:  # labels from the structure: a chunk with none is skipped
+            unlabelled = [j for j in jobs if j.task.uses_labels and not j.label]
+            if unlabelled:
+                jobs = [j for j in jobs if not (j.task.uses_labels and not j.label)]
+                self.emit(Warned("generate", message=f"classify: {len(unlabelled)} chunk(s) have no "
+                                 f"{cfg.label_by or 'folder'} to label them by; skipped"))
         self._check_teacher(teacher, jobs)
         results = self._run_jobs(teacher, jobs)
         teacher.close()
@@ -309,7 +321,7 @@ class _Generate:
                     if job.task.grounded:
                         check_grounding(c, s)
                     check_injection(c)
-                    if self.spec:  # the answer a student learns (or an eval item expects)
+                    if self.spec and job.task.formatted:  # what a student learns (or an eval item expects)
                         broken = violations(rec.answer, self.spec)
                         (c.reject if broken else c.accept)("format", **({"broken": broken} if broken else {}))
                     cands.append((job, rec, c))
@@ -320,8 +332,10 @@ class _Generate:
         # question quoting that chunk: in training it is checked against the eval questions
         # (conservative), in eval mode by its chunk (was that chunk's label trained on?).
         chunky = {id(c): job for job, _, c in cands if job.task.embeds_chunk}
-        decon = decontaminate([c for c in only if id(c) not in chunky or not self.eval_mode],
-                              against, s, self.embed)
+        decon = decontaminate([c for c in only if id(c) not in chunky], against, s, self.embed)
+        if chunky and not self.eval_mode:
+            decon += decontaminate([c for c in only if id(c) in chunky], self.eval_chunk_texts,
+                                   s, self.embed)
         trained = self._trained_chunks() if chunky else set()
         for c in only:
             if id(c) in chunky and self.eval_mode and not c.rejected_by:
@@ -354,7 +368,8 @@ class _Generate:
                     "question": rec.question, "answers": [rec.answer],
                     "chunk_ids": rec.chunk_ids, "origin": "generated",
                     "task": "classify" if job.task.uses_labels else "qa",
-                    "labels": list(job.labels), "format": json.dumps(self.spec) if self.spec else ""}
+                    "labels": list(job.labels),
+                    "format": json.dumps(self.spec) if self.spec and job.task.formatted else ""}
         return make_sample(job.task.name, rec.messages, rec.chunk_ids, teacher=self.cfg.teacher,
                            prompt_version=job.task.prompt_version,
                            filters=json.loads(verdicts_json(c)),
@@ -460,12 +475,16 @@ class _Generate:
                 and r["task"] in TASKS and TASKS[r["task"]].embeds_chunk}
 
     def _dataset_id(self, tasks, against: list[str]) -> str:  # noqa: ANN001
+        trained = self._trained_chunks()  # eval mode: an item on a chunk trained since is stale
         h = hashlib.sha256()
         for part in (PIPELINE_VERSION, self.kind, current_corpus_id(self.ws), self.cfg.digest(),
                      ",".join(t.prompt_version for t in tasks),
                      hashlib.sha256("\n".join(sorted(against)).encode()).hexdigest(),
                      hashlib.sha256(self.style.encode()).hexdigest(),
-                     *([",".join(self.labels[0])] if self.labels else [])):
+                     *([",".join(self.labels[0])] if self.labels else []),
+                     *([hashlib.sha256("\n".join(sorted(self.eval_chunk_texts)).encode()).hexdigest()]
+                       if self.eval_chunk_texts else []),
+                     *([",".join(sorted(trained))] if trained else [])):
             h.update(str(part).encode() + b"\x00")
         return h.hexdigest()[:16]
 

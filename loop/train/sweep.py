@@ -15,13 +15,14 @@ import contextlib
 import hashlib
 import itertools
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from loop.config import is_list_type, is_simple_type, resolve, strip_optional
 from loop.errors import ConfigError, InputError, StageError, UsageError
-from loop.events import EventSink, Finished, Progress, Started, null_sink
+from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
 from loop.train.config import TrainConfig
 from loop.train.stage import TrainResult, is_main_process, train
 from loop.workspace import Workspace
@@ -30,8 +31,10 @@ STAGE = "sweep"
 ALIASES = {"learning_rate": "lr"}
 # Settings that change what the validation loss is measured on (another student's tokens,
 # other rows, another objective): losses across them do not compare, so they are not swept.
+# max_length truncates the validation rows, packing changes the tokens a loss is averaged
+# over, dpo_beta scales the DPO loss itself.
 FIXED = frozenset({"student", "method", "with_context", "then_sft", "init_from",
-                   "target_modules", "sweep"})
+                   "target_modules", "sweep", "max_length", "packing", "dpo_beta"})
 
 
 def sweep_keys() -> list[str]:
@@ -94,7 +97,7 @@ class Setting:
 
     settings: dict[str, Any]
     model_id: str
-    val_loss: float
+    val_loss: float | None  # None: diverged (NaN), never the best
     curve: list[list[float]]  # [[step, validation loss], ...]
     cached: bool = False
 
@@ -131,11 +134,19 @@ def sweep(ws: Workspace, cfg: TrainConfig, emit: EventSink = null_sink, *,
             values = {k: getattr(c, k) for k in grid}
             emit(Progress(STAGE, done=i, total=len(configs), info=values))
             r = train(ws, c, emit, callbacks=callbacks)
-            if r.val_loss is None:
-                raise StageError(f"setting {values}: model {r.model_id} has no validation loss")
-            trained.append((Setting(values, r.model_id, r.val_loss, _val_curve(r), r.cached), r))
+            # a diverged setting (NaN, or none recorded: SQLite keeps NaN as NULL) is kept,
+            # with no loss, and never chosen
+            loss = r.val_loss if r.val_loss is not None and math.isfinite(r.val_loss) else None
+            if loss is None:
+                emit(Warned(STAGE, message=f"setting {values}: no finite validation loss "
+                                           f"(model {r.model_id} diverged?); not a candidate"))
+            trained.append((Setting(values, r.model_id, loss, _val_curve(r), r.cached), r))
         emit(Progress(STAGE, done=len(configs), total=len(configs)))
-        best, model = min(trained, key=lambda t: t[0].val_loss)  # ties: the first in the grid
+        finite = [t for t in trained if t[0].val_loss is not None]
+        if not finite:
+            raise StageError("no setting of the sweep reached a finite validation loss",
+                             hint="lower the learning rate")
+        best, model = min(finite, key=lambda t: t[0].val_loss)  # ties: the first in the grid
         result = SweepResult(_sweep_id([s for s, _ in trained]), [s for s, _ in trained], best,
                              model, grid)
         if is_main_process():

@@ -135,3 +135,45 @@ def test_a_bad_format_in_a_gold_set_names_the_item(tmp_path):
                                 "format": {"max_wrds": 3}}) + "\n")
     with pytest.raises(InputError, match="item q7: unknown format key"):
         read_gold_set(gold)
+
+
+def test_edge_cases_the_review_found(tmp_path):
+    from loop.errors import InputError
+    from loop.eval.metrics import METRICS
+    from loop.eval.stage import EvalConfig, Question
+    from loop.goldset import read_gold_set
+
+    fmt = METRICS["format"].per_answer
+    q = Question("1", "q", ["a"], [], "", format={"max_words": 4})
+    assert fmt("", q, None) == 0.0 and fmt("two words", q, None) == 1.0  # nothing is no format
+    assert "style" not in EvalConfig().resolved()  # evaluations made before keep their ids
+    for bad in ('{"regex": 5}', '{"headings": 5}'):
+        with pytest.raises(FormatError):
+            parse_spec(bad)
+    gold = tmp_path / "g.jsonl"
+    gold.write_text(json.dumps({"task": "extract", "question": "x?", "answers": ["y"]}) + "\n")
+    with pytest.raises(InputError, match="needs its gold 'fields'"):
+        read_gold_set(gold)
+
+
+def test_a_classify_only_set_has_no_f1_verdict_and_no_nan(tmp_path, tiny_student):
+    import math
+
+    from loop.eval.stage import EvalConfig, evaluate
+    from loop.ingest import ingest
+    from loop.workspace import Workspace
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nThe ferry leaves at 7:15.\n")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps({"task": "classify", "question": f"Label {i}?",
+                                          "label": "Ferry", "labels": ["ferry", "fees"]})
+                              for i in range(3)))
+    with Workspace(tmp_path / "ws") as ws:
+        ingest(ws, [docs])
+        r = evaluate(ws, EvalConfig(student=f"hf:{tiny_student}", setups=["base"],
+                                    max_new_tokens=3, n_boot=100), eval_set=gold)
+    assert r.verdict.startswith("No question-answer items") and r.differences == []
+    assert set(r.setups["base"]) == {"accuracy", "macro_f1"}
+    assert not any(math.isnan(v) for cell in r.setups["base"].values() for v in cell.values())

@@ -38,7 +38,8 @@ def test_rules_labels_each_chunk_by_its_folder_offline(example_ws):
         user, label = row["messages"][0]["content"], row["messages"][-1]["content"]
         assert label == PurePosixPath(source[row["chunk_ids"][0]]).parent.name
         assert user.startswith("Which one of these labels fits the text best: about, council,")
-        assert "<text title=" in user  # the student sees the text it labels
+        assert "\n\n<text>\n" in user  # the text it labels, without the title or headings
+        assert "\n#" not in user.split("<text>", 1)[1]
 
 
 def test_generated_classify_eval_items_come_only_from_untrained_chunks(example_ws):

@@ -131,3 +131,26 @@ def test_pinning_cuda_n_twice_keeps_gpu_n(monkeypatch):
         with pytest.raises(StageError, match="no CUDA device"):  # not "only 1 GPU(s) visible"
             students.pin_device("cuda:1")
         assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+
+
+def test_a_diverged_setting_is_kept_but_never_chosen(ws, monkeypatch, tmp_path):
+    """A NaN validation loss (a learning rate too high) neither wins nor breaks the ledger."""
+    import importlib
+    import math
+    from types import SimpleNamespace
+
+    sw = importlib.import_module("loop.train.sweep")
+    from loop.train.config import TrainConfig
+
+    losses = {"0.1": math.nan, "0.0001": 1.5}
+
+    def fake_train(ws_, c, emit, callbacks=None):  # noqa: ANN001, ANN202
+        return SimpleNamespace(val_loss=losses[str(c.lr)], model_id=f"m{c.lr}", cached=False,
+                               path=tmp_path, kind="tuned", dataset_id="d1")
+
+    monkeypatch.setattr(sw, "train", fake_train)
+    monkeypatch.setattr(sw, "_require_validation", lambda ws_, c: None)
+    r = sw.sweep(ws, TrainConfig(sweep="lr=0.1,0.0001"))
+    assert r.best.model_id == "m0.0001" and [s.val_loss for s in r.settings] == [None, 1.5]
+    rows = ws.ledger.sweep_settings(r.sweep_id)
+    assert [row["val_loss"] for row in rows] == [None, 1.5]
