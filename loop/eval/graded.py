@@ -148,4 +148,4 @@ register_metric(Metric("semantic", "semantic similarity to the gold answer", 3, 
                        plotted=True))
 register_metric(Metric("judge", "LLM judge grade", 4, per_batch=judge))
 register_metric(Metric("style", "LLM judge grade against the style guide", 9, per_batch=style,
-                       headline=True))
+                       headline=True, plotted=True))
