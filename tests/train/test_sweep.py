@@ -108,7 +108,7 @@ def test_sweeps_tables_columns(tmp_path):
                    ("created_at", "REAL", 1), ("grid", "TEXT", 1), ("best_model_id", "TEXT", 1),
                    ("config", "TEXT", 1)],
         "sweep_settings": [("sweep_id", "TEXT", 1), ("seq", "INTEGER", 1), ("settings", "TEXT", 1),
-                           ("model_id", "TEXT", 1), ("val_loss", "REAL", 1), ("curve", "TEXT", 1)],
+                           ("model_id", "TEXT", 1), ("val_loss", "REAL", 0), ("curve", "TEXT", 1)],
     }
     assert db.applied_migrations()[-1] == "0008_sweeps"
     db.close()
