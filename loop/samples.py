@@ -90,17 +90,21 @@ def question_of(sample: dict[str, Any]) -> str:
     return users[0].strip()
 
 
+def carries_chunk(question: str, task: str) -> bool:
+    """Does this question carry a text block after its instruction (a classify or extract
+    row, or a gold item written that way)? A gold extract item may be a plain question."""
+    from generators.tasks import TASKS
+
+    t = TASKS.get(task)
+    return t is not None and t.embeds_chunk and "\n\n" in question
+
+
 def overlap_text(question: str, task: str) -> str:
     """The part of a question that can leak an eval item, for decontamination and the
     contamination count: for a task whose question carries its chunk (classify, extract), the
     text after the instruction (the instruction is the same on every row, so it would match
     every other such question); else the whole question."""
-    from generators.tasks import TASKS
-
-    t = TASKS.get(task)
-    if t is not None and t.embeds_chunk and "\n\n" in question:
-        return question.split("\n\n", 1)[1]
-    return question
+    return question.split("\n\n", 1)[1] if carries_chunk(question, task) else question
 
 
 def questions_of(ds: Dataset) -> list[str]:

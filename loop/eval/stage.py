@@ -450,21 +450,24 @@ class _Eval:
     def _contamination(self, questions: list[Question]) -> int:
         """Eval questions that are near-duplicates of training questions (should be 0)."""
         from generators.filters import Candidate, FilterSettings, decontaminate
-        from loop.samples import current_dataset_id, load_samples, overlap_text, questions_of
+        from loop.samples import (
+            carries_chunk,
+            current_dataset_id,
+            load_samples,
+            overlap_text,
+            questions_of,
+        )
 
         if current_dataset_id(self.ws) is None:
             return 0
-        from generators.tasks import TASKS
-
-        def chunky(task: str) -> bool:  # its question carries a chunk: compared by that text
-            return task in TASKS and TASKS[task].embeds_chunk
-
         ds = load_samples(self.ws)
         train = list(zip(questions_of(ds), ds["task"], strict=True))
         count = 0
-        for kind in (False, True):
-            cands = [Candidate(overlap_text(q, t), "", "", "qa") for q, t in train if chunky(t) == kind]
-            asked = [overlap_text(q.question, q.task) for q in questions if chunky(q.task) == kind]
+        for kind in (False, True):  # a question that carries a chunk is compared by that text
+            cands = [Candidate(overlap_text(q, t), "", "", "qa") for q, t in train
+                     if carries_chunk(q, t) == kind]
+            asked = [overlap_text(q.question, q.task) for q in questions
+                     if carries_chunk(q.question, q.task) == kind]
             count += decontaminate(cands, asked, FilterSettings(), None)
         return count
 

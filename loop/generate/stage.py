@@ -109,14 +109,14 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
     cached, so a re-run with the same config continues instead of starting over."""
     cfg = cfg or GenerateConfig()
     from loop.goldset import gold_questions, read_text_file
-    from loop.samples import current_dataset_id, overlap_text
+    from loop.samples import carries_chunk, current_dataset_id
 
     pairs = [(q, "qa") for q in eval_questions or []] + (gold_questions(eval_set, tasks=True)
                                                           if eval_set else [])
     # a gold item that carries its text (classify, extract) is checked against rows of its
     # kind, on that text (see _filter); the others against the QA questions
-    chunk_texts = [overlap_text(q, t) for q, t in pairs if t in TASKS and TASKS[t].embeds_chunk]
-    eval_questions = [q for q, t in pairs if not (t in TASKS and TASKS[t].embeds_chunk)]
+    chunk_texts = [overlap_text(q, t) for q, t in pairs if carries_chunk(q, t)]
+    eval_questions = [q for q, t in pairs if not carries_chunk(q, t)]
     style = read_text_file(style_file) if style_file else style
 
     previous = current_dataset_id(ws) if merge and not eval_mode else None
