@@ -11,17 +11,7 @@ import pytest
 from loop.errors import ConfigError
 from loop.events import Warned
 from loop.generate import GenerateConfig, generate
-from loop.ingest import ingest
 from loop.samples import load_eval_set, load_samples
-from loop.workspace import Workspace
-
-
-@pytest.fixture
-def example_ws(tmp_path, example_dir):
-    ws = Workspace(tmp_path / "ws")
-    ingest(ws, [example_dir])
-    yield ws
-    ws.close()
 
 
 def test_rules_labels_each_chunk_by_its_folder_offline(example_ws):

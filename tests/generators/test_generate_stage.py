@@ -21,14 +21,6 @@ from loop.workspace import Workspace
 SCRIPT = Path(sys.executable).parent / "synthloop"
 
 
-@pytest.fixture
-def example_ws(tmp_path, example_dir):
-    ws = Workspace(tmp_path / "ws")
-    ingest(ws, [example_dir])
-    yield ws
-    ws.close()
-
-
 def test_rules_teacher_on_the_bundled_example(example_ws):
     from loop.corpus import load_corpus
 
