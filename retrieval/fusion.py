@@ -75,6 +75,16 @@ def fuse(lists: dict[str, Ranked], weights: dict[str, float], *, fusion: str = "
     return ids[order], scores[order].astype(np.float32)
 
 
+def valid_source_weights(weights: dict[str, float]) -> dict[str, float]:
+    """``weights`` if :func:`check_source_weights` passes, else a ValueError (a pydantic
+    validator's error): the one check the index and generate configs share."""
+    try:
+        check_source_weights(weights)
+    except RetrievalError as e:
+        raise ValueError(str(e)) from None
+    return weights
+
+
 def check_source_weights(weights: Mapping[str, float]) -> None:
     """Source weights are ``{glob: weight}`` with a non-empty glob and a finite weight > 0
     (0 would hide a source, which is what leaving it out of the corpus is for)."""

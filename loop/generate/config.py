@@ -58,13 +58,9 @@ class GenerateConfig(StageConfig):
     @classmethod
     def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
         if value:  # imported only then: this module stays light for the dashboard
-            from retrieval.errors import RetrievalError
-            from retrieval.fusion import check_source_weights
+            from retrieval.fusion import valid_source_weights
 
-            try:
-                check_source_weights(value)
-            except RetrievalError as e:
-                raise ValueError(str(e)) from None
+            return valid_source_weights(value)
         return value
 
     @field_validator("format")

@@ -36,7 +36,7 @@ from retrieval import (
     gold_counter,
     load_eval_set,
 )
-from retrieval.fusion import check_source_weights
+from retrieval.fusion import valid_source_weights
 from retrieval.methods import get_method, method_names
 from retrieval.prompt import build_context
 
@@ -103,11 +103,7 @@ class IndexConfig(StageConfig):
     @field_validator("source_weights")
     @classmethod
     def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
-        try:
-            check_source_weights(value)
-        except RetrievalError as e:
-            raise ValueError(str(e)) from None
-        return value
+        return valid_source_weights(value)
 
     @field_validator("method")
     @classmethod
