@@ -18,33 +18,40 @@ SPLITS = ("train", "val", "all")
 
 
 def export_dataset(ws: Workspace, out: Path, fmt: str = "messages", split: str = "train",
-                   dataset_id: str | None = None) -> dict[str, Any]:
+                   dataset_id: str | None = None, *, force: bool = False) -> dict[str, Any]:
     """Write one split (or all) of a dataset (default: the current one) as ``fmt``
-    (``generators.export.FORMATS``: messages, alpaca, sharegpt JSONL or parquet)."""
+    (``generators.export.FORMATS``: messages, alpaca, sharegpt JSONL or parquet). An
+    existing file is replaced only with ``force`` (keeping its mode), anything else never
+    (``loop.outputs``)."""
     from generators.export import CONVERTERS, FORMATS
+    from loop.outputs import claim, fresh_part, place
     from loop.samples import load_samples
 
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r} (train, val or all)")
+    claim(out, force=force)  # before the work: a refusal is instant
     ds = load_samples(ws, dataset_id)
     if split != "all":
         ds = ds.select([i for i, s in enumerate(ds["split"]) if s == split])
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
+    tmp = fresh_part(out)
     try:
         if fmt == "parquet":
             ds.to_parquet(str(tmp))
         else:
             convert = CONVERTERS[fmt]
-            with open(tmp, "w", encoding="utf-8") as f:
+            with open(tmp, "x", encoding="utf-8") as f:
                 for row in ds:
                     f.write(json.dumps(convert(row), ensure_ascii=False) + "\n")
-        tmp.replace(out)
+        place(tmp, out, claim(out, force=force))  # checked again: the write can take a while
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise InputError(f"could not write {out}: {e.strerror or e}", hint="is the disk full?") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return {"path": str(out), "format": fmt, "split": split, "rows": len(ds)}
 
 
@@ -85,7 +92,8 @@ def resolve_model(ws: Workspace, model: str | None) -> str:
                      "or a model id)")
 
 
-def export_gguf(ws: Workspace, out: Path, quant: str = "f16", model: str | None = None) -> dict[str, Any]:
+def export_gguf(ws: Workspace, out: Path, quant: str = "f16", model: str | None = None, *,
+                force: bool = False) -> dict[str, Any]:
     """Write a model merged with its adapter as one GGUF file (``loop.export_gguf``), with an
     Ollama Modelfile and a README of commands beside it (``STEM.Modelfile``,
     ``STEM.README.md``)."""
@@ -93,12 +101,19 @@ def export_gguf(ws: Workspace, out: Path, quant: str = "f16", model: str | None 
     import time
 
     from loop.export_gguf import QUANTS, modelfile, readme, write_gguf
+    from loop.outputs import claim, write_text
     from loop.train.merge import load_tuned
 
     if quant not in QUANTS:
         raise UsageError(f"--quant {quant!r} is not one of {', '.join(QUANTS)}")
     if out.suffix != ".gguf":
         raise UsageError(f"--gguf names a file ending in .gguf, not {out.name}")
+    stem = out.with_suffix("")
+    mf = stem.with_name(f"{stem.name}.Modelfile")
+    rd = stem.with_name(f"{stem.name}.README.md")
+    mode = claim(out, force=force)
+    for beside in (mf, rd):
+        claim(beside, force=force)
     model_id = resolve_model(ws, model)
     t0 = time.perf_counter()
     merged, tok = load_tuned(ws, model_id, dtype="fp32")
@@ -108,14 +123,11 @@ def export_gguf(ws: Workspace, out: Path, quant: str = "f16", model: str | None 
     with tempfile.TemporaryDirectory() as tmp:
         tok.save_pretrained(tmp)
         info = write_gguf(merged, tok, Path(tmp), out, quant,
-                          name=f"synthloop {row['kind']} {model_id} ({row['student']})")
-    stem = out.with_suffix("")
-    mf = stem.with_name(f"{stem.name}.Modelfile")
-    mf.write_text(modelfile(out.name, getattr(tok, "chat_template", None), tok.eos_token,
-                            _system_prompt(ws, row["dataset_id"])), encoding="utf-8")
-    rd = stem.with_name(f"{stem.name}.README.md")
-    rd.write_text(readme(out.name, f"synthloop {row['kind']} model {model_id}", quant),
-                  encoding="utf-8")
+                          name=f"synthloop {row['kind']} {model_id} ({row['student']})", mode=mode)
+    write_text(mf, modelfile(out.name, getattr(tok, "chat_template", None), tok.eos_token,
+                             _system_prompt(ws, row["dataset_id"])), force=force)
+    write_text(rd, readme(out.name, f"synthloop {row['kind']} model {model_id}", quant),
+               force=force)
     return {**info, "model_id": model_id, "kind": row["kind"], "modelfile": str(mf),
             "readme": str(rd), "seconds": round(time.perf_counter() - t0, 1)}
 

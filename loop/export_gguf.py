@@ -41,11 +41,14 @@ ARCHITECTURES = {
 
 
 def write_gguf(model: Any, tokenizer: Any, tokenizer_dir: Path, out: Path, quant: str = "f16",
-               name: str = "synthloop model") -> dict[str, Any]:
+               name: str = "synthloop model", mode: int | None = None) -> dict[str, Any]:
     """Write ``model`` (a merged transformers causal LM) and its tokenizer as one GGUF file;
     ``tokenizer_dir`` holds the saved tokenizer (merges and special tokens are read from it).
+    ``mode``: the file mode to keep when it replaces a file (``loop.outputs.claim``).
     Returns what was written: path, bytes, tensors, quantisation."""
     import gguf
+
+    from loop.outputs import fresh_part, place
 
     if quant not in QUANTS:
         raise InputError(f"unknown --quant {quant!r} (known: {', '.join(QUANTS)})")
@@ -58,7 +61,7 @@ def write_gguf(model: Any, tokenizer: Any, tokenizer_dir: Path, out: Path, quant
                          hint="export --merge writes safetensors for any model")
     _check_tokenizer(tokenizer)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
+    tmp = fresh_part(out)
     writer = gguf.GGUFWriter(str(tmp), arch.gguf)
     try:
         _metadata(writer, cfg, arch, quant, name)
@@ -68,7 +71,7 @@ def write_gguf(model: Any, tokenizer: Any, tokenizer_dir: Path, out: Path, quant
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        tmp.replace(out)
+        place(tmp, out, mode)
     except BaseException:
         writer.close()
         tmp.unlink(missing_ok=True)

@@ -34,6 +34,9 @@ def export(
     model: Annotated[str | None, typer.Option(
         help="With --merge: tuned | combined | dpo | pretrain (the current model of that kind) "
              "or a model id; needed when the workspace has more than one kind.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing file (it keeps its mode); never a link, a "
+                        "device or a pipe.")] = False,
     workspace: WorkspaceOpt = DEFAULT_WS,
     as_json: JsonOpt = False,
 ) -> None:
@@ -45,7 +48,7 @@ def export(
 
     with verb(as_json), Workspace(workspace) as ws:
         if gguf is not None:
-            summary = export_gguf(ws, gguf, quant, model)
+            summary = export_gguf(ws, gguf, quant, model, force=force)
             what = (f"wrote model {summary['model_id']} ({summary['kind']}) as {quant} GGUF, "
                     f"{summary['bytes'] / 2**20:.1f} MiB, to {summary['path']}; Ollama: "
                     f"{summary['modelfile']}")
@@ -56,7 +59,7 @@ def export(
             what = (f"wrote model {summary['model_id']} ({summary['kind']}) merged, with its model "
                     f"card, to {summary['path']}")
         else:
-            summary = export_dataset(ws, out, fmt, split, dataset)
+            summary = export_dataset(ws, out, fmt, split, dataset, force=force)
             what = f"wrote {summary['rows']} rows ({fmt}, {split}) to {out}"
         if as_json:
             emit_json(summary)

@@ -54,6 +54,9 @@ def export_merged(ws: Workspace, out_dir: str | Path, model_id: str | None = Non
                   scores: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Write the merged model, tokenizer and a README model card to ``out_dir``; returns it."""
     out = Path(out_dir).expanduser()
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        # the folder is replaced by a rename at the end: never a link, a file or a device
+        raise InputError(f"{out} exists and is not a folder", hint="name a new or empty folder")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError(f"{out} exists and is not empty", hint="choose another folder")
     meta = model_meta(ws, model_id)
