@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loop.errors import ConfigError
 
@@ -55,7 +55,9 @@ class StageConfig(BaseModel):
 class IngestConfig(StageConfig):
     """How documents become chunks."""
 
-    execution_only: ClassVar[frozenset[str]] = frozenset({"workers"})
+    # follow_symlinks changes which files are found, not how they are chunked: the corpus id
+    # already follows from the documents it holds.
+    execution_only: ClassVar[frozenset[str]] = frozenset({"workers", "follow_symlinks"})
 
     chunk_tokens: int = Field(
         220, ge=16, le=8192,
@@ -80,6 +82,18 @@ class IngestConfig(StageConfig):
         description="Processes that parse and chunk in parallel (0: one per core; "
         "small runs stay in one process).",
     )
+    follow_symlinks: bool = Field(
+        False, description="Follow symlinks whose target lies outside the folder given "
+        "(by default they are skipped with the reason).",
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_budget(self) -> IngestConfig:
+        # an overlap of a whole chunk or more repeats every chunk into the next without end
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be smaller than "
+                             f"chunk_tokens ({self.chunk_tokens})")
+        return self
 
 
 C = TypeVar("C", bound=StageConfig)
@@ -127,7 +141,9 @@ def _describe(model: type[StageConfig], err: ValidationError) -> str:
     parts = []
     for item in err.errors():
         key = ".".join(str(p) for p in item["loc"]) or "?"
-        if item["type"] == "extra_forbidden":
+        if not item["loc"]:  # a check across keys (a model validator): its own words
+            parts.append(item["msg"].removeprefix("Value error, "))
+        elif item["type"] == "extra_forbidden":
             known = ", ".join(model.model_fields)
             parts.append(f"unknown key '{key}' (known: {known})")
         else:

@@ -1,4 +1,10 @@
-"""Find the files under the PATH arguments: sorted, recursive, safe against symlink loops."""
+"""Find the files under the PATH arguments: sorted, recursive, safe against symlink loops.
+
+A symlink inside a folder whose target resolves outside that folder is skipped with the
+reason unless ``follow_symlinks``: ``docs/etc -> /etc`` would otherwise put all of /etc into
+the corpus, and from there into teacher prompts (possibly a remote API) and exports. A PATH
+argument that is itself a link is followed: the user named it.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ class Skipped:
     reason: str
 
 
-def discover(paths: list[str | Path]) -> Iterator[Found | Skipped]:
+def discover(paths: list[str | Path], *, follow_symlinks: bool = False) -> Iterator[Found | Skipped]:
     """Yield every file under ``paths`` in a stable order, or why it was passed over."""
     for raw in paths:
         root = os.path.abspath(os.fspath(raw))
@@ -38,16 +44,17 @@ def discover(paths: list[str | Path]) -> Iterator[Found | Skipped]:
             yield Skipped(root, problem)
         elif stat.S_ISDIR(st.st_mode):
             name = os.path.basename(root.rstrip(os.sep)) or "root"
-            yield from _walk(root, name)
+            yield from _walk(root, name, follow_symlinks)
         elif stat.S_ISREG(st.st_mode):
             yield Found(root, os.path.basename(root), st.st_size, st.st_mtime_ns)
         else:
             yield Skipped(root, "not a regular file (device, socket or pipe)")
 
 
-def _walk(root: str, prefix: str) -> Iterator[Found | Skipped]:
+def _walk(root: str, prefix: str, follow_symlinks: bool = False) -> Iterator[Found | Skipped]:
     # An explicit stack, not recursion, so a very deep tree cannot overflow Python's stack;
     # the real paths of the folders being walked detect symlink loops.
+    inside = os.path.realpath(root)
     stack: list[tuple[str, str, frozenset[str]]] = [(root, prefix, frozenset())]
     while stack:
         folder, display, ancestors = stack.pop()
@@ -78,6 +85,10 @@ def _walk(root: str, prefix: str) -> Iterator[Found | Skipped]:
             st, problem = _stat(path)
             if problem:
                 yield Skipped(path, problem)
+            elif not follow_symlinks and entry.is_symlink() and not _within(path, inside):
+                yield Skipped(path, f"symlink to {_printable(os.path.realpath(path))}, outside "
+                                    f"the folder {_printable(root)} (not followed; pass "
+                                    "--follow-symlinks to ingest it)")
             elif stat.S_ISDIR(st.st_mode):
                 subfolders.append((path, shown, ancestors))
             elif stat.S_ISREG(st.st_mode):
@@ -85,6 +96,11 @@ def _walk(root: str, prefix: str) -> Iterator[Found | Skipped]:
             else:
                 yield Skipped(path, "not a regular file (device, socket or pipe)")
         stack.extend(reversed(subfolders))  # files first, then folders in name order
+
+
+def _within(path: str, folder: str) -> bool:
+    real = os.path.realpath(path)
+    return real == folder or real.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _stat(path: str) -> tuple[os.stat_result | None, str | None]:

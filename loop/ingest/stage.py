@@ -153,7 +153,7 @@ class _Ingest:
         chunk_counts = self._chunk_counts(prev_path) if usable else {}
 
         found: list[Found] = []
-        for item in discover(paths):
+        for item in discover(paths, follow_symlinks=self.cfg.follow_symlinks):
             if isinstance(item, Found):
                 found.append(item)
             else:
