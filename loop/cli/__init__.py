@@ -32,7 +32,7 @@ def _root(
 
 
 # Each verb's module registers it on ``app``; ``--help`` lists them in this (the loop's) order.
-VERB_MODULES = ("ingest", "generate", "index", "search", "retrieval_eval", "train", "eval", "ask",
+VERB_MODULES = ("ingest", "import_", "generate", "index", "search", "retrieval_eval", "train", "eval", "ask",
                 "run", "export")
 
 
