@@ -17,6 +17,7 @@ from rich.progress import (
 from rich.text import Text
 
 from loop import events as ev
+from loop.terminal import printable
 
 
 class RichSink:
@@ -34,7 +35,7 @@ class RichSink:
             self._start(event)
         elif isinstance(event, ev.Progress) and event.stage in self.tasks:
             assert self.progress is not None
-            extra = "  ".join(f"{k} {v}" for k, v in event.info.items())
+            extra = printable("  ".join(f"{k} {v}" for k, v in event.info.items()))
             self.progress.update(self.tasks[event.stage], completed=event.done,
                                  total=event.total, extra=extra)
         elif isinstance(event, ev.Warned):
@@ -47,16 +48,17 @@ class RichSink:
             self.progress = Progress(*_columns(event.unit), console=self.console, transient=False)
             self.progress.start()
         self.tasks[event.stage] = self.progress.add_task(
-            f"{event.stage} {event.message}".strip(), total=event.total, extra=""
+            printable(f"{event.stage} {event.message}".strip()), total=event.total, extra=""
         )
 
     def _warn(self, event: ev.Warned) -> None:
         self.warnings += 1
         if self.warnings <= self.max_warnings:
             where = f"{event.path}: " if event.path else ""
-            # paths and messages hold outside text (server bodies, file names): never markup
-            self.console.print(Text.assemble(("warning", "yellow"), " ", where + event.message),
-                               highlight=False)
+            # paths and messages hold outside text (server bodies, file names): never markup,
+            # never control codes (whatever console this sink was given)
+            self.console.print(Text.assemble(("warning", "yellow"), " ",
+                                             printable(where + event.message)), highlight=False)
         elif self.warnings == self.max_warnings + 1:
             self.console.print(Text.assemble(("warning", "yellow"),
                                              " ... more warnings in the --json summary"))

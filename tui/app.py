@@ -15,7 +15,16 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tui.base import JobDone, Loaded, LoadFailed, StageEvent, _Loading, _View, guarded  # noqa: F401
+from tui.base import (  # noqa: F401
+    JobDone,
+    Loaded,
+    LoadFailed,
+    StageEvent,
+    _Loading,
+    _View,
+    guarded,
+    printable_terminal,
+)
 from tui.browse import CorpusScreen, SearchDone, SearchScreen  # noqa: F401 - re-exported
 from tui.help import HelpScreen
 from tui.overview import OverviewScreen, ReportWritten  # noqa: F401 - re-exported
@@ -43,6 +52,7 @@ class SynthloopApp(App[None]):
 
     def __init__(self, ws_path: str | Path) -> None:
         super().__init__()
+        printable_terminal(self)  # documents, answers and server bodies: text, never codes
         self.ws_path = Path(ws_path).expanduser()
         self.sub_title = str(self.ws_path)
 

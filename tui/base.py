@@ -12,6 +12,25 @@ from textual import work
 from textual.message import Message
 from textual.worker import get_current_worker
 
+# -- outside text on screen -------------------------------------------------------------------
+
+
+def printable_terminal(app: Any) -> None:
+    """Control characters in what the dashboard draws become visible escapes
+    (``loop.terminal.printable``), by the two roads text takes to the screen: Textual's
+    ``Content`` (strings and rich ``Text`` in widgets, notifications, tables) drops only
+    BEL, BS, VT, FF and CR through one translate table, which gains every other C0/C1
+    escape; rich renderables (``RichLog``) go through the app console's ``render``."""
+    from textual import content
+
+    from loop.terminal import ESCAPES, printable_segments
+
+    content._CONTROL_STRIP_TRANSLATE.update(ESCAPES)  # the table Content's default argument holds
+    console = app.console
+    render = console.render
+    console.render = lambda renderable, options=None: printable_segments(render(renderable, options))
+
+
 # -- messages --------------------------------------------------------------------------------
 
 

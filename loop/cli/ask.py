@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
 from loop.cli import app
-from loop.cli.common import DEFAULT_WS, ConfigOpt, JsonOpt, WorkspaceOpt, emit_json, say, verb
+from loop.cli.common import (
+    DEFAULT_WS,
+    ConfigOpt,
+    JsonOpt,
+    WorkspaceOpt,
+    emit_json,
+    say,
+    stdout_console,
+    verb,
+)
 from loop.cli.flags import config_flags
 from loop.config import read_config_file, resolve
 from loop.eval.stage import EvalConfig
@@ -55,7 +63,7 @@ def ask(
 
 
 def _print(out: dict) -> None:
-    console = Console()  # the answers are the verb's output: stdout
+    console = stdout_console  # the answers are the verb's output: stdout
     for a in out["answers"]:
         body = Text(a["answer"] or "(no answer)")
         for n, h in enumerate(a["sources"], 1):

@@ -20,7 +20,18 @@ from loop.errors import SynthloopError
 from loop.workspace import DEFAULT_WORKSPACE
 
 
-class _Console(Console):
+class _Printable(Console):
+    """Every segment it renders passes ``loop.terminal.printable``: outside text (a
+    document's ``ESC[2J``, a server's OSC sequence) reaches the terminal as visible escapes,
+    never as control codes."""
+
+    def render(self, renderable: Any, options: Any = None) -> Any:  # type: ignore[override]
+        from loop.terminal import printable_segments
+
+        return printable_segments(super().render(renderable, options))
+
+
+class _Console(_Printable):
     """Wraps long lines on a terminal; to a pipe or a file it never does: a script greps a
     message whole (a path or a pid split at column 80 is not found)."""
 
@@ -34,6 +45,7 @@ class _Console(Console):
 
 
 console = _Console(stderr=True)
+stdout_console = _Printable()  # a verb's own output on stdout (search hits, answers, tables)
 
 WorkspaceOpt = Annotated[
     Path,

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -18,6 +17,7 @@ from loop.cli.common import (
     WorkspaceOpt,
     emit_json,
     stage_sink,
+    stdout_console,
     verb,
     weights_text,
 )
@@ -83,4 +83,4 @@ def _print(result: dict) -> None:
         table.add_column(Text(c), justify="right")
     for name, figures in methods.items():
         table.add_row(Text(name), *(f"{figures[c]:g}" for c in columns))
-    Console().print(table)
+    stdout_console.print(table)

@@ -16,6 +16,7 @@ from loop.cli.common import (
     WorkspaceOpt,
     console,
     emit_json,
+    stdout_console,
     verb,
     weights_text,
 )
@@ -73,7 +74,4 @@ def _print(hits: list, weights: dict[str, float]) -> None:
         # a chunk, its file name and its title are the documents' text: never markup
         table.add_row(str(n), f"{h.score:.4f}", *weight, Text(f"{h.source}\n{h.title}"),
                       Text(text))
-    # The table goes to stdout: it is the verb's output, unlike progress.
-    from rich.console import Console
-
-    Console().print(table)
+    stdout_console.print(table)  # stdout: it is the verb's output, unlike progress
