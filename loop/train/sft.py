@@ -66,30 +66,65 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def prepare(ds: Dataset, tok: Any, *, max_length: int, packing: bool, seed: int, text: bool = False,
-            stats: dict[str, int] | None = None) -> Dataset:
-    """Tokenize, label, cut to ``max_length`` and (optionally) pack a split. ``stats`` gets
-    how many rows there were, how many ``max_length`` cut, and how many it dropped because
-    no answer token was left."""
+            stats: dict[str, int] | None = None,
+            oracle_texts: dict[str, str] | None = None) -> Dataset:
+    """Tokenize, label, fit context rows, cut to ``max_length`` and (optionally) pack a split.
+    ``stats`` gets how many rows there were, how many had their context shortened to fit
+    (``loop.train.fit``; ``oracle_texts``, chunk id -> text, names each row's oracle
+    passage), how many ``max_length`` still cut, and how many it dropped because no answer
+    token was left."""
     from trl.data_utils import pack_dataset
 
+    trimmed = 0
     if text:
         ds = ds.map(lambda r: tokenize_text(tok, r["text"]), remove_columns=ds.column_names)
     else:
         template = chat_template_for_training(tok)
-        ds = ds.map(lambda r: tokenize_chat(tok, r["messages"], template), remove_columns=ds.column_names)
+        fit = _context_fitter(tok, template, max_length, oracle_texts or {})
+        ds = ds.map(fit, remove_columns=ds.column_names)
+        trimmed = sum(ds["trimmed"]) if len(ds) else 0
+        ds = ds.remove_columns("trimmed")
     rows = len(ds)
     cut = sum(1 for n in ds.map(lambda r: {"n": len(r["input_ids"])})["n"] if n > max_length) if rows else 0
     if not (text and packing):  # text packing splits long chunks instead of cutting them
         ds = ds.map(lambda r: {k: r[k][:max_length] for k in ("input_ids", "labels")})
     ds = ds.filter(lambda r: any(t != IGNORE for t in r["labels"][1:]))
     if stats is not None:
-        stats.update(rows=rows, cut=0 if (text and packing) else cut, dropped=rows - len(ds))
+        stats.update(rows=rows, cut=0 if (text and packing) else cut, dropped=rows - len(ds),
+                     trimmed=trimmed)
     if len(ds) == 0:  # every row lost its answer to max_length: the caller says so
         return ds
     ds = ds.shuffle(seed=seed)
     if packing:
         return pack_dataset(ds, max_length, "bfd_split" if text else "bfd")
     return ds.map(lambda r: {"seq_lengths": [len(r["input_ids"])]})
+
+
+def _context_fitter(tok: Any, template: str | None, max_length: int,
+                    oracle_texts: dict[str, str]) -> Any:
+    """The row-tokenizing function of ``prepare``: a row of a task that shows context
+    (raft) and runs past ``max_length`` is fitted first (``loop.train.fit.fit_row``)."""
+    from generators.tasks import task_names
+    from loop.train.fit import fit_row
+
+    context_tasks = set(task_names(uses_context=True))
+
+    def tokenize(messages: list[dict[str, str]]) -> dict[str, list[int]]:
+        return tokenize_chat(tok, messages, template)
+
+    def count(passage: str) -> int:
+        return len(tok(passage, add_special_tokens=False)["input_ids"])
+
+    def row(r: dict[str, Any]) -> dict[str, Any]:
+        if r.get("task") in context_tasks:
+            ids = r.get("chunk_ids") or []
+            fitted = fit_row(r["messages"], max_length, tokenize, count,
+                             oracle_texts.get(ids[0]) if ids else None)
+            if fitted is not None:
+                return {**fitted[0], "trimmed": fitted[1]}
+        return {**tokenize(r["messages"]), "trimmed": False}
+
+    return row
 
 
 def row_shape(ds: Dataset) -> tuple[int, float]:
@@ -104,10 +139,14 @@ def row_shape(ds: Dataset) -> tuple[int, float]:
 
 def cut_note(split: str, stats: dict[str, int], max_length: int) -> str | None:
     """One line on what max_length did to a split's rows, or None when it did nothing."""
-    if not stats.get("cut") and not stats.get("dropped"):
+    if not stats.get("cut") and not stats.get("dropped") and not stats.get("trimmed"):
         return None
-    return (f"max_length={max_length}: {stats['cut']} of {stats['rows']} {split} rows were cut, "
-            f"{stats['dropped']} dropped (no answer token left)")
+    fitted = (f"{stats['trimmed']} of {stats['rows']} {split} rows had their context trimmed to "
+              "fit (distractor passages first; question and answer kept)") if stats.get("trimmed") else ""
+    if not stats.get("cut") and not stats.get("dropped"):
+        return f"max_length={max_length}: {fitted}"
+    return (f"max_length={max_length}: {fitted + '; ' if fitted else ''}{stats['cut']} of "
+            f"{stats['rows']} {split} rows were cut, {stats['dropped']} dropped (no answer token left)")
 
 
 @dataclass
@@ -192,12 +231,15 @@ def _answer_loss_trainer() -> type:
 
 
 def sft_trainer(model: Any, tokenizer: Any, train: Dataset, val: Dataset | None,
-                plan: runner.Plan, *, text: bool = False) -> Any:
+                plan: runner.Plan, *, text: bool = False,
+                oracle_texts: dict[str, str] | None = None) -> Any:
     """A Trainer over chat rows (or raw ``text`` rows for continued pretraining)."""
     from transformers import TrainingArguments
 
     cfg = plan.cfg
-    kw = dict(max_length=cfg.max_length, packing=cfg.packing, seed=cfg.seed, text=text)
+    # oracle_texts (chunk id -> text): a context row shortened to fit keeps its oracle passage
+    kw = dict(max_length=cfg.max_length, packing=cfg.packing, seed=cfg.seed, text=text,
+              oracle_texts=oracle_texts)
     hint = ("raise --max-length (rows with context chunks are long) or lower the raft context "
             "budget (generate --context-tokens)")
     train_stats: dict[str, int] = {}

@@ -286,10 +286,13 @@ class _Train:
             from loop.train.dpo import dpo_trainer
 
             return dpo_trainer(model, student.tokenizer, train_rows, val_rows, plan)
+        from loop.train.fit import oracle_texts
         from loop.train.sft import sft_trainer
 
         return sft_trainer(model, student.tokenizer, train_rows, val_rows, plan,
-                           text=self.cfg.method == "pretrain")
+                           text=self.cfg.method == "pretrain",
+                           oracle_texts=oracle_texts(self.ws, train_rows, val_rows)
+                           if self.cfg.with_context else None)
 
     # -- outputs ---------------------------------------------------------------------------------
 
