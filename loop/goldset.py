@@ -4,8 +4,10 @@
 :mod:`generators.formats`) or SQuAD-format JSON.
 
 ``generate`` needs only the questions (to keep near-duplicates out of the training data);
-``eval`` and ``run`` need answerable items. Both read through here, and a malformed file is
-one :class:`~loop.errors.InputError` naming the file and line.
+``eval`` and ``run`` need answerable items. Both read through here. A JSONL line that
+cannot be used is passed over and named (``.skipped`` of what is returned, ``"FILE:N:
+reason"``), the other lines kept; a file that cannot be read, or has no usable line, is one
+:class:`~loop.errors.InputError` naming the file and the first line's reason.
 """
 
 from __future__ import annotations
@@ -27,12 +29,18 @@ def read_gold_set(path: Path) -> list[Any]:
         items = load_eval_set(path)
     except RetrievalError as e:
         raise InputError(str(e)) from e
+    kept = []
     for it in items:
         try:
             if it.format is not None:
                 object.__setattr__(it, "format", parse_spec(it.format))  # validated, normalised
+            kept.append(it)
         except FormatError as e:
-            raise InputError(f"{path}: item {it.id}: {e}") from e
+            items.skipped.append(f"{path.name}: item {it.id}: {e}")
+    if not kept:
+        raise InputError(f"eval set {path} holds no usable question (the first refused: "
+                         f"{items.skipped[0]})")
+    items[:] = kept
     return items
 
 
@@ -45,9 +53,11 @@ def gold_questions(path: Path, *, tasks: bool = False) -> list[Any]:
             qs = [qa["question"] for art in data["data"] for p in art["paragraphs"]
                   for qa in p.get("qas", [])]
             return [(q, "qa") for q in qs] if tasks else qs
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise InputError(f"{path}: not a SQuAD-format eval set ({type(e).__name__}: {e})") from e
-    out = []
+    from retrieval.evalset import EvalSet
+
+    out = EvalSet()
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -55,8 +65,12 @@ def gold_questions(path: Path, *, tasks: bool = False) -> list[Any]:
             row = json.loads(line)
             q = str(row["question"])
             out.append((q, str(row.get("task") or "qa")) if tasks else q)
-        except (ValueError, KeyError, TypeError) as e:
-            raise InputError(f"{path}:{n}: each line needs a JSON object with 'question'") from e
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            why = "JSON nested too deep to read" if isinstance(e, RecursionError) else \
+                "each line needs a JSON object with 'question'"
+            out.skipped.append(f"{path.name}:{n}: {why}")
+    if not out and out.skipped:
+        raise InputError(f"{path}: no line holds a question (the first refused: {out.skipped[0]})")
     return out
 
 

@@ -1,5 +1,11 @@
 """Read gold question sets: JSONL (``{"question", "answers", "doc"?, "chunk_ids"?}``) or
-SQuAD-format JSON."""
+SQuAD-format JSON.
+
+JSONL is read line by line: a line that cannot be used (not JSON, nested too deep for the
+JSON reader, a field of the wrong type, an unknown task) is passed over and named in
+``EvalSet.skipped`` with its line number and reason; the other lines are kept. A file with
+no usable line is one error that says why the first was refused.
+"""
 
 from __future__ import annotations
 
@@ -10,54 +16,90 @@ from retrieval.errors import RetrievalError
 from retrieval.metrics import EvalItem
 
 
-def load_eval_set(path: str | Path) -> list[EvalItem]:
-    """Every answerable question of the file; a malformed file is a RetrievalError."""
+class EvalSet(list):
+    """The items of an eval set (a list), and ``skipped``: ``"line N: reason"`` for each
+    line passed over."""
+
+    def __init__(self, items: list[EvalItem] = (), skipped: list[str] | None = None) -> None:
+        super().__init__(items)
+        self.skipped: list[str] = skipped or []
+
+    def skipped_note(self) -> str | None:
+        """One line for a run's notes, or None when every line was read."""
+        if not self.skipped:
+            return None
+        return (f"eval set: {len(self.skipped)} line(s) skipped, the others kept "
+                f"(the first: {self.skipped[0]})")
+
+
+def load_eval_set(path: str | Path) -> EvalSet:
+    """Every answerable question of the file; a file that cannot be read, or holds no usable
+    line, is a RetrievalError."""
     path = Path(path)
     try:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise RetrievalError(f"cannot read eval set {path}: {e}") from e
-    items = _squad(raw, path) if path.suffix == ".json" else _jsonl(raw, path)
+    items = EvalSet(_squad(raw, path)) if path.suffix == ".json" else _jsonl(raw, path)
     if not items:
-        raise RetrievalError(f"eval set {path} holds no question with an answer")
+        why = (f" ({len(items.skipped)} line(s) skipped; the first: {items.skipped[0]})"
+               if items.skipped else "")
+        raise RetrievalError(f"eval set {path} holds no question with an answer{why}")
     return items
 
 
-def _jsonl(raw: str, path: Path) -> list[EvalItem]:
-    items = []
+def _jsonl(raw: str, path: Path) -> EvalSet:
+    items = EvalSet()
     for n, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            answers = (row.get("answers") or ([row["answer"]] if row.get("answer") else [])
-                       or ([row["label"]] if row.get("label") else []))
-            task = str(row.get("task") or "qa")
-            fields = row.get("fields")
-            if fields is not None and not isinstance(fields, dict):
-                raise TypeError("'fields' must be a JSON object")
-            if task == "extract" and fields and not answers:
-                answers = [json.dumps(fields, ensure_ascii=False)]
-            fmt = row.get("format")
-            if fmt is not None and not isinstance(fmt, dict | str):
-                raise TypeError("'format' must be a JSON object")
-            item = EvalItem(str(row["question"]), [str(a) for a in answers],
-                            [str(c) for c in row.get("chunk_ids") or []], str(row.get("id", n)),
-                            str(row.get("doc") or ""), task,
-                            [str(x) for x in row.get("labels") or []], fields, fmt or None)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise RetrievalError(f"{path}:{n}: not a gold row "
-                                 f'{{"question", "answers": [...]}}: {e}') from e
-        if task not in ("qa", "classify", "extract"):
-            raise RetrievalError(f"{path}:{n}: unknown task {task!r} (qa, classify or extract)")
-        if task == "extract" and not fields:
-            raise RetrievalError(f"{path}:{n}: an extract item needs its gold 'fields' object")
-        if task == "classify" and not answers:
-            raise RetrievalError(f"{path}:{n}: a classify item needs its gold label "
-                                 '("label" or "answers")')
+            item = _row(line, n)
+        except _BadLine as e:
+            items.skipped.append(f"{path.name}:{n}: {e}")
+            continue
         if item.answers or item.chunk_ids:
             items.append(item)
     return items
+
+
+class _BadLine(Exception):
+    """One line of a JSONL eval set cannot be used; the message says why."""
+
+
+def _row(line: str, n: int) -> EvalItem:
+    try:
+        row = json.loads(line)
+    except RecursionError as e:
+        raise _BadLine("JSON nested too deep to read") from e
+    except ValueError as e:
+        raise _BadLine(f"not valid JSON ({e})") from e
+    try:
+        answers = (row.get("answers") or ([row["answer"]] if row.get("answer") else [])
+                   or ([row["label"]] if row.get("label") else []))
+        task = str(row.get("task") or "qa")
+        fields = row.get("fields")
+        if fields is not None and not isinstance(fields, dict):
+            raise TypeError("'fields' must be a JSON object")
+        if task == "extract" and fields and not answers:
+            answers = [json.dumps(fields, ensure_ascii=False)]
+        fmt = row.get("format")
+        if fmt is not None and not isinstance(fmt, dict | str):
+            raise TypeError("'format' must be a JSON object")
+        item = EvalItem(str(row["question"]), [str(a) for a in answers],
+                        [str(c) for c in row.get("chunk_ids") or []], str(row.get("id", n)),
+                        str(row.get("doc") or ""), task,
+                        [str(x) for x in row.get("labels") or []], fields, fmt or None)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        raise _BadLine(f'not a gold row {{"question", "answers": [...]}}: '
+                       f"{type(e).__name__}: {e}") from e
+    if task not in ("qa", "classify", "extract"):
+        raise _BadLine(f"unknown task {task!r} (qa, classify or extract)")
+    if task == "extract" and not fields:
+        raise _BadLine("an extract item needs its gold 'fields' object")
+    if task == "classify" and not answers:
+        raise _BadLine('a classify item needs its gold label ("label" or "answers")')
+    return item
 
 
 def _squad(raw: str, path: Path) -> list[EvalItem]:
@@ -77,6 +119,8 @@ def _squad(raw: str, path: Path) -> list[EvalItem]:
                         items.append(EvalItem(qa["question"], answers, [], str(qa.get("id", "")),
                                               f"{path.name}#{i}.{j}"))
         return items
+    except RecursionError as e:
+        raise RetrievalError(f"{path}: JSON nested too deep to read") from e
     except (ValueError, KeyError, TypeError) as e:
         raise RetrievalError(f"{path}: not SQuAD JSON ({{'data': [{{'paragraphs': "
                              f"[{{'qas': ...}}]}}]}}): {e}") from e

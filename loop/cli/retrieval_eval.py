@@ -16,6 +16,7 @@ from loop.cli.common import (
     JsonOpt,
     WorkspaceOpt,
     emit_json,
+    say,
     stage_sink,
     stdout_console,
     verb,
@@ -84,3 +85,5 @@ def _print(result: dict) -> None:
     for name, figures in methods.items():
         table.add_row(Text(name), *(f"{figures[c]:g}" for c in columns))
     stdout_console.print(table)
+    for line in result.get("skipped_lines", []):
+        say(("skipped", "yellow"), " ", line)

@@ -186,6 +186,8 @@ class _Eval:
 
         if eval_set is not None:
             raw = read_gold_set(eval_set)
+            if getattr(raw, "skipped", None):  # lines passed over: counted, never silent
+                self.notes.append(raw.skipped_note())
             origin = self.origin or f"human gold set ({eval_set.name})"
         else:
             raw, origin = self._generated_set()

@@ -316,7 +316,8 @@ def evaluate_retrieval(ws: Workspace, eval_set: Path, ks: list[int],
     weights changed."""
     try:
         # retrieval scores find evidence for questions; classify/extract items have none
-        items = [it for it in load_eval_set(eval_set) if it.task == "qa"]
+        read = load_eval_set(eval_set)
+        items = [it for it in read if it.task == "qa"]
     except RetrievalError as e:
         raise InputError(str(e)) from e
     if not items:
@@ -327,6 +328,8 @@ def evaluate_retrieval(ws: Workspace, eval_set: Path, ks: list[int],
     out: dict[str, Any] = {"default": retriever.cfg.method, "questions": len(items),
                            "budget_k": retriever.cfg.k, "index_id": retriever.index_id,
                            "methods": {}}
+    if read.skipped:  # lines passed over are counted and named, never dropped in silence
+        out["skipped_lines"] = read.skipped
     if retriever.cfg.source_weights:
         out["source_weights"] = dict(retriever.cfg.source_weights)
     for method in methods or method_names(rankers=False):

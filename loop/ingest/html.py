@@ -23,8 +23,14 @@ _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 _PARSER = lxml_html.HTMLParser(huge_tree=True, remove_comments=True, remove_pis=True)
 
 
+class TooDeep(ValueError):
+    """The markup nests deeper than libxml2 parses (2048 elements even with huge_tree)."""
+
+
 def html_to_text(markup: str) -> tuple[str, str]:
-    """Return ``(title, text)``: blocks separated by blank lines, headings as ``#`` lines."""
+    """Return ``(title, text)``: blocks separated by blank lines, headings as ``#`` lines.
+    Raises ``TooDeep`` when the parser gave up on the nesting (it then returns a tree with
+    no text, which would read as a page with none)."""
     markup = _XML_DECL.sub("", markup, count=1)
     if not markup.strip():
         return "", ""
@@ -32,6 +38,9 @@ def html_to_text(markup: str) -> tuple[str, str]:
         root = lxml_html.document_fromstring(markup, parser=_PARSER)
     except (etree.ParserError, ValueError):
         return "", ""
+    limit = [e.message for e in _PARSER.error_log if e.type_name == "ERR_RESOURCE_LIMIT"]
+    if limit:
+        raise TooDeep(f"HTML nested deeper than the parser's limit ({limit[0]})")
     title = " ".join((root.findtext(".//title") or "").split())
     body = root.find("body")
     if body is None:

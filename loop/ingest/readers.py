@@ -137,10 +137,13 @@ def read_text(path: Path, source: str) -> Iterator[RawDoc]:
 
 def read_html(path: Path, source: str) -> Iterator[RawDoc]:
     """HTML through lxml's parser: scripts and styles dropped, headings kept as ``#``."""
-    from loop.ingest.html import html_to_text
+    from loop.ingest.html import TooDeep, html_to_text
 
     raw, note = decode(_read_bytes(path))
-    title, text = html_to_text(raw)
+    try:
+        title, text = html_to_text(raw)
+    except TooDeep as e:
+        raise Skip(str(e)) from e
     if not text.strip():
         raise Skip("HTML page has no visible text")
     yield RawDoc(text, title or path.stem, source, [note] if note else [])
@@ -221,15 +224,21 @@ def read_jsonl(path: Path, source: str) -> Iterator[RawDoc]:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
+            # each line stands alone: a bad one is named and passed over, the rest are read
             try:
                 text_line, _ = decode(line)
                 record = json.loads(text_line)
             except (Skip, json.JSONDecodeError):
                 bad.append(f"line {lineno}: not valid JSON")
                 continue
+            except RecursionError:
+                bad.append(f"line {lineno}: JSON nested too deep to read")
+                continue
             text = record.get("text") if isinstance(record, dict) else None
             if not isinstance(text, str) or not text.strip():
-                bad.append(f"line {lineno}: no 'text' string")
+                what = ("empty" if isinstance(text, str) else "missing" if text is None
+                        else f"a JSON {type(text).__name__}")
+                bad.append(f"line {lineno}: no 'text' string ({what})")
                 continue
             found += 1
             title = record.get("title") or f"{path.stem} line {lineno}"

@@ -243,7 +243,10 @@ class _Ingest:
                 self._warn(f.path, item[1])
                 continue
             if item[0] == "skip":
-                state.docs.clear()
+                if state.docs:  # a streamed file failed part-way: its first documents are
+                    # written already, so the report says so rather than "skipped"
+                    self._warn(f.path, f"stopped reading after {len(state.docs)} document(s): {item[1]}")
+                    return state
                 return self._skipped_state(state, item[1])
             _, text, title, source, spans = item
             doc_id = doc_id_for(text)

@@ -77,3 +77,35 @@ def test_overlap_as_large_as_a_chunk_is_refused(tmp_path):
                                 "--chunk-tokens", "100", "--overlap-tokens", overlap, "--json"])
         assert r.exit_code == 1, r.output
         assert "overlap_tokens" in json.loads(r.stdout)["error"] and "smaller than" in r.stdout
+
+
+def test_a_jsonl_file_with_bad_lines_keeps_the_good_ones_and_names_the_bad(tmp_path, rel):
+    """A good 1 MB line, a 100k-deep array, a line whose text is a dict, a good line."""
+    big = "The harbour ferry leaves at dawn. " * 30_000  # ~1 MB
+    lines = [json.dumps({"text": big, "title": "Big"}), "[" * 100_000 + "]" * 100_000,
+             json.dumps({"text": {"nested": "dict"}}),
+             json.dumps({"text": "Green bins are emptied every second Tuesday.", "title": "Bins"})]
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "mixed.jsonl").write_text("\n".join(lines) + "\n")
+    out = _ingest(tmp_path / "ws", d)
+    assert out["skipped"] == [], out["skipped"]  # the file is not "skipped whole"
+    messages = [w["message"] for w in out["warnings"]]
+    assert any("line 2" in m and "nested too deep" in m for m in messages), messages
+    assert any("line 3" in m and "JSON dict" in m for m in messages), messages
+    assert out["documents"] == 2
+    text = _texts(out["corpus_path"])
+    assert "Green bins" in text and "harbour ferry" in text  # line 4 is not lost
+    rel.record("hostile: JSONL with bad lines", kept=2, named=2)
+
+
+def test_html_nested_past_the_parsers_limit_says_so(tmp_path):
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "deep.html").write_text("<html><body>" + "<div>" * 200_000 + "deep text"
+                                 + "</div>" * 200_000 + "</body></html>")
+    (d / "empty.html").write_text("<html><body><script>x()</script></body></html>")
+    out = _ingest(tmp_path / "ws", d)
+    reasons = {s["path"].rsplit("/", 1)[-1]: s["reason"] for s in out["skipped"]}
+    assert "nested deeper than the parser's limit" in reasons["deep.html"], reasons
+    assert "no visible text" in reasons["empty.html"]  # a page with none still says that
