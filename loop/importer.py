@@ -35,6 +35,7 @@ from loop.workspace import Workspace, save_dataset, write_json
 # Part of every imported dataset's id: bump it when reading or checking rows changes.
 IMPORT_VERSION = "import-1"
 MAX_ROW_BYTES = 4 * 2**20  # one chat of 4 MiB is no training row; a longer line is not parsed
+MAX_JSON_BYTES = 256 * 2**20  # a .json array is parsed whole; JSONL is streamed
 MAX_DEPTH = 16  # the shapes nest 3 levels (row, turns, turn); deeper is not a chat
 MAX_TURNS = 512
 ROLES = ("system", "user", "assistant")
@@ -131,6 +132,8 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
     """``(line, parsed row or BadRow)`` for a JSONL file or a ``datasets`` folder."""
     if path.is_dir():
         yield from _dataset_rows(path)
+    elif path.is_file() and path.suffix.lower() == ".json":
+        yield from _json_array_rows(path)
     elif path.is_file():
         yield from _jsonl_rows(path)
     else:
@@ -151,6 +154,20 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             if raw.strip():
                 yield n, _parse(raw)
+
+
+def _json_array_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """A ``.json`` file holding one array of rows (alpaca's own files): its items, numbered
+    from 1 (``line`` is then the item's number)."""
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise InputError(f"{path}: a .json file over {MAX_JSON_BYTES // 2**20} MiB",
+                         hint="write it as JSONL, one row a line: it is then read line by line")
+    items = _parse(path.read_bytes().removeprefix(codecs.BOM_UTF8))
+    if isinstance(items, BadRow):
+        raise InputError(f"{path}: {items}")
+    if not isinstance(items, list):
+        raise InputError(f"{path}: a .json file must hold an array of rows, not {_kind(items)}")
+    yield from enumerate(items, 1)
 
 
 def _parse(raw: bytes) -> Any:

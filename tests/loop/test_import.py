@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loop.cli import app
+from loop.errors import InputError
 from loop.events import Collector, Warned
 from loop.importer import import_rows
 from loop.samples import SAMPLE_FEATURES, load_samples
@@ -68,6 +69,17 @@ def test_alpaca_rows_with_input_system_and_history(ws, tmp_path):
                          {"role": "assistant", "content": "Ines Varga."}]
     assert [m["role"] for m in by_len[1]] == ["system", "user", "assistant", "user", "assistant"]
     assert by_len[1][3]["content"] == "Translate to French:\n\nthe ferry"
+
+
+def test_a_json_array_file_as_alpaca_writes_it(ws, tmp_path):
+    src = tmp_path / "alpaca_data.json"
+    src.write_text(json.dumps([{"instruction": q, "input": "", "output": a} for q, a in QA]
+                              + [{"instruction": "No answer."}]))
+    r = import_rows(ws, src)
+    assert r.rows == 4 and r.skipped == [{"line": 5, "reason": "turn 2 (assistant) is empty"}]
+    (tmp_path / "obj.json").write_text('{"instruction": "x", "output": "y"}')
+    with pytest.raises(InputError, match="must hold an array"):
+        import_rows(ws, tmp_path / "obj.json")
 
 
 def test_sharegpt_rows(ws, tmp_path):
