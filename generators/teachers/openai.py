@@ -2,7 +2,13 @@
 
 Async with bounded concurrency; retries with exponential backoff and full jitter on 429,
 5xx, timeouts, dropped connections and broken bodies, honouring ``Retry-After``. The API key
-comes from the environment (or the caller) and is never logged, cached or put in an error.
+comes from the environment (or the caller) and is never logged, cached or put in an error:
+every form of it (``generators.secrets``) is cut out of error bodies and replies alike,
+before either is stored or shown.
+
+A reply larger than ``max_reply_kb`` is refused with that reason (a 10 MB reply was stored
+twice in the ledger). Redirects are followed only within the server's own origin: a 307 to
+another host would re-send the prompt, documents included, there.
 
 Several servers (``base_url="http://a/v1,http://b/v1"``) share the requests: each request
 goes to the server with the fewest requests outstanding; a server that fails is backed off
@@ -23,12 +29,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from generators.errors import TeacherError
+from generators.secrets import Redactor
 from generators.teachers.chat import ChatTeacher, Completion, Messages, OnDone
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524}
+_REDIRECTS = {301, 302, 303, 307, 308}
+MAX_REPLY_KB = 1024  # a chat completion of a few thousand tokens is a few KB
 
 
 class OpenAITeacher(ChatTeacher):
@@ -43,6 +53,7 @@ class OpenAITeacher(ChatTeacher):
         max_retries: int = 5,
         backoff: float = 1.0,
         backoff_cap: float = 60.0,
+        max_reply_kb: int = MAX_REPLY_KB,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
@@ -52,6 +63,8 @@ class OpenAITeacher(ChatTeacher):
         self.base_url = self.base_urls[0]
         self.servers = [_Server(u) for u in self.base_urls]
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
+        self._redact = Redactor(self._api_key).apply
+        self.max_reply_bytes = max(1, int(max_reply_kb)) * 1024
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
         self.max_retries = max_retries
@@ -99,16 +112,15 @@ class OpenAITeacher(ChatTeacher):
             server = self._pick()
             server.outstanding += 1
             try:
-                async with session.post(f"{server.url}/chat/completions", json=body) as resp:
-                    raw = await resp.read()
-                    if resp.status == 200:
-                        result = _completion(raw)
-                        server.ok()
-                        return result
-                    last = f"HTTP {resp.status}: {_snippet(raw, self._api_key)}"
-                    if resp.status not in _RETRY_STATUS:
-                        raise TeacherError(last)
-                    wait = _retry_after(resp.headers.get("Retry-After"))
+                status, raw, retry_after = await self._post(session, f"{server.url}/chat/completions", body)
+                if status == 200:
+                    result = _completion(raw, self._redact)
+                    server.ok()
+                    return result
+                last = f"HTTP {status}: {_snippet(raw, self._redact)}"
+                if status not in _RETRY_STATUS:
+                    raise TeacherError(last)
+                wait = _retry_after(retry_after)
             except asyncio.TimeoutError:
                 last = f"timeout after {self.timeout:g}s"
             except aiohttp.ClientError as e:
@@ -128,6 +140,41 @@ class OpenAITeacher(ChatTeacher):
             if not any(s.available() for s in self.servers):
                 await asyncio.sleep(max(0.0, min(s.down_until for s in self.servers) - time.monotonic()))
         raise TeacherError(f"{last} (gave up after {self.max_retries + 1} attempts)")
+
+    async def _post(self, session: aiohttp.ClientSession, url: str,
+                    body: dict[str, Any]) -> tuple[int, bytes, str | None]:
+        """POST, following at most 3 redirects within the URL's origin; the body read up to
+        ``max_reply_bytes``. Returns status, body, Retry-After."""
+        for _ in range(4):
+            async with session.post(url, json=body, allow_redirects=False) as resp:
+                if resp.status in _REDIRECTS and resp.headers.get("Location"):
+                    target = resp.url.join(URL(resp.headers["Location"]))
+                    if target.origin() != resp.url.origin():
+                        raise TeacherError(
+                            f"HTTP {resp.status}: redirect to {target.origin()} not followed "
+                            "(the prompt would go to another server; name it in --teacher-url "
+                            "if it is the right one)")
+                    url = str(target)
+                    continue
+                return resp.status, await self._read(resp), resp.headers.get("Retry-After")
+        raise TeacherError(f"more than 3 redirects from {url}")
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        limit = self.max_reply_bytes
+        declared = resp.content_length
+        if declared is not None and declared > limit:
+            raise TeacherError(self._too_big(declared))
+        parts, size = [], 0
+        async for part in resp.content.iter_chunked(1 << 16):
+            size += len(part)
+            if size > limit:
+                raise TeacherError(self._too_big(size, more=True))
+            parts.append(part)
+        return b"".join(parts)
+
+    def _too_big(self, size: int, more: bool = False) -> str:
+        return (f"reply of {'over ' if more else ''}{size} bytes is larger than max_reply_kb "
+                f"({self.max_reply_bytes // 1024} KB): not kept")
 
     def _pick(self) -> _Server:
         """The server with the fewest requests in flight among those not backed off (all
@@ -166,7 +213,8 @@ class _Server:
         self.down_until = max(self.down_until, time.monotonic() + delay)
 
 
-def _completion(raw: bytes) -> Completion:
+def _completion(raw: bytes, redact: Any = None) -> Completion:
+    """The reply's text, with the key cut out (a reply may echo the request's headers)."""
     try:
         data = json.loads(raw)
         text = data["choices"][0]["message"]["content"]
@@ -175,6 +223,8 @@ def _completion(raw: bytes) -> Completion:
     if not isinstance(text, str):
         raise _BrokenBody("message content is not a string")
     usage = data.get("usage") or {}
+    if redact is not None:
+        text = redact(text)
     return Completion(text, int(usage.get("prompt_tokens") or 0),
                       int(usage.get("completion_tokens") or 0))
 
@@ -193,11 +243,13 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _snippet(raw: bytes, secret: str = "") -> str:
+def _snippet(raw: bytes, redact: Any = None) -> str:
     text = raw.decode("utf-8", errors="replace")
     # An error body may echo the request's headers (some proxies do): the snippet goes to
     # the ledger, the dataset's summary and the terminal, so the key is cut out before the
     # text is shortened (a key cut in half by [:200] would slip past).
-    if secret:
-        text = text.replace(secret, "[api key redacted]")
+    if isinstance(redact, str):  # a key given as it is
+        redact = Redactor(redact).apply
+    if redact is not None:
+        text = redact(text)
     return " ".join(text.split())[:200]

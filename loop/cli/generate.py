@@ -69,8 +69,15 @@ def generate(
                 result = run(ws, cfg, eval_mode=eval_mode, eval_set=eval_set, style_file=style,
                              emit=sink, api_key=os.environ.get("OPENAI_API_KEY"))
         s = result.summary()
+        failed_all = not s["samples"] and bool(s["failed_chunks"])
+        if failed_all:  # an empty dataset with every job failed is a failure, not a success
+            first = s["failed_chunks"][0]
+            s["error"] = (f"no sample was made: {len(s['failed_chunks'])} job(s) failed (the first: "
+                          f"{first['task']} on {first['chunk_id']}: {first['reason']})")
         if as_json:
             emit_json(s)
+            if failed_all:
+                raise typer.Exit(1)
             return
         state = "unchanged (cache hit)" if s["cached"] else "written"
         say((f"{s['kind']} dataset {s['dataset_id']}", "bold green"),
@@ -84,3 +91,6 @@ def generate(
                 f"{first['reason']}); this dataset holds the rest. Run the same command again to "
                 "retry them: the jobs that worked come back from the cache")
         say(f"at {s['dataset_path']}")
+        if failed_all:
+            say(("error:", "red"), " ", s["error"])
+            raise typer.Exit(1)

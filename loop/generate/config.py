@@ -81,6 +81,8 @@ class GenerateConfig(StageConfig):
     concurrency: int = Field(8, ge=1, le=512, description="Teacher requests in flight at once.")
     timeout: float = Field(120.0, gt=0, description="Seconds before a teacher request times out.")
     max_retries: int = Field(5, ge=0, le=20, description="Retries of a failed teacher request.")
+    max_reply_kb: int = Field(1024, ge=1, description="A teacher reply larger than this is refused "
+                              "(its job fails with that reason) rather than stored.")
     batch_size: int = Field(8, ge=1, description="Prompts per batch for an hf: teacher.")
     price_per_1k: float | None = Field(None, ge=0, description="Price per 1k tokens, for the cost estimate.")
     trust_remote_code: bool = Field(
@@ -97,6 +99,6 @@ class GenerateConfig(StageConfig):
 
     omit_when_empty: ClassVar[frozenset[str]] = frozenset({"source_weights", "labels", "label_by", "format"})
     execution_only: ClassVar[frozenset[str]] = frozenset(
-        {"teacher_url", "concurrency", "timeout", "max_retries", "batch_size", "price_per_1k",
+        {"teacher_url", "concurrency", "timeout", "max_retries", "max_reply_kb", "batch_size", "price_per_1k",
          "trust_remote_code", "allow_pickle"}
     )
