@@ -49,7 +49,10 @@ class SetupModels:
         self.notes = list(self.student.notes)
         self.peft: Any = None
         self.full: dict[str, Any] = {}
+        from loop.train.merge import check_weights
+
         for kind, path in sorted(models.items()):
+            check_weights(path)  # a damaged adapter: one line naming it, before any load
             if (path / "adapter" / "adapter_config.json").exists():
                 self._add_adapter(kind, path / "adapter")
             elif (path / "model").exists():  # --method full: its own weights

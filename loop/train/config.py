@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -9,6 +10,7 @@ from pydantic import Field, field_validator
 from loop.config import StageConfig
 
 Method = Literal["lora", "full", "qlora", "dpo", "pretrain"]
+MAX_STEPS = 10_000_000  # epochs and steps beyond this are a typo, never a plan
 
 # Learning rates that work across small students; a method's default when ``lr`` is unset.
 DEFAULT_LR = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5, "dpo": 5e-5, "pretrain": 1e-4}
@@ -93,6 +95,14 @@ class TrainConfig(StageConfig):
             return value
         return " ".join(f"{k}=" + ",".join(_text(v) for v in (vs if isinstance(vs, list) else [vs]))
                         for k, vs in value.items())
+
+    @field_validator("epochs", "max_steps")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        # epochs = inf (TOML allows it) with a huge max_steps trained without end
+        if not math.isfinite(value) or value > MAX_STEPS:
+            raise ValueError(f"must be a finite number up to {MAX_STEPS:,}")
+        return value
 
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.method]

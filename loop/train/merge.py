@@ -39,6 +39,7 @@ def load_tuned(ws: Workspace, model_id: str | None = None, *, kind: str | None =
     meta = model_meta(ws, model_id, kind)
     opts = LoadOptions(ws=ws, device=device, dtype=dtype)
     folder = Path(meta["path"])
+    check_weights(folder)
     if (folder / "adapter").is_dir():
         base = load_pretrained(meta["base_path"], opts)
         model = PeftModel.from_pretrained(base, str(folder / "adapter"))
@@ -48,6 +49,20 @@ def load_tuned(ws: Workspace, model_id: str | None = None, *, kind: str | None =
         tok = load_tokenizer(str(folder / "model"), opts)
     prepare_tokenizer(tok)
     return model.eval(), tok
+
+
+def check_weights(folder: Path) -> None:
+    """A model artefact whose weights were cut short (a disk that filled, a copy that
+    stopped) is one line naming the file and how to rebuild it, not a SafetensorError."""
+    from loop.train.runner import safetensors_problem
+
+    for sub in ("adapter", "model"):
+        for f in sorted((folder / sub).glob("*.safetensors")):
+            if why := safetensors_problem(f):
+                raise WorkspaceError(
+                    f"{f} {why}: the model {folder.name} cannot load",
+                    hint=f"delete {folder} and run the `synthloop train` that made it again "
+                         f"(its settings are in {folder / 'synthloop.json'})")
 
 
 def export_merged(ws: Workspace, out_dir: str | Path, model_id: str | None = None, *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -12,7 +13,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from loop.errors import InputError, StageError
-from loop.events import EventSink, Progress, Started
+from loop.events import EventSink, Progress, Started, Warned
 from loop.train.config import TrainConfig
 
 STAGE = "train"
@@ -231,12 +232,63 @@ def tokens_per_s(trainer: Any) -> float:
 # -- running, resuming, failing clearly ------------------------------------------------------
 
 
-def last_checkpoint(folder: Path) -> str | None:
-    """The newest complete checkpoint: the Trainer writes trainer_state.json last."""
+def last_checkpoint(folder: Path, skipped: list[str] | None = None) -> str | None:
+    """The newest complete checkpoint that loads: the Trainer writes trainer_state.json
+    last, and a checkpoint whose files were cut short since (a disk that filled, a copy that
+    stopped) is passed over, with the reason appended to ``skipped``, for the next newest."""
     if not folder.is_dir():
         return None
-    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
+    done = [p for p in folder.glob("checkpoint-*")
+            if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    for path in sorted(done, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        if skipped is not None:
+            skipped.append(f"{path.name}: {problem}")
+    return None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint folder cannot be resumed from (None: its files are whole). Checks
+    lengths, not values: a safetensors file must be as long as its header says, a torch
+    file (optimizer, scheduler, RNG state) must be a readable zip, the state valid JSON."""
+    import zipfile
+
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError) as e:
+        return f"trainer_state.json is unreadable ({type(e).__name__})"
+    for f in sorted(path.rglob("*")):
+        if f.suffix == ".safetensors" and (why := safetensors_problem(f)):
+            return f"{f.relative_to(path)} {why}"
+        if f.suffix in (".pt", ".pth", ".bin"):
+            try:
+                zipfile.ZipFile(f).close()
+            except (OSError, zipfile.BadZipFile) as e:
+                return f"{f.relative_to(path)} is cut short or damaged ({e})"
+    return None
+
+
+def safetensors_problem(f: Path) -> str | None:
+    """Why a safetensors file cannot load (None: its length matches its header)."""
+    import struct
+
+    try:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > size - 8:
+                return f"is cut short ({size} bytes, its header alone needs {8 + n})"
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError, struct.error) as e:
+        return f"has no readable header ({type(e).__name__})"
+    ends = [v["data_offsets"][1] for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
+    need = 8 + n + max(ends, default=0)
+    if size < need:
+        return f"is cut short ({size} of {need} bytes)"
+    return None
 
 
 def quiet() -> None:
@@ -249,6 +301,10 @@ def quiet() -> None:
     # TRL 1.x still calls transformers' deprecated gradient_checkpointing_* names.
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     datasets.disable_progress_bars()
+    # map/filter over a dataset loaded from an artefact folder would write cache-*.arrow
+    # files into it: artefacts are complete once renamed into place, so the cache goes to
+    # a temporary folder of its own instead (datasets deletes it at exit)
+    datasets.disable_caching()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
 
@@ -258,7 +314,14 @@ def run(trainer: Any, plan: Plan) -> tuple[Any, str | None]:
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # it prints every log dict when tqdm is off
-    resume = last_checkpoint(plan.checkpoints)
+    skipped: list[str] = []
+    resume = last_checkpoint(plan.checkpoints, skipped)
+    for why in skipped:  # said, and removed: the Trainer would write the same step there again
+        note = (f"skipped {why}; resumed from {Path(resume).name}" if resume
+                else f"skipped {why}; started again from the beginning")
+        plan.notes.append(note)
+        plan.emit(Warned(STAGE, message=note, path=str(plan.checkpoints)))
+        shutil.rmtree(plan.checkpoints / why.split(":", 1)[0], ignore_errors=True)
     try:
         trainer.train(resume_from_checkpoint=resume)
     except Exception as e:
