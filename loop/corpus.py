@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from datasets import Dataset, load_from_disk
+from datasets import Dataset
 
 from loop.errors import WorkspaceError
-from loop.workspace import Workspace
+from loop.workspace import Workspace, load_dataset
 
 
 def current_corpus_id(ws: Workspace) -> str | None:
@@ -32,7 +32,8 @@ def corpus_path(ws: Workspace, corpus_id: str | None = None) -> Path:
 
 def load_corpus(ws: Workspace, corpus_id: str | None = None) -> Dataset:
     """The chunks (``chunk_id, doc_id, source, title, text, start, end``), memory-mapped."""
-    return load_from_disk(str(corpus_path(ws, corpus_id) / "data"))
+    return load_dataset(corpus_path(ws, corpus_id) / "data",
+                        "run `synthloop ingest` on the same documents again")
 
 
 def corpus_meta(ws: Workspace, corpus_id: str | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 from datasets import Dataset, Features, List, Value, load_from_disk
 
 from loop.errors import WorkspaceError
-from loop.workspace import Workspace
+from loop.workspace import Workspace, load_dataset
 
 SAMPLE_FEATURES = Features(
     {
@@ -172,4 +172,5 @@ def eval_items(ds: Dataset) -> list[Any]:
 
 def load_samples(ws: Workspace, dataset_id: str | None = None) -> Dataset:
     """The samples of a dataset artefact (the latest ``generate`` when no id is given)."""
-    return load_from_disk(str(dataset_path(ws, dataset_id) / "data"))
+    return load_dataset(dataset_path(ws, dataset_id) / "data",
+                        "run the `synthloop generate` (or `import`) that made it again")

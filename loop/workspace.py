@@ -222,6 +222,22 @@ def save_dataset(ds: Any, path: Path) -> None:
     ds.save_to_disk(str(path), num_shards=1 if len(ds) == 0 else None)
 
 
+def load_dataset(path: Path, rebuild: str) -> Any:
+    """An artefact's Dataset (memory-mapped), or, when its Arrow files were cut short or
+    damaged since it was written, one line naming the folder and ``rebuild`` (the command
+    that makes it again) instead of pyarrow's "Expected to read N bytes"."""
+    from datasets import load_from_disk
+
+    try:
+        return load_from_disk(str(path))
+    except (OSError, ValueError, IndexError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        if isinstance(e, FileNotFoundError) and not path.exists():
+            raise
+        raise WorkspaceError(f"{path} is damaged and cannot be read ({type(e).__name__}: "
+                             f"{str(e)[:160]})",
+                             hint=f"delete {path.parent} and {rebuild}") from e
+
+
 def _read_holder(fd: int) -> str:
     try:
         info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")

@@ -29,7 +29,7 @@ PREVIEW_CHARS = 200
 
 @app.command()
 @config_flags(EvalConfig, only=("setups", "student", "k", "max_new_tokens", "context_tokens",
-                                "device"))
+                                "device", "trust_remote_code", "allow_pickle"))
 def ask(
     overrides: dict,
     question: Annotated[str, typer.Argument(help="The question every setup answers.")],
@@ -50,7 +50,8 @@ def ask(
         with Workspace(workspace, create=False) as ws:
             pg = Playground(ws, student=cfg.student, k=cfg.k, max_new_tokens=cfg.max_new_tokens,
                             context_tokens=cfg.context_tokens, device=cfg.device,
-                            only=overrides.get("setups"))
+                            only=overrides.get("setups"), trust_remote_code=cfg.trust_remote_code,
+                            allow_pickle=cfg.allow_pickle)
             answers = pg.ask(question)
         out = {"question": question, "student": pg.pool.student.uri, "notes": pg.notes,
                "answers": [{"setup": a.setup, "answer": a.answer, "raw": a.raw,

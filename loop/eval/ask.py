@@ -41,6 +41,8 @@ class Playground:
     device: str = "auto"
     notes: list[str] = field(default_factory=list)
     only: list[str] | None = None  # these setups (each must be available), else every one
+    trust_remote_code: bool = False  # the student's own opt-ins, as eval takes them
+    allow_pickle: bool = False
 
     def __post_init__(self) -> None:
         from loop.eval.models import SetupModels
@@ -63,7 +65,8 @@ class Playground:
                                  hint="train the model it needs, or build the index")
             self.setups = [s for s in self.setups if s in self.only]
         uri = self.student or _student_of(self.ws, self.models)
-        self.pool = SetupModels(self.ws, uri, self.models, self.device)
+        self.pool = SetupModels(self.ws, uri, self.models, self.device,
+                                trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle)
         self.notes += self.pool.notes
 
     def ask(self, question: str) -> list[SetupAnswer]:
