@@ -398,6 +398,8 @@ class _Generate:
                 reject_rows.append((job.task.name, job.chunk.chunk_id, rej["reason"],
                                     rej.get("detail", ""), rej.get("raw", "")))
         counts = Counter(r[2] for r in reject_rows)
+        if not self.eval_mode:
+            _at_least_one_val(rows, self.cfg.val_share)
         if self.eval_mode:
             ds = Dataset.from_list(rows) if rows else Dataset.from_dict(
                 {"id": [], "question": [], "answers": [], "chunk_ids": [], "origin": [],
@@ -594,3 +596,16 @@ def structure_label(chunk: Chunk, by: str) -> str:
 def _split(chunk_id: str, val_share: float) -> str:
     bucket = int(hashlib.sha256(chunk_id.encode()).hexdigest()[:8], 16) % 1000
     return "val" if bucket < val_share * 1000 else "train"
+
+
+def _at_least_one_val(rows: list[dict[str, Any]], val_share: float) -> None:
+    """On a small corpus no chunk may fall in the validation share: then the chunk with the
+    lowest bucket goes to validation (when two or more chunks have rows), so early stopping
+    and the validation loss have something to read."""
+    chunks = {r["chunk_ids"][0] for r in rows if r.get("split") in ("train", "val") and r["chunk_ids"]}
+    if val_share <= 0 or len(chunks) < 2 or any(r.get("split") == "val" for r in rows):
+        return
+    pick = min(chunks, key=lambda c: hashlib.sha256(c.encode()).hexdigest()[:8])
+    for r in rows:
+        if r.get("split") == "train" and r["chunk_ids"] and r["chunk_ids"][0] == pick:
+            r["split"] = "val"
