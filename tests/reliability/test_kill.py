@@ -1,8 +1,8 @@
-"""kill -9 at random moments in ``generate``, ``index``, ``train`` and ``run``: the same
+"""kill -9 at random moments in ``generate``, ``index``, ``train``, ``eval`` and ``run``: the same
 command re-run completes, its result equals an uninterrupted run's, and the ledger passes
 ``PRAGMA integrity_check`` after the kill and after the re-run.
 
-The default run does one trial of generate, index and train; ``SYNTHLOOP_TRIALS=N``
+The default run does one trial of generate, index, train and eval; ``SYNTHLOOP_TRIALS=N``
 (``bench/reliability.py``) does N of each and of ``run`` (~80 s a trial). Kill moments are
 drawn from a seeded generator, so a trial is reproducible: within a fixed window from the
 start for generate, index and train (start-up included: a kill while Python imports is a
@@ -25,7 +25,8 @@ from loop.workspace import ARTEFACT_KINDS, Workspace
 
 # Seconds after start within which the kill lands: wide enough to reach the stage's real
 # work on 2 busy cores, short enough that the stage has rarely finished.
-WINDOWS = {"generate": (0.5, 3.0), "index": (1.0, 7.0), "train": (2.0, 6.0), "run": (0, 0)}
+WINDOWS = {"generate": (0.5, 3.0), "index": (1.0, 7.0), "train": (2.0, 6.0), "eval": (3.0, 8.0),
+           "run": (0, 0)}
 QUERIES = ["When does the ferry leave?", "stall licence", "lighthouse tours", "late fees",
            "dogs on a lead", "glass recycling"]
 _REFERENCE: dict[str, object] = {}  # one uninterrupted result per stage, shared by its trials
@@ -39,7 +40,7 @@ def trials(default: int) -> int:
 
 def _cases():
     for stage, n in (("generate", trials(1)), ("index", trials(1)), ("train", trials(1)),
-                     ("run", trials(0))):  # ~80 s a trial: bench/reliability.py runs them
+                     ("eval", trials(1)), ("run", trials(0))):  # ~80 s a trial: bench/reliability.py runs them
         for t in range(n):
             yield pytest.param(stage, t, id=f"{stage}-{t}")
 
@@ -57,7 +58,8 @@ def _half_written(root: Path, before: set[Path]) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("stage", "trial"), list(_cases()))
 def test_kill_9_then_rerun_equals_an_uninterrupted_run(stage, trial, tmp_path, request, rel):
-    setup = {"generate": _generate, "index": _index, "train": _train, "run": _run}[stage]
+    setup = {"generate": _generate, "index": _index, "train": _train, "eval": _eval,
+             "run": _run}[stage]
     args, env, result_of = setup(tmp_path, request, rel)
     if stage not in _REFERENCE:
         t = time.perf_counter()
@@ -100,6 +102,8 @@ def _kept(stage: str, stdout: str) -> str:
         return f"{out['usage']['cached_calls']} teacher calls cached"
     if stage == "train":
         return f"resumed from {out['resumed_from']}" if out["resumed_from"] else "no checkpoint yet"
+    if stage == "eval":
+        return "evaluation rebuilt"
     if stage == "run":
         done = [k for k, v in out["cached"].items() if v]
         return f"stages already done: {', '.join(done) or 'none'}"
@@ -200,6 +204,46 @@ def _train(tmp_path, request, rel):
         return load_file(str(path / "adapter" / "adapter_model.safetensors"))
 
     return ["train", "-w", tmp_path / "ws", "--config", cfg_file, "--json"], {}, result_of
+
+
+# -- eval: the tiny student, base and rag, on a gold set -----------------------------------
+
+
+def _eval(tmp_path, request, rel):
+    from loop.index import build_index
+    from loop.ingest import ingest
+
+    student = request.getfixturevalue("tiny_student")
+    docs = {**rel.DOCS, **rel.varied_docs(12)}
+    with Workspace(tmp_path / "ws") as ws:
+        ingest(ws, [rel.write_docs(tmp_path / "docs", docs)])
+        build_index(ws)
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps({"question": f"What is the fee for berth {i}?",
+                                          "answers": [f"{i + 3} crowns"]}) for i in range(12))
+                    + "\n" + "\n".join(json.dumps({"question": q, "answers": ["7:15"]})
+                                        for q in QUERIES))
+    cfg = tmp_path / "eval.toml"
+    cfg.write_text(f'[eval]\nstudent = "hf:{student}"\nsetups = ["base", "rag"]\n'
+                   'max_new_tokens = 12\nn_boot = 200\ndevice = "cpu"\n')
+    args = ["eval", "-w", tmp_path / "ws", "--eval-set", gold, "--config", cfg, "--json"]
+
+    def result_of(root):
+        if root is None:
+            shutil.copytree(tmp_path / "ws", tmp_path / "clean", ignore=shutil.ignore_patterns("tmp"))
+            done = rel.cli(*[tmp_path / "clean" if a == tmp_path / "ws" else a for a in args])
+            assert done.returncode == 0, done.stderr[-3000:]
+            root = tmp_path / "clean"
+        from datasets import load_from_disk
+
+        with Workspace(root) as ws:
+            eid = ws.ledger.current("eval")
+            scores = json.loads((ws.eval_dir(eid) / "scores.json").read_text())
+            preds = load_from_disk(str(ws.eval_dir(eid) / "predictions"))
+            answers = sorted((p["eval_id"], p["setup"], p["answer"]) for p in preds)
+        return {"setups": scores["setups"], "answers": answers}
+
+    return args, {}, result_of
 
 
 # -- run: the whole loop, tiny student, human gold set ------------------------------------
