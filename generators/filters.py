@@ -144,8 +144,10 @@ def _similarity(a: Any, b: Any) -> np.ndarray:
     return sims.toarray() if hasattr(sims, "toarray") else np.asarray(sims)
 
 
-def drop_duplicates(cands: list[Candidate], s: FilterSettings, embed: EmbedFn | None) -> None:
-    """Exact duplicates by normalised text, then near duplicates by question similarity."""
+def drop_duplicates(cands: list[Candidate], s: FilterSettings, embed: EmbedFn | None, *,
+                    exact_only: bool = False) -> None:
+    """Exact duplicates by normalised text, then near duplicates by question similarity
+    (``exact_only``: not those; a fact's phrasings are near-duplicates by design)."""
     seen: dict[str, int] = {}
     for i, c in enumerate(cands):
         if c.rejected_by:
@@ -156,7 +158,7 @@ def drop_duplicates(cands: list[Candidate], s: FilterSettings, embed: EmbedFn | 
         else:
             seen[key] = i
     live = [i for i, c in enumerate(cands) if not c.rejected_by]
-    if len(live) < 2:
+    if len(live) < 2 or exact_only:
         for i in live:
             cands[i].accept("dedup")
         return

@@ -20,6 +20,19 @@ SYSTEM_PROMPT = (
 )
 
 
+# The student's system message, the same in every training row and every scored setup: each
+# setup is asked for a short answer, so none wins or loses on answer length alone.
+STUDENT_SYSTEM = "Answer in a few words."
+
+
+def student_chat(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``messages`` as the student sees them: after :data:`STUDENT_SYSTEM`, unless the chat
+    has a system message of its own (a user's imported rows may)."""
+    if messages and messages[0].get("role") == "system":
+        return list(messages)
+    return [{"role": "system", "content": STUDENT_SYSTEM}, *messages]
+
+
 @dataclass
 class Record:
     """One training sample: its chat, and the question/answer the filters look at."""
@@ -29,6 +42,7 @@ class Record:
     answer: str
     rejected: str = ""
     chunk_ids: list[str] = field(default_factory=list)
+    probe: bool = False  # a held-out phrasing of a trained fact (the fact probe), not trained
 
 
 def render(template: str, **values: Any) -> str:
@@ -74,6 +88,9 @@ class Task:
     embeds_chunk: ClassVar[bool] = False
     # The answer's words must be found in the chunk (the grounding filter); a label is not.
     grounded: ClassVar[bool] = True
+    # Its rows teach facts: every row is trained (none go to the held-out-chunk validation
+    # split, whose facts would never be learned), and ``Record.probe`` rows are held out.
+    holds_out_phrasings: ClassVar[bool] = False
     # Its answers follow ``generate --format`` (a label does not: no format is applied to it).
     formatted: ClassVar[bool] = True
 
@@ -82,7 +99,7 @@ class Task:
         return f"{self.name}.{self.version}"
 
     def messages(self, job: Job) -> list[dict[str, str]]:
-        body = render(load_prompt(f"{self.prompt_version}.md"), n=job.n,
+        body = render(load_prompt(f"{self.prompt_version}.md"), n=job.n, paraphrases=job.paraphrases,
                       document=document_block(job.chunk), style=_style(job.style),
                       context=self._context_blocks(job), labels=", ".join(job.labels))
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": body}]

@@ -1,4 +1,4 @@
-"""The built-in tasks: qa, instruct, summary, extract, multiturn, cot, raft, preference,
+"""The built-in tasks: qa, knowledge, instruct, summary, extract, multiturn, cot, raft, preference,
 classify."""
 
 from __future__ import annotations
@@ -156,6 +156,49 @@ class PreferenceTask(Task):
         return [r]
 
 
+class KnowledgeFact(BaseModel):
+    answer: str = Str
+    questions: list[str] = Field(min_length=1)
+
+
+class KnowledgeOut(BaseModel):
+    facts: list[KnowledgeFact] = Field(min_length=1)
+
+
+class KnowledgeTask(Task):
+    """Closed-book knowledge: every fact of the chunk as natural questions, several phrasings
+    per fact (``Job.paraphrases``). Each phrasing is its own row; for a share of the facts
+    with two or more phrasings one phrasing is held out (``Record.probe``): the fact probe,
+    a held-out phrasing of a trained fact, which early stopping and the curves read."""
+
+    name, schema = "knowledge", KnowledgeOut
+    description = "every fact as natural closed-book questions, several phrasings each"
+    holds_out_phrasings = True
+    PROBE_EVERY = 4  # one fact in four lends a phrasing to the probe
+
+    def records(self, item: KnowledgeOut, job: Job) -> list[Record]:
+        out = []
+        for fact in item.facts:
+            qs = list(dict.fromkeys(q.strip() for q in fact.questions if q.strip()))
+            probe_at = _probe_index(job.chunk.chunk_id, fact.answer, len(qs), self.PROBE_EVERY)
+            for i, q in enumerate(qs):
+                r = _qa(q, fact.answer.strip(), job)
+                r.probe = i == probe_at
+                out.append(r)
+        return out
+
+
+def _probe_index(chunk_id: str, answer: str, n: int, every: int) -> int | None:
+    """Which phrasing of a fact is held out for the probe (None: all are trained): the
+    second of two or more, for one fact in ``every`` (by hash, so it is stable)."""
+    import hashlib
+
+    if n < 2:
+        return None
+    h = int(hashlib.sha256(f"{chunk_id}:{answer}".encode()).hexdigest()[:8], 16)
+    return 1 if h % every == 0 else None
+
+
 class ClassifyOut(BaseModel):
     label: str = Str
 
@@ -209,6 +252,6 @@ def default_context(chunks: list[Chunk]) -> str:
 
 
 BUILTIN_TASKS: tuple[Task, ...] = (
-    QATask(), InstructTask(), SummaryTask(), ExtractTask(), MultiTurnTask(), CotTask(),
+    QATask(), KnowledgeTask(), InstructTask(), SummaryTask(), ExtractTask(), MultiTurnTask(), CotTask(),
     RaftTask(), PreferenceTask(), ClassifyTask(),
 )

@@ -42,6 +42,7 @@ class Job:
     # chunk (its folder, title or section; "" when the labels come from the user's list)
     labels: tuple[str, ...] = ()
     label: str = ""
+    paraphrases: int = 3  # phrasings per fact (the knowledge task)
 
 
 @dataclass

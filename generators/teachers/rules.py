@@ -1,6 +1,7 @@
 """``rules`` — the built-in offline teacher: extractive, deterministic, no model.
 
-It reads English prose with a handful of patterns (who-is, definitions, amounts, dates and
+``knowledge`` rows come from :mod:`generators.teachers.knowledge` (every answerable span of
+every sentence, asked several ways). The other tasks read English prose with a handful of patterns (who-is, definitions, amounts, dates and
 times, counts, causes, numbered procedures) and writes questions whose answers are spans of
 the chunk, so every sample is grounded by construction; ``classify`` rows take the label the
 corpus's structure gives each chunk (its folder, title or section). Tasks that need a model
@@ -18,6 +19,7 @@ from generators.errors import TaskError
 from generators.tasks.builtin import (
     ClassifyOut,
     CotOut,
+    KnowledgeOut,
     MultiTurnOut,
     PreferenceOut,
     QAOut,
@@ -25,9 +27,11 @@ from generators.tasks.builtin import (
     SummaryOut,
     Turn,
 )
+from generators.tasks.builtin import KnowledgeFact as KnowledgeItem
 from generators.teachers.base import Job, JobResult, OnResult, Usage
+from generators.teachers.knowledge import knowledge_facts
 
-SUPPORTED = ("qa", "eval_qa", "summary", "multiturn", "cot", "raft", "preference", "classify")
+SUPPORTED = ("qa", "knowledge", "eval_qa", "summary", "multiturn", "cot", "raft", "preference", "classify")
 UNSUPPORTED = {
     "instruct": "open-ended instructions need a model to write the responses",
     "extract": "structured extraction needs a model to name the fields",
@@ -35,15 +39,17 @@ UNSUPPORTED = {
 
 _MONTH = (r"(?:January|February|March|April|May|June|July|August|September|October|November|"
           r"December)")
-_DATE = rf"(?:\d{{1,2}} {_MONTH}(?: \d{{4}})?|{_MONTH} \d{{1,2}}(?:, \d{{4}})?|{_MONTH} \d{{4}}|\b1[6-9]\d\d\b|\b20\d\d\b)"
-_MONEY = r"(?:[€$£¥]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)? (?:crowns|euros|dollars|pounds|marks))"
+_DATE = rf"(?:\d{{1,2}} {_MONTH}(?: \d{{4}})?|{_MONTH} \d{{1,2}}(?!\d)(?:, \d{{4}})?|{_MONTH} \d{{4}}|\b1[6-9]\d\d\b|\b20\d\d\b)"
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"  # never a trailing comma: "€9,600," is €9,600
+_MONEY = rf"(?:[€$£¥]\s?{_NUM}|\b{_NUM} (?:crowns|euros|dollars|pounds|marks))"
 _TIME = r"(?:\b\d{1,2}[:.]\d{2}(?:\s?[ap]\.?m\.?)?|\b\d{1,2}\s?[ap]\.m\.)"
 _COUNT = r"(?:\b[1-9][\d,]*(?:\.\d+)?(?!\s?\d)(?:\s?%| per cent| (?:[a-z]+ ){0,1}[a-z]+s\b)?)"
 _SPAN = re.compile(rf"{_MONEY}|{_TIME}|{_DATE}|{_COUNT}")
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _NAME = r"[A-Z][\w.'-]+(?: (?:van |de |of )?[A-Z][\w.'-]+){1,3}"
 
-_WHO = re.compile(rf"^(?P<subj>(?:The|Our|Its|His|Her) [^,.;:()]{{3,60}}?) (?P<aux>is|was) (?P<ans>{_NAME})\b")
+# "The ..." only: "Her coxswain was ..." has no referent once the question stands alone
+_WHO = re.compile(rf"^(?P<subj>The [^,.;:()]{{3,60}}?) (?P<aux>is|was) (?P<ans>{_NAME})\b")
 _NOT_SUBJECT = (r"(?!(?:In|On|At|For|There|It|This|That|These|Those|Each|Every|If|When|Where|As|"
                 r"From|To|By|With|After|Before|During|Since|Until|Once|All|Some|Most)\b)")
 _DEF = re.compile(_NOT_SUBJECT + r"^(?P<subj>[A-Z][\w' -]{2,50}?) (?P<aux>is|are) (?P<ans>(?:a|an) [^.;:]{8,140}?)(?:[.;:]|, (?:which|who|and|but)\b)")
@@ -101,10 +107,14 @@ class RulesTeacher:
     def _items(self, job: Job) -> list:
         if job.task.name == "classify":  # the structure's label: right by construction
             return [ClassifyOut(label=job.label)] if job.label else []
+        name = job.task.name
+        if name == "knowledge":
+            found = knowledge_facts(job.chunk.text, job.chunk.title, job.paraphrases)
+            return [KnowledgeOut(facts=[KnowledgeItem(answer=f.answer, questions=list(f.questions))
+                                        for f in found])] if found else []
         facts = list(dict.fromkeys(extract_facts(job.chunk.text, job.chunk.title)))
         if not facts:
             return []
-        name = job.task.name
         if name in ("qa", "eval_qa"):
             pick = facts[: job.n] if name == "qa" else facts[job.n: 2 * job.n] or facts[-1:]
             return [QAOut(pairs=[QAPair(question=_phrase(f, job, name), answer=f.answer) for f in pick])]

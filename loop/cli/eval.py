@@ -83,7 +83,14 @@ def show_scores(summary: dict) -> None:
     def cell(label: str, v: dict) -> str:
         return f"{label} {v['mean']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
 
+    lead = summary.get("lead_metric") or "f1"
     for setup, row in summary["setups"].items():
         parts = [cell("F1", row["f1"]), f"EM {row['em']['mean']:.3f}"] if "f1" in row else []
+        if lead != "f1" and lead in row:
+            parts.insert(0, cell(f"{lead} (lead)", row[lead]))
         parts += [cell(name, row[name]) for name, m in METRICS.items() if m.headline and name in row]
         say(f"  {setup:<10} " + "   ".join(parts))
+    cov = summary.get("coverage")
+    if cov and cov.get("share") is not None:
+        say(f"coverage ceiling: {cov['covered']}/{cov['questions']} gold answers "
+            f"({cov['share']:.0%}) were trained as answers (closed-book recall cannot exceed it)")

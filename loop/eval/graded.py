@@ -31,7 +31,7 @@ def semantic(stage: Any, questions: list, preds: list[dict]) -> None:
 
         golds = {q.id: q.answers[0] if q.answers else "" for q in questions if q.task == "qa"}
         for p in preds:
-            p["semantic"] = None
+            p["embed_sim"] = None
         todo = [p for p in preds if p["eval_id"] in golds]
         if not todo:
             return
@@ -39,11 +39,11 @@ def semantic(stage: Any, questions: list, preds: list[dict]) -> None:
         a = emb.embed([p["answer"] or " " for p in todo])
         g = emb.embed([golds[p["eval_id"]] or " " for p in todo])
         for p, s in zip(todo, (a * g).sum(axis=1), strict=True):
-            p["semantic"] = float(s)
+            p["embed_sim"] = float(s)
     except Exception as e:  # noqa: BLE001 - the other metrics stand without this one
-        stage.notes.append(f"semantic similarity skipped: {e}")
+        stage.notes.append(f"embedding similarity skipped: {e}")
         for p in preds:
-            p["semantic"] = None
+            p["embed_sim"] = None
 
 
 def _grade(stage: Any, name: str, todo: list[dict], msgs: list[list[dict]]) -> None:
@@ -144,7 +144,7 @@ def style_guide(cfg: Any) -> str:
     return read_text_file(Path(path)).strip() if path else ""
 
 
-register_metric(Metric("semantic", "semantic similarity to the gold answer", 3, per_batch=semantic,
+register_metric(Metric("embed_sim", "embedding similarity to the gold answer (rewards an answer of the right type and topic, not a true one)", 3, per_batch=semantic,
                        plotted=True))
 register_metric(Metric("judge", "LLM judge grade", 4, per_batch=judge))
 register_metric(Metric("style", "LLM judge grade against the style guide", 9, per_batch=style,

@@ -42,6 +42,32 @@ def f1_score(prediction: str, golds: Sequence[str]) -> float:
     return max((_f1(prediction, g) for g in golds), default=0.0)
 
 
+def answer_f1(prediction: str, golds: Sequence[str], question: str) -> float:
+    """Token F1 on the answer words that are not in the question: an answer that repeats the
+    question earns nothing for it ("The community hospital has 12 beds." against "42 beds"
+    scores 0.29 in F1, 0 here). A gold answer made only of question words is scored whole."""
+    asked = set(normalize_answer(question).split())
+    p = [w for w in normalize_answer(prediction).split() if w not in asked]
+    best = 0.0
+    for gold in golds:
+        g_all = normalize_answer(gold).split()
+        g = [w for w in g_all if w not in asked]
+        pp = p
+        if not g:  # nothing new to say: plain F1 on the whole answers
+            g, pp = g_all, normalize_answer(prediction).split()
+        same = sum((Counter(pp) & Counter(g)).values())
+        if same:
+            precision, recall = same / len(pp), same / len(g)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def contains_gold(prediction: str, golds: Sequence[str]) -> float:
+    """1 when a gold answer appears whole (normalised, on word boundaries) in the reply."""
+    p = f" {normalize_answer(prediction)} "
+    return float(any(n and f" {n} " in p for n in map(normalize_answer, golds)))
+
+
 def _lcs(a: list[str], b: list[str]) -> int:
     # Two-row dynamic programme; the rouge-score package would add nltk for these 10 lines.
     prev = [0] * (len(b) + 1)
@@ -226,7 +252,30 @@ def _format(answer: str, q: Any, shown: Shown | None) -> float | None:
     return float(bool(answer.strip()) and complies(answer, q.format))  # nothing follows no format
 
 
+def _answer_f1(answer: str, q: Any, shown: Shown | None) -> float | None:
+    return answer_f1(answer, q.answers, q.question) if getattr(q, "task", "qa") == "qa" else None
+
+
+# The verdict's lead metric when the setups' answers differ in length (the longest setup's
+# mean words over this many times the shortest's): then F1 pays the verbose one for the
+# question words it repeats, and answer_f1 does not.
+LENGTH_RATIO = 1.5
+
+
+def lead_metric(words: dict[str, float]) -> str:
+    """``answer_f1`` when the setups' mean answer lengths (``words``) differ by more than
+    :data:`LENGTH_RATIO`, else ``f1``."""
+    lengths = [w for w in words.values() if w > 0]
+    if len(lengths) >= 2 and max(lengths) > LENGTH_RATIO * min(lengths):
+        return "answer_f1"
+    return "f1"
+
+
 for _m in (
+    Metric("answer_f1", "token F1 on answer words not in the question (lead metric when "
+           "answer lengths differ)", -2, _answer_f1, plotted=True),
+    Metric("contains", "gold answer found whole in the reply", -1, qa_only(contains_gold),
+           plotted=True),
     Metric("em", "exact match", 0, qa_only(exact_match), plotted=True),
     Metric("f1", "token F1", 1, qa_only(f1_score), plotted=True),
     Metric("rouge_l", "ROUGE-L", 2, qa_only(rouge_l), plotted=True),

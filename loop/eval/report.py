@@ -25,43 +25,60 @@ def _diff(diffs: list[dict], a: str, b: str, metric: str = "f1") -> dict[str, An
     return None
 
 
+SHORT = {"f1": "F1", "answer_f1": "answer-F1", "em": "EM"}
+
+
 def _fmt(d: dict[str, Any]) -> str:
     """A positive difference (winner - loser) and its interval."""
-    return f"{d['mean']:.2f} F1 [{d['ci_low']:.2f}, {d['ci_high']:.2f}]"
+    return f"{d['mean']:.2f} {SHORT.get(d['metric'], d['metric'])} [{d['ci_low']:.2f}, {d['ci_high']:.2f}]"
 
 
-def verdict(table: dict[str, Any], diffs: list[dict]) -> str:
-    """One paragraph a person can act on; every claim backed by a paired 95% interval."""
+def _raw(d: dict[str, Any]) -> str:
+    return (f"{d['mean']:+.2f} {SHORT.get(d['metric'], d['metric'])} "
+            f"[{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]")
+
+
+def verdict(table: dict[str, Any], diffs: list[dict], lead: str = "f1") -> str:
+    """One paragraph a person can act on; every claim backed by a paired 95% interval on the
+    ``lead`` metric (``answer_f1`` when the setups' answers differ in length)."""
     have = [s for s in ordered(table) if s in SETUPS]  # cheapest first
+    if not any(lead in table[s] for s in have) and lead != "f1":
+        lead = "f1"  # an evaluation made before answer_f1 existed
     parts = []
-    if not any("f1" in table[s] for s in have):
+    if not any(lead in table[s] for s in have):
         return ("No question-answer items in this set, so no F1 verdict: compare the setups on "
                 "the task scores (" + ", ".join(sorted({m for s in have for m in table[s]})) + ")."
                 + _task_sentence(table, have))
-    if "rag" in have and "tuned" in have:
-        d = _diff(diffs, "rag", "tuned")
+    if lead != "f1":
+        parts.append(f"Lead metric: {SHORT[lead]} (the setups' answers differ in length, so "
+                     "words repeated from the question earn nothing).")
+    if "rag" in have and "tuned" in have and _diff(diffs, "rag", "tuned", lead):
+        d = _diff(diffs, "rag", "tuned", lead)
         if d["significant"]:
             if d["mean"] > 0:
                 parts.append(f"RAG beats fine-tuning by {_fmt(d)}.")
             else:
-                parts.append(f"Fine-tuning beats RAG by {_fmt(_diff(diffs, 'tuned', 'rag'))}.")
+                parts.append(f"Fine-tuning beats RAG by {_fmt(_diff(diffs, 'tuned', 'rag', lead))}.")
         else:
-            parts.append(f"RAG and fine-tuning are not measurably different (rag - tuned: "
-                         f"{d['mean']:+.2f} F1 [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]).")
+            parts.append(f"RAG and fine-tuning are not measurably different (rag - tuned: {_raw(d)}).")
+    if "base" in have and "tuned" in have and _diff(diffs, "tuned", "base", lead):
+        d = _diff(diffs, "tuned", "base", lead)
+        if d["significant"]:
+            word = "above" if d["mean"] > 0 else "below"
+            parts.append(f"Fine-tuning scores {word} the base model ({_raw(d)}).")
     if "combined" in have:
-        ref = max((s for s in ("rag", "tuned") if s in have), key=lambda s: table[s]["f1"]["mean"],
-                  default=None)
-        if ref:
-            d = _diff(diffs, "combined", ref)
+        ref = max((s for s in ("rag", "tuned") if s in have),
+                  key=lambda s: table[s][lead]["mean"], default=None)
+        d = _diff(diffs, "combined", ref, lead) if ref else None
+        if d:
             if d["significant"] and d["mean"] > 0:
                 parts.append(f"Combining adds {_fmt(d)} over {SETUPS[ref].label}.")
             elif d["significant"]:
                 parts.append(f"Combining scores below {SETUPS[ref].label} by "
-                             f"{_fmt(_diff(diffs, ref, 'combined'))}.")
+                             f"{_fmt(_diff(diffs, ref, 'combined', lead))}.")
             else:
-                parts.append(f"Combining adds nothing measurable over {SETUPS[ref].label} "
-                             f"({d['mean']:+.2f} F1 [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]).")
-    rec = recommend(table, diffs)
+                parts.append(f"Combining adds nothing measurable over {SETUPS[ref].label} ({_raw(d)}).")
+    rec = recommend(table, diffs, lead)
     parts.append(f"Recommendation: {rec} (the cheapest setup that no other beats measurably).")
     return " ".join(parts) + _task_sentence(table, have)
 
@@ -82,11 +99,11 @@ def _task_sentence(table: dict[str, Any], have: list[str]) -> str:
     return (" Task scores, " + "; ".join(out) + ".") if out else ""
 
 
-def recommend(table: dict[str, Any], diffs: list[dict]) -> str:
+def recommend(table: dict[str, Any], diffs: list[dict], lead: str = "f1") -> str:
     have = [s for s in ordered(table) if s in SETUPS]  # cheapest first
     best = have[0]
     for s in have[1:]:
-        d = _diff(diffs, s, best)
+        d = _diff(diffs, s, best, lead)
         if d and d["significant"] and d["mean"] > 0:
             best = s
     return best
@@ -140,6 +157,25 @@ def write_report(ws: Workspace, eval_dir: Path, out: Path | None = None,
     return {"markdown": str(md), "json": str(out / "report.json"), "plots": [str(p) for p in plots]}
 
 
+def _ceiling_lines(s: dict[str, Any]) -> list[str]:
+    """The lead metric, the answers' lengths and the coverage ceiling, in words."""
+    out = []
+    lead, words = s.get("lead_metric"), s.get("answer_words") or {}
+    if lead:
+        out.append(f"Lead metric: `{lead}` ({METRICS[lead].label if lead in METRICS else lead}). "
+                   "Every setup was asked for a short answer by the same system message."
+                   + (" Mean words per answer: " + ", ".join(f"{k} {v:g}" for k, v in words.items())
+                      + "." if words else ""))
+        out.append("")
+    cov = s.get("coverage")
+    if cov and cov.get("share") is not None:
+        out += [f"Coverage ceiling: {cov['covered']} of {cov['questions']} gold answers "
+                f"({cov['share']:.0%}) were trained as answers in dataset `{cov['dataset_id']}` "
+                f"({cov['rule']}): the most that closed-book recall (`{cov['model']}`) could "
+                "reach on this set.", ""]
+    return out
+
+
 def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
     lines = ["# synthloop report", "", f"**Verdict.** {s['verdict']}", "",
              f"Questions: {s['questions']} from the {s['origin']}. Eval questions that are "
@@ -159,6 +195,7 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
         lines += [f"Questions split by {split['by']} (seed {split.get('seed', 0)}): {split['dev']} "
                   f"dev questions picked each round's targets, {split['test']} test questions "
                   "(from other documents) are the ones scored here, in every round.", ""]
+    lines += _ceiling_lines(s)
     for note in s.get("notes") or []:
         lines.append(f"> Note: {note}")
     metrics = ordered_metrics({m for v in s["setups"].values() for m in v})

@@ -22,7 +22,7 @@ from pydantic import Field
 from loop.config import StageConfig
 from loop.corpus import load_corpus
 from loop.errors import InputError, WorkspaceError
-from loop.eval import graded  # noqa: F401 - registers the semantic and judge metrics
+from loop.eval import graded  # noqa: F401 - registers the embed_sim and judge metrics
 from loop.eval import metrics as M
 from loop.eval.setups import SETUPS, adapter_kinds, get_setup, rag_setups, setup_names
 from loop.eval.stats import bootstrap_ci, bootstrap_stat, holm, mcnemar_p, paired_diff_ci, paired_p
@@ -32,8 +32,8 @@ from loop.workspace import Workspace, save_dataset, write_json
 
 # Part of every evaluation id: bump it when scoring changes what an evaluation holds, so an
 # older evaluation is not taken for the new code's (v2: Holm-corrected decisions, lineage).
-SCORING_VERSION = "score-v2"
-PAIRED_METRICS = ("f1", "em")  # compared pair by pair, Holm-corrected within each
+SCORING_VERSION = "score-v3"  # v3: one short-answer system message for every setup, answer_f1
+PAIRED_METRICS = ("answer_f1", "f1", "em")  # compared pair by pair, Holm-corrected within each
 CORRECTION = ("Holm's step-down correction across the paired comparisons of each metric "
               "(family-wise error 5%)")
 
@@ -113,6 +113,9 @@ class EvalResult:
     models: dict[str, str | None] | None = None  # setup -> the model id it scored (None: base)
     lineage: dict[str, Any] | None = None  # the datasets, index and eval set it scored
     correction: str = CORRECTION  # how the paired tests' decisions were made
+    lead_metric: str = "f1"  # the metric the verdict leads with (answer_f1: lengths differ)
+    answer_words: dict[str, float] | None = None  # mean words per answer, by setup
+    coverage: dict[str, Any] | None = None  # the closed-book ceiling (loop/eval/coverage.py)
 
     def summary(self) -> dict[str, Any]:
         d = {"student": self.student, **self.__dict__}
@@ -171,11 +174,15 @@ class _Eval:
             probes["freshness"] = self._freshness(questions, preds, setups)
         from loop.eval.report import verdict
 
+        words = _answer_words(preds, setups)
+        lead = M.lead_metric(words)
         result = EvalResult(eval_id, final, origin, len(questions), table, diffs,
-                            verdict(table, diffs), self.notes, self._contamination(questions),
+                            verdict(table, diffs, lead), self.notes, self._contamination(questions),
                             probes, student=self._student_uri(models),
                             models=_setup_models(setups, models),
-                            lineage=self._lineage(models, retriever, set_hash, eval_set))
+                            lineage=self._lineage(models, retriever, set_hash, eval_set),
+                            lead_metric=lead, answer_words=words,
+                            coverage=self._coverage(questions, models))
         self._write(final, result, preds, set_hash)
         return result
 
@@ -330,6 +337,7 @@ class _Eval:
 
     def _forgetting(self, pool, setups: list[str]) -> dict[str, Any]:  # noqa: ANN001
         """Perplexity on general text and F1 on general questions, base against tuned."""
+        from generators.tasks.base import student_chat
         from generators.teachers.hf import generate_texts
         from loop.eval.probes import general_questions, general_text, perplexity
 
@@ -340,7 +348,7 @@ class _Eval:
         for setup in [s for s in probed if s in setups]:
             with pool.use(setup) as (model, tok):
                 window = min(512, getattr(model.config, "max_position_embeddings", 512) - 1)
-                answers = generate_texts(model, tok, [[{"role": "user", "content": q["question"]}]
+                answers = generate_texts(model, tok, [student_chat([{"role": "user", "content": q["question"]}])
                                                       for q in qs], max_new_tokens=self.cfg.max_new_tokens)
                 f1 = [M.f1_score(clean_answer(a.text), q["answers"]) for a, q in zip(answers, qs, strict=True)]
                 out[setup] = {"perplexity": round(perplexity(model, tok, text, window), 3),
@@ -449,6 +457,23 @@ class _Eval:
             out["rag_minus_tuned"] = {**d.as_dict(), "significant": d.excludes_zero()}
         return out
 
+    def _coverage(self, questions: list[Question], models: dict[str, Path]) -> dict[str, Any] | None:
+        """The share of the QA items' gold answers that the tuned model's dataset trained as
+        answers: the ceiling of closed-book recall (None: no tuned model)."""
+        from loop.eval.coverage import coverage, trained_answers
+        from loop.samples import load_samples
+
+        kind = next((k for k in adapter_kinds() if k in models), None)
+        row = self.ws.ledger.model(models[kind].name) if kind else None
+        if row is None or not row.get("dataset_id") or str(row["dataset_id"]).startswith("corpus:"):
+            return None
+        try:
+            samples = load_samples(self.ws, row["dataset_id"])
+        except Exception:  # noqa: BLE001 - a dataset removed since: no ceiling, not a failure
+            return None
+        out = coverage([q.answers for q in questions if q.task == "qa"], trained_answers(samples))
+        return {**out, "dataset_id": row["dataset_id"], "model": kind}
+
     def _contamination(self, questions: list[Question]) -> int:
         """Eval questions that are near-duplicates of training questions (should be 0)."""
         from generators.filters import Candidate, FilterSettings, decontaminate
@@ -496,6 +521,16 @@ class _Eval:
             db.set_current("eval", result.eval_id)
 
 
+def _answer_words(preds: list[dict], setups: list[str]) -> dict[str, float]:
+    """Mean words per QA answer, by setup: when they differ, F1 pays the verbose setups."""
+    out = {}
+    for s in setups:
+        n = [len(p["answer"].split()) for p in preds if p["setup"] == s and p.get("task", "qa") == "qa"]
+        if n:
+            out[s] = round(sum(n) / len(n), 2)
+    return out
+
+
 def _setup_models(setups: list[str], models: dict[str, Path]) -> dict[str, str | None]:
     """Each scored setup's model id: the adapter kind's model, or None (the bare student)."""
     return {s: models[SETUPS[s].adapter].name if SETUPS[s].adapter else None for s in setups}
@@ -518,11 +553,14 @@ def clean_answer(text: str) -> str:
 
 
 def setup_messages(q: Question, context: tuple[str, list] | None, setup: str) -> list[dict[str, str]]:
-    """The chat a setup answers: the question, after the retrieved context for RAG setups."""
+    """The chat a setup answers: the short-answer system message every setup (and every
+    training row) gets, then the question, after the retrieved context for RAG setups."""
+    from generators.tasks.base import student_chat
+
     if SETUPS[setup].retrieval and context is not None:
         # The same layout as generators' raft rows: context block, blank line, question.
-        return [{"role": "user", "content": f"{context[0]}\n\nQuestion: {q.question}"}]
-    return [{"role": "user", "content": q.question}]
+        return student_chat([{"role": "user", "content": f"{context[0]}\n\nQuestion: {q.question}"}])
+    return student_chat([{"role": "user", "content": q.question}])
 
 
 def _gold_chunks(answers: list[str], doc: str, chunks: list[dict]) -> list[str]:

@@ -13,8 +13,12 @@ class GenerateConfig(StageConfig):
     """How the teacher turns chunks into samples, and which samples survive the filters."""
 
     teacher: str = Field("rules", description="Teacher URI: rules | openai:MODEL | hf:PATH_OR_ID.")
-    tasks: list[str] = Field(["qa", "raft"], description="Tasks to generate.")
+    tasks: list[str] = Field(["knowledge", "raft"], description="Tasks to generate (knowledge: "
+                             "every fact as closed-book questions, several phrasings each).")
     per_chunk: int = Field(3, ge=1, le=50, description="Items asked for per chunk and task.")
+    paraphrases: int = Field(
+        3, ge=1, le=10, description="Phrasings per fact of the knowledge task (measured: "
+        "docs/benchmarks.md, 'Fine-tuning that teaches').")
     limit: int | None = Field(None, ge=1, description="Use at most this many chunks (spread over the corpus).")
     focus: list[str] | None = Field(None, description="Only these chunk ids (targeted generation for missed questions).")
     source_weights: dict[str, float] = Field(

@@ -47,7 +47,7 @@ from loop.workspace import Workspace, save_dataset, write_json
 
 # Part of every dataset id: bump it when parsing or filtering changes what a run produces,
 # so an old cached dataset is not taken for the new code's output.
-PIPELINE_VERSION = "gen-4"  # gen-4: chunk-carrying tasks (classify, extract): no question-length check, decontaminated on their text
+PIPELINE_VERSION = "gen-5"  # gen-5: rules qa slips fixed (dates, money, pronoun subjects); gen-4: gen-4: chunk-carrying tasks (classify, extract): no question-length check, decontaminated on their text
 
 
 def rag_context(chunks: list[Chunk], max_tokens: int = 1500) -> str:
@@ -84,6 +84,7 @@ class GenerateResult:
     decontaminated: int = 0
     by_task: dict[str, int] = field(default_factory=dict)
     cancelled: bool = False
+    probe: int = 0  # held-out phrasings of trained facts (the fact probe)
 
     def summary(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -328,7 +329,8 @@ class _Generate:
                     cands.append((job, rec, c))
         only = [c for _, _, c in cands]
         for task in {c.task for c in only}:  # a raft row may repeat a qa question: both stay
-            drop_duplicates([c for c in only if c.task == task], s, self.embed)
+            drop_duplicates([c for c in only if c.task == task], s, self.embed,
+                            exact_only=TASKS[task].holds_out_phrasings if task in TASKS else False)
         # An item whose question carries its chunk (classify, extract) would match any
         # question quoting that chunk: in training it is checked against the eval questions
         # (conservative), in eval mode by its chunk (was that chunk's label trained on?).
@@ -374,7 +376,7 @@ class _Generate:
         return make_sample(job.task.name, rec.messages, rec.chunk_ids, teacher=self.cfg.teacher,
                            prompt_version=job.task.prompt_version,
                            filters=json.loads(verdicts_json(c)),
-                           split=_split(job.chunk.chunk_id, self.cfg.val_share),
+                           split=_row_split(job, rec, self.cfg.val_share),
                            rejected=rec.rejected)
 
     # -- writing ---------------------------------------------------------------------------
@@ -411,10 +413,11 @@ class _Generate:
             by_task = {("eval_qa" if t == "qa" else t): n for t, n in by_task.items()}
         train = sum(1 for r in rows if r.get("split") == "train")
         usage = self._usage_summary()
-        result = GenerateResult(dataset_id, final, self.kind, len(rows), train,
-                                len(rows) - train if not self.eval_mode else 0, dict(counts), failed,
-                                usage, cached=False, decontaminated=decon, by_task=dict(by_task),
-                                cancelled=self.cancelled)
+        val = sum(1 for r in rows if r.get("split") == "val")
+        result = GenerateResult(dataset_id, final, self.kind, len(rows), train, val, dict(counts),
+                                failed, usage, cached=False, decontaminated=decon,
+                                by_task=dict(by_task), cancelled=self.cancelled,
+                                probe=sum(1 for r in rows if r.get("split") == "probe"))
         with self.ws.atomic_dir(final) as tmp:
             save_dataset(ds, tmp / "data")
             write_json(tmp / "synthloop.json", {"kind": self.kind, "config": self.cfg.resolved(),
@@ -532,13 +535,16 @@ def _job(task, chunk: Chunk, cfg: GenerateConfig, pool: list[Chunk], style: str 
          labels: tuple[tuple[str, ...], dict[str, str]] | None = None) -> Job:
     n = items_per_chunk(chunk, cfg)
     # n, not per_chunk: an unweighted chunk keeps its key, so its teacher calls stay cached
-    key = hashlib.sha256(f"{task.prompt_version}:{chunk.chunk_id}:{n}:{cfg.seed}".encode()).hexdigest()[:16]
+    blob = f"{task.prompt_version}:{chunk.chunk_id}:{n}:{cfg.seed}"
+    if task.holds_out_phrasings:
+        blob += f":p{cfg.paraphrases}"
+    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     if task.uses_labels:
         allowed, label_of = labels or ((), {})
         return Job(key=key, task=task, chunk=chunk, n=n, style=style, labels=allowed,
                    label=label_of.get(chunk.chunk_id, ""))
     if not task.uses_context:
-        return Job(key=key, task=task, chunk=chunk, n=n, style=style)
+        return Job(key=key, task=task, chunk=chunk, n=n, style=style, paraphrases=cfg.paraphrases)
     rng = random.Random(key)
     others = [c for c in pool if c.source != chunk.source] or [c for c in pool if c is not chunk]
     context = rng.sample(others, min(cfg.raft_distractors, len(others)))
@@ -593,6 +599,14 @@ def structure_label(chunk: Chunk, by: str) -> str:
     return PurePosixPath(chunk.source.replace("\\", "/")).parent.name
 
 
+def _row_split(job: Job, rec: Record, val_share: float) -> str:
+    """``train`` or ``val`` by chunk; a knowledge row is ``train``, or ``probe`` when it is
+    the held-out phrasing of a trained fact (a fact in a validation chunk is never learned)."""
+    if job.task.holds_out_phrasings:
+        return "probe" if rec.probe else "train"
+    return _split(job.chunk.chunk_id, val_share)
+
+
 def _split(chunk_id: str, val_share: float) -> str:
     bucket = int(hashlib.sha256(chunk_id.encode()).hexdigest()[:8], 16) % 1000
     return "val" if bucket < val_share * 1000 else "train"
@@ -602,6 +616,7 @@ def _at_least_one_val(rows: list[dict[str, Any]], val_share: float) -> None:
     """On a small corpus no chunk may fall in the validation share: then the chunk with the
     lowest bucket goes to validation (when two or more chunks have rows), so early stopping
     and the validation loss have something to read."""
+    rows = [r for r in rows if not (r.get("task") in TASKS and TASKS[r["task"]].holds_out_phrasings)]
     chunks = {r["chunk_ids"][0] for r in rows if r.get("split") in ("train", "val") and r["chunk_ids"]}
     if val_share <= 0 or len(chunks) < 2 or any(r.get("split") == "val" for r in rows):
         return

@@ -41,7 +41,11 @@ class TrainConfig(StageConfig):
         False, description="Train on raft rows (context chunks in the prompt): the adapter "
         "behind the combined setup.",
     )
-    epochs: float = Field(3.0, gt=0, description="Passes over the training rows.")
+    epochs: float = Field(3.0, gt=0, description="Passes over the training rows (set: "
+                          "exposures does not size the run).")
+    exposures: float | None = Field(
+        8, gt=0, description="Times each fact is trained (its rows x epochs), which sets epochs "
+        "from the dataset: a fact with 3 phrasings gets 3 per epoch. Unset: epochs decides.")
     max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: epochs decide).")
     lr: float | None = Field(None, gt=0, description="Peak learning rate (unset: the method's default).")
     batch_size: int = Field(

@@ -16,6 +16,7 @@ from typing import Any
 from datasets import Dataset
 
 from generators.tasks import task_names
+from generators.tasks.base import student_chat
 from loop.errors import InputError
 
 
@@ -41,6 +42,31 @@ def select(samples: Dataset, method: str, with_context: bool) -> tuple[Dataset, 
         raise InputError(_missing_message(method, with_context, samples),
                          hint=f"run `synthloop generate --tasks {wanted}` to make them")
     return train, (val if len(val) else None)
+
+
+def probe_rows(samples: Dataset, method: str, with_context: bool) -> Dataset | None:
+    """The fact probe: held-out phrasings of trained facts (``split == "probe"``), or None."""
+    if method in ("dpo", "pretrain") or "split" not in samples.column_names:
+        return None
+    tasks = set(trained_tasks(method, with_context))
+    rows = samples.filter(lambda t, s: t in tasks and s == "probe", input_columns=["task", "split"])
+    return rows if len(rows) else None
+
+
+def facts_per_epoch(rows: Dataset) -> tuple[int, float]:
+    """The distinct facts a split's rows teach (a fact: its chunk and its normalised answer)
+    and how many rows state each one on average: the exposures one epoch gives a fact."""
+    from generators.filters import normalise
+
+    facts = {((r["chunk_ids"] or [""])[0], normalise(r["messages"][-1]["content"]))
+             for r in rows.select_columns(["chunk_ids", "messages"])}
+    return len(facts), (len(rows) / len(facts) if facts else 1.0)
+
+
+def with_student_system(ds: Dataset) -> Dataset:
+    """Every chat row after the student's system message (:data:`STUDENT_SYSTEM`), the one
+    each scored setup answers under: training and scoring see the same prompt."""
+    return ds.map(lambda m: {"messages": student_chat(m)}, input_columns="messages")
 
 
 def _missing_message(method: str, with_context: bool, samples: Dataset) -> str:
@@ -75,7 +101,7 @@ def to_preference(ds: Dataset) -> Dataset:
     """DPO rows: conversational prompt, chosen and rejected."""
     def split(row: dict[str, Any]) -> dict[str, Any]:
         return {
-            "prompt": row["messages"][:-1],
+            "prompt": student_chat(row["messages"][:-1]),
             "chosen": row["messages"][-1:],
             "rejected": [{"role": "assistant", "content": row["rejected"]}],
         }

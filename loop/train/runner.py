@@ -367,7 +367,9 @@ def curves(log_history: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
     """Train and validation loss per step from the Trainer's log (kept across resumes)."""
     train = [[h["step"], h["loss"]] for h in log_history if "loss" in h and _finite(h["loss"])]
     val = [[h["step"], h["eval_loss"]] for h in log_history if "eval_loss" in h]
-    return {"train": train, "val": val}
+    heldout = [[h["step"], h["heldout_loss"]] for h in log_history if "heldout_loss" in h]
+    # with a fact probe, "val" is the probe's loss and "heldout" the held-out chunks'
+    return {"train": train, "val": val, **({"heldout": heldout} if heldout else {})}
 
 
 def _finite(x: Any) -> bool:

@@ -215,6 +215,14 @@ def _answer_loss_trainer() -> type:
     class AnswerLossTrainer(Trainer):
         """A Trainer whose loss never builds full-vocabulary logits for prompt tokens."""
 
+        heldout = None  # held-out chunks' rows, scored beside the fact probe (eval_dataset)
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):  # noqa: ANN001, ANN201
+            out = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            if self.heldout is not None and eval_dataset is None and metric_key_prefix == "eval":
+                out.update(super().evaluate(self.heldout, ignore_keys, "heldout"))
+            return out
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN201
             # accelerate applies bf16/fp16 autocast by wrapping model.forward; calling the
             # decoder and head directly needs it said here
@@ -231,9 +239,16 @@ def _answer_loss_trainer() -> type:
 
 
 def sft_trainer(model: Any, tokenizer: Any, train: Dataset, val: Dataset | None,
-                plan: runner.Plan, *, text: bool = False,
+                plan: runner.Plan, *, text: bool = False, probe: Dataset | None = None,
                 oracle_texts: dict[str, str] | None = None) -> Any:
-    """A Trainer over chat rows (or raw ``text`` rows for continued pretraining)."""
+    """A Trainer over chat rows (or raw ``text`` rows for continued pretraining). With
+    ``probe`` rows (held-out phrasings of trained facts) the probe is the validation set that
+    early stopping and the curves read, and ``val`` (held-out chunks) is scored beside it
+    as ``heldout_loss``."""
+    if probe is not None:
+        val, heldout = probe, val
+    else:
+        heldout = None
     from transformers import TrainingArguments
 
     cfg = plan.cfg
@@ -261,6 +276,10 @@ def sft_trainer(model: Any, tokenizer: Any, train: Dataset, val: Dataset | None,
     runner.plan_memory(plan, model, row_tokens=longest, answer_share=share, full_vocab=text)
     args = TrainingArguments(**runner.trainer_kwargs(plan), remove_unused_columns=False,
                              prediction_loss_only=True)
-    return _answer_loss_trainer()(model=model, args=args, train_dataset=train, eval_dataset=val,
-                   data_collator=PackedCollator(tokenizer.pad_token_id), processing_class=tokenizer,
-                   callbacks=runner.callbacks(plan))
+    trainer = _answer_loss_trainer()(
+        model=model, args=args, train_dataset=train, eval_dataset=val,
+        data_collator=PackedCollator(tokenizer.pad_token_id), processing_class=tokenizer,
+        callbacks=runner.callbacks(plan))
+    if heldout is not None:
+        trainer.heldout = prepare(heldout, tokenizer, **kw)
+    return trainer

@@ -149,17 +149,37 @@ class _Train:
     # -- inputs ---------------------------------------------------------------------------
 
     def _rows(self) -> tuple[Any, Any, str]:
-        from loop.train.data import corpus_text, select
+        from loop.train.data import corpus_text, probe_rows, select, with_student_system
 
+        self.probe = None
         if self.cfg.method == "pretrain":
             train, val = corpus_text(load_corpus(self.ws), seed=self.cfg.seed)
             return train, val, f"corpus:{current_corpus_id(self.ws)}"
         samples = load_samples(self.ws)
         train, val = select(samples, self.cfg.method, self.cfg.with_context)
-        if val is None:
+        self.probe = probe_rows(samples, self.cfg.method, self.cfg.with_context)
+        if self.cfg.method != "dpo":  # DPO's prompts get it in to_preference
+            train, val, self.probe = (with_student_system(d) if d is not None else None
+                                      for d in (train, val, self.probe))
+        if val is None and self.probe is None:
             self.emit(Warned("train", message="no validation rows: no validation loss and no "
                                               "early stopping for this run"))
         return train, val, str(current_dataset_id(self.ws))
+
+    def sized(self, train_rows: Any) -> TrainConfig:
+        """The config a run trains with: with ``exposures`` set, ``epochs`` is what gives every
+        fact that many trained rows (a fact stated by 3 phrasings gets 3 per epoch); the note
+        says so. ``max_steps`` still caps it."""
+        cfg = self.cfg
+        if cfg.exposures is None or cfg.method in ("pretrain", "dpo") or "epochs" in cfg.model_fields_set:
+            return cfg
+        from loop.train.data import facts_per_epoch
+
+        facts, per_epoch = facts_per_epoch(train_rows)
+        epochs = round(max(cfg.exposures / per_epoch, 0.05), 3)
+        self.sizing = (f"{cfg.exposures} exposures per fact: {epochs} epochs over {len(train_rows)} "
+                       f"rows ({facts} facts, {per_epoch:.2f} rows each)")
+        return cfg.model_copy(update={"epochs": epochs})
 
     def _model_id(self, dataset_id: str) -> str:
         student = fingerprint_student(self.cfg.student, self.opts)
@@ -211,14 +231,22 @@ class _Train:
         student.model.config.use_cache = False
         set_seed(self.cfg.seed)  # before LoRA init, so a resumed run starts from the same weights
         model, targets = self._prepare(student)
-        plan = runner.Plan(self.cfg, self.ws.root / "checkpoints" / model_id, self.device,
-                           self.dtype, val_rows is not None, self.emit, self.extra_callbacks,
+        run_cfg = self.sized(train_rows)
+        probe = getattr(self, "probe", None)
+        plan = runner.Plan(run_cfg, self.ws.root / "checkpoints" / model_id, self.device,
+                           self.dtype, val_rows is not None or probe is not None, self.emit,
+                           self.extra_callbacks,
                            tensorboard_dir=self.ws.root / "logs" / "tensorboard" / model_id,
                            budget=self.budget)
+        if getattr(self, "sizing", None):
+            plan.notes.append(self.sizing)
+            self.emit(Warned("train", message=self.sizing))
         trainer = self._trainer(model, student, train_rows, val_rows, plan)
         trainer, resumed = runner.run(trainer, plan)
         rate = runner.tokens_per_s(trainer)  # this process's steps only, not a resumed run's
-        val_loss = trainer.evaluate()["eval_loss"] if trainer.eval_dataset is not None else None
+        final_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
+        val_loss = final_eval.get("eval_loss")
+        self.heldout_loss = final_eval.get("heldout_loss")
         student.notes = [*student.notes, *plan.notes]
         self.memory = plan.memory.as_dict() if plan.memory else None
         if self.memory is not None:
@@ -290,7 +318,7 @@ class _Train:
         from loop.train.sft import sft_trainer
 
         return sft_trainer(model, student.tokenizer, train_rows, val_rows, plan,
-                           text=self.cfg.method == "pretrain",
+                           text=self.cfg.method == "pretrain", probe=getattr(self, "probe", None),
                            oracle_texts=oracle_texts(self.ws, train_rows, val_rows)
                            if self.cfg.with_context else None)
 
