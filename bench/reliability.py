@@ -3,7 +3,7 @@
     .venv/bin/python bench/reliability.py [--trials 5] [--log bench/out/reliability.jsonl]
 
 Runs ``tests/reliability`` with ``SYNTHLOOP_TRIALS`` (every kill -9 stage, ``run``
-included, gets that many trials: 4 stages x 5 = 20; the faulty teacher that many seeds; the
+included, gets that many trials: 5 stages x 5 = 25; the faulty teacher that many seeds; the
 full-disk cases all limits) and prints one row per fault: trials, what happened, whether
 anything was lost. The figures in docs/reliability.md come from this command.
 """
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--trials", type=int, default=5, help="kill trials per stage (4 stages)")
+    ap.add_argument("--trials", type=int, default=5, help="kill trials per stage (5 stages)")
     ap.add_argument("--log", type=Path, default=REPO / "bench" / "out" / "reliability.jsonl")
     ap.add_argument("-k", default=None, help="pytest -k expression (a subset)")
     args = ap.parse_args()
@@ -74,7 +74,7 @@ def summary(fault: str, rows: list[dict]) -> str:
             f"{r['failed_jobs']}/{r['jobs']} jobs failed with a reason, rows {r['rows']} "
             f"(healthy {r['healthy_rows']})" for r in rows)
     keys = [k for k in rows[0] if k not in ("fault", "trial")]
-    return "; ".join(f"{r['trial']}: " + ", ".join(f"{k} {r[k]}" for k in keys) for r in rows)
+    return "; ".join(f"{r.get('trial', '-')}: " + ", ".join(f"{k} {r[k]}" for k in keys) for r in rows)
 
 
 if __name__ == "__main__":

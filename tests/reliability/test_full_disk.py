@@ -90,7 +90,9 @@ def test_full_disk_fails_clearly_keeps_nothing_half_written_and_rerun_completes(
     before = {f for k in ARTEFACT_KINDS for f in (root / k).glob("*")}
     limited = _run_limited(limit, args, rel)
     again = rel.cli(*args)
-    reference = rel.cli(*[clean if a == root else a for a in args])
+    out = tmp_path / "out" / "train.jsonl"  # export: the reference writes its own file
+    reference = rel.cli(*[clean if a == root else tmp_path / "reference.jsonl" if a == out else a
+                          for a in args])
     new = {f for k in ARTEFACT_KINDS for f in (root / k).glob("*")} - before
     rel.record(f"full disk during {stage}", trial=f"limit {limit} B", failed=limited.returncode == 1,
                message=json.loads(limited.stdout)["error"] if limited.returncode == 1 else "",
