@@ -66,7 +66,7 @@ _FAKE_RUN = textwrap.dedent("""
     p.build_index = stage("index", NS(cached=False))
     p.train = stage("train", NS(cached=False, model_id="m"))
     p.evaluate = stage("eval", NS(cached=False, path=None, setups={}, eval_id="e", verdict="v",
-                                  models={}))
+                                  models={}, lead_metric="f1", coverage=None))
     p.write_report = stage("report", {})
     p.read_gold_set = lambda path: []
     sys.argv = ["synthloop", "run", "docs", "--eval-set", "gold.jsonl"]
