@@ -177,7 +177,7 @@ class _Train:
 
         facts, per_epoch = facts_per_epoch(train_rows)
         epochs = round(max(cfg.exposures / per_epoch, 0.05), 3)
-        self.sizing = (f"{cfg.exposures} exposures per fact: {epochs} epochs over {len(train_rows)} "
+        self.sizing = (f"{cfg.exposures:g} exposures per fact: {epochs} epochs over {len(train_rows)} "
                        f"rows ({facts} facts, {per_epoch:.2f} rows each)")
         return cfg.model_copy(update={"epochs": epochs})
 

@@ -61,7 +61,7 @@ def test_intervals_differences_and_verdict(scored):
         for m in ("em", "f1"):
             assert row[m]["ci_low"] <= row[m]["mean"] <= row[m]["ci_high"]
     assert {(d["a"], d["b"], d["metric"]) for d in result.differences} == {
-        ("base", "rag", "f1"), ("base", "rag", "em")}
+        ("base", "rag", "answer_f1"), ("base", "rag", "f1"), ("base", "rag", "em")}
     assert "Recommendation: base" in result.verdict
 
 
@@ -172,7 +172,7 @@ def test_dpo_from_the_sft_adapter_is_scored_as_its_own_setup(tmp_path, tiny_stud
     with ws.writing("test"), ws.atomic_dir(ws.artefact("datasets", "prefs")) as tmp:
         save_dataset(samples_dataset(rows), tmp / "data")
     ws.ledger.set_current("dataset", "prefs")
-    fast = dict(student=f"hf:{tiny_student}", max_steps=3, batch_size=4, max_length=64, lr=5e-3,
+    fast = dict(student=f"hf:{tiny_student}", max_steps=3, batch_size=4, max_length=96, lr=5e-3,
                 eval_steps=3, save_steps=3, patience=0, lora_r=4, device="cpu")
     sft = train(ws, TrainConfig(**fast))
     dpo = train(ws, TrainConfig(**fast, method="dpo", init_from="tuned"))

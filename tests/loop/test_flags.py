@@ -44,7 +44,7 @@ def test_every_config_field_is_a_flag_with_its_help_and_default():
 
 
 def test_registry_choices_are_listed():
-    assert re.search(r"choices: qa, instruct, .*raft, preference", _help("generate"))
+    assert re.search(r"choices: qa, knowledge, instruct, .*raft, preference", _help("generate"))
     assert "choices: base, rag, tuned, dpo, tuned+rag, combined" in _help("eval")
     assert "bm25|dense|hybrid" in _help("search")
 

@@ -133,7 +133,7 @@ def test_a_new_setup_and_metric_join_the_registries(monkeypatch):
     assert "rag-lite" in S.rag_setups() and "rag-lite" in EvalConfig().setups
     M.register_metric(M.Metric("short", "answer under 5 words", 2.5,
                                lambda a, q, s: float(len(a.split()) < 5)))
-    assert M.metric_names()[:4] == ["em", "f1", "rouge_l", "short"]
+    assert M.metric_names()[:6] == ["answer_f1", "contains", "em", "f1", "rouge_l", "short"]
     assert M.ordered_metrics({"short", "f1", "zzz"}) == ["f1", "short", "zzz"]
 
 

@@ -222,7 +222,8 @@ def test_tokenizer_without_template_gets_the_default(tmp_path, kit):
     assert student.tokenizer.pad_token is not None
 
 
-def test_early_stopping_stops_when_validation_loss_rises_and_keeps_the_best(ws, tiny_student, kit):
+def test_early_stopping_stops_when_validation_loss_rises_and_keeps_the_best(ws, tiny_student, kit,
+                                                                           monkeypatch):
     """Validation rows contradict the training rows (same questions, other colours): once the
     format is learnt, every step that learns the training colours raises validation loss."""
     from loop.samples import make_sample
@@ -235,6 +236,9 @@ def test_early_stopping_stops_when_validation_loss_rises_and_keeps_the_best(ws, 
                 "role": "assistant", "content": f"The door of house {i} is {colour}."}],
                 [f"c{i}"], split=split))
     kit.write_dataset(ws, rows)
+    # the rows as written: with the student's system message in every row this tiny model
+    # was still learning the shared format at step 60 (validation loss never rose)
+    monkeypatch.setattr("loop.train.data.student_chat", lambda m: list(m))
     cfg = kit.fast_config(tiny_student, max_steps=60, eval_steps=2, save_steps=2, patience=2,
                           lr=1e-2)
     r = train(ws, cfg)
@@ -244,3 +248,20 @@ def test_early_stopping_stops_when_validation_loss_rises_and_keeps_the_best(ws, 
     assert r.best_step == min(val, key=val.get)  # the lowest validation loss was kept ...
     assert r.val_loss == pytest.approx(val[r.best_step], rel=1e-3)  # ... and is the model's
     assert r.summary()["stopped_early"] is True and r.summary()["best_step"] == r.best_step
+
+
+def test_exposures_size_the_run_by_facts_not_steps(ws, tiny_student, kit):
+    """8 exposures of facts stated by 2 rows each is 4 epochs; epochs given explicitly wins."""
+    from datasets import Dataset
+
+    from loop.events import null_sink
+    from loop.train.stage import _Train
+
+    rows = Dataset.from_list([{"chunk_ids": [f"c{i}"], "messages": [
+        {"role": "user", "content": f"q{i}{v}"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(10) for v in "xy"])
+    t = _Train(ws, kit.fast_config(tiny_student, exposures=8), null_sink, [])
+    sized = t.sized(rows)
+    assert sized.epochs == 4.0 and "8 exposures per fact: 4.0 epochs over 20 rows (10 facts" in t.sizing
+    t = _Train(ws, kit.fast_config(tiny_student, exposures=8, epochs=1), null_sink, [])
+    assert t.sized(rows).epochs == 1  # set by the user: not resized
