@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import loop.train.students  # noqa: F401 - registers the hf: and smollm2 teachers
@@ -40,6 +40,7 @@ from loop.corpus import current_corpus_id, load_corpus
 from loop.errors import ConfigError, InputError, StageError
 from loop.events import EventSink, Progress, Started, Warned, null_sink
 from loop.generate.config import GenerateConfig
+from loop.generate.labels import task_labels
 from loop.ledger import TeacherCallCache
 from loop.samples import make_sample, overlap_text, samples_dataset
 from loop.stage import stage_run
@@ -561,42 +562,6 @@ def stage_tasks(cfg: GenerateConfig, eval_mode: bool) -> list:
     if not eval_mode:
         return [get_task(t) for t in cfg.tasks]
     return [EVAL_TASK] + [t for t in map(get_task, cfg.tasks) if t.eval_items]
-
-
-def task_labels(ws: Workspace, cfg: GenerateConfig,
-                chunks: list[Chunk]) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The allowed labels of a labelling task, and each chunk's own label when the corpus's
-    structure gives it (none when the labels are the user's: a model teacher picks)."""
-    from loop.goldset import read_text_file
-
-    if cfg.labels:
-        path = Path(cfg.labels)
-        text = read_text_file(path) if path.is_file() else cfg.labels.replace(",", "\n")
-        labels = tuple(dict.fromkeys(ln.strip() for ln in text.splitlines() if ln.strip()))
-        if len(labels) < 2:
-            raise InputError(f"--labels {cfg.labels}: classify needs at least two labels "
-                             "(a file with one per line, or comma-separated)")
-        return labels, {}
-    by = cfg.label_by or "folder"
-    label_of = {c.chunk_id: lab for c in chunks if (lab := structure_label(c, by))}
-    labels = tuple(sorted(set(label_of.values())))
-    if len(labels) < 2:
-        raise InputError(f"classify: the corpus's structure by {by} gives {len(labels)} label(s); "
-                         "it needs two or more", hint="try --label-by title|section, or "
-                         "--labels FILE with a model teacher")
-    return labels, label_of
-
-
-def structure_label(chunk: Chunk, by: str) -> str:
-    """A chunk's label from the corpus's structure: its document's folder, title or section."""
-    if by == "title":
-        return chunk.title.strip()
-    if by == "section":
-        for line in chunk.text.splitlines():
-            if line.lstrip().startswith("#"):
-                return line.lstrip("# ").strip()
-        return chunk.title.strip()
-    return PurePosixPath(chunk.source.replace("\\", "/")).parent.name
 
 
 def _row_split(job: Job, rec: Record, val_share: float) -> str:
