@@ -1,4 +1,4 @@
-"""The built-in tasks: qa, knowledge, instruct, summary, extract, multiturn, cot, raft, preference,
+"""The built-in tasks: qa, knowledge, rewrite, instruct, summary, extract, multiturn, cot, raft, preference,
 classify."""
 
 from __future__ import annotations
@@ -199,6 +199,33 @@ def _probe_index(chunk_id: str, answer: str, n: int, every: int) -> int | None:
     return 1 if h % every == 0 else None
 
 
+class RewriteOut(BaseModel):
+    texts: list[str] = Field(min_length=1)
+
+
+class RewriteTask(Task):
+    """Rewrites of the chunk for continued pretraining (EntiGraph, sdg_hub's knowledge
+    recipe): the same facts in other orders and shapes (sentences reordered, a list of
+    facts, question-and-answer notes), so ``train --method pretrain --then-sft`` sees every
+    fact more than once and in more than one form before the SFT rows."""
+
+    name, schema = "rewrite", RewriteOut
+    description = "rewrites of the chunk (reordered, fact list, Q&A notes) for continued pretraining"
+    row_kind = "pretrain"
+    embeds_chunk = True  # the "question" is a label; the text is as long as the chunk
+    STYLES = ("reordered", "facts", "notes")
+
+    def records(self, item: RewriteOut, job: Job) -> list[Record]:
+        out = []
+        for i, text in enumerate(t.strip() for t in item.texts):
+            if text:
+                style = self.STYLES[i] if i < len(self.STYLES) else f"rewrite {i + 1}"
+                out.append(Record([{"role": "assistant", "content": text}],
+                                  f"{style} rewrite of {job.chunk.title or job.chunk.chunk_id}",
+                                  text, chunk_ids=[job.chunk.chunk_id]))
+        return out
+
+
 class ClassifyOut(BaseModel):
     label: str = Str
 
@@ -253,5 +280,5 @@ def default_context(chunks: list[Chunk]) -> str:
 
 BUILTIN_TASKS: tuple[Task, ...] = (
     QATask(), KnowledgeTask(), InstructTask(), SummaryTask(), ExtractTask(), MultiTurnTask(), CotTask(),
-    RaftTask(), PreferenceTask(), ClassifyTask(),
+    RaftTask(), PreferenceTask(), ClassifyTask(), RewriteTask(),
 )

@@ -66,6 +66,16 @@ _WH = {"money": "how much", "time": "what time", "date": "when", "share": "what 
        "count": "how many", "measure": "how much", "number": "what number"}
 _AUX = {"is", "are", "was", "were", "has", "have", "had", "will", "can", "must", "may", "does",
         "do", "did", "should", "would", "could"}
+# present-tense verbs a reference text states facts with ("-s" alone would take "injuries")
+_VERBS = {
+    "costs", "takes", "runs", "opens", "closes", "holds", "serves", "employs", "covers",
+    "lies", "sits", "stands", "seats", "carries", "receives", "lasts", "starts", "begins",
+    "ends", "pays", "charges", "lands", "makes", "leads", "chairs", "meets", "offers",
+    "provides", "includes", "contains", "measures", "weighs", "reaches", "connects", "departs",
+    "leaves", "arrives", "operates", "manages", "owns", "produces", "sells", "needs",
+    "requires", "gets", "gives", "houses", "hosts", "attracts", "handles", "collects", "sees",
+    "uses",
+}
 _TO_BASE = {"has": "have", "is": "be", "are": "be", "does": "do", "goes": "go"}
 
 
@@ -91,6 +101,34 @@ def knowledge_facts(text: str, title: str = "", paraphrases: int = 4) -> list[Kn
                 seen.add(key)
                 facts.append(fact)
     return facts
+
+
+NOTES_CHARS = 1800  # a notes rewrite stays under generate's max_answer_chars (2000)
+
+
+def rewrites(text: str, title: str = "") -> list[str]:
+    """Three rewrites of a chunk for continued pretraining, every fact kept: its statements
+    in reverse order, a list of its fact-bearing statements, and Q&A notes (each fact's
+    first question). Empty when the chunk states fewer than two things."""
+    said = list(statements(text, title))
+    if len(said) < 2:
+        return []
+    head = title or said[0][1]
+    facts = knowledge_facts(text, title, paraphrases=1)
+    carriers = list(dict.fromkeys(f.sentence for f in facts))
+    out = [f"{head}.\n" + " ".join(s for s, _ in reversed(said))]
+    if carriers:
+        out.append(f"Facts from {head}:\n" + "\n".join(f"- {s}" for s in carriers))
+    notes, size = [], 0
+    for f in facts:
+        line = f"Q: {f.questions[0]}\nA: {f.answer}"
+        if size + len(line) > NOTES_CHARS:
+            break
+        notes.append(line)
+        size += len(line) + 1
+    if notes:
+        out.append(f"Notes on {head}\n" + "\n".join(notes))
+    return out
 
 
 def statements(text: str, title: str = "") -> Iterator[tuple[str, str]]:
@@ -148,7 +186,9 @@ def _spans(s: str) -> list[tuple[str, int, int]]:
     for kind, pat in _PATTERNS:
         for m in pat.finditer(s):
             a, b = m.start(), m.end()
-            text = s[a:b].rstrip(" ,.;:")
+            text = s[a:b].rstrip(" ,;:")
+            if not re.search(r"\b[ap]\.m\.$", text):  # "8:00 a.m." keeps its last stop
+                text = text.rstrip(".").rstrip(" ,;:")
             b = a + len(text)
             if len(text) < 1 or not free(a, b):
                 continue
@@ -283,8 +323,8 @@ def _fronted(clause: str, a: int, b: int, wh: str, kind: str) -> str | None:
     words = before.split()
     if len(words) < 2 or len(words) > 14:
         return None
-    verb_at = next((i for i, w in enumerate(words) if i > 0 and (w in _AUX or re.fullmatch(
-        r"[a-z]+(?:s|ed)", w) and not w.endswith("ss"))), None)
+    verb_at = next((i for i, w in enumerate(words) if i > 0 and (
+        w in _AUX or w in _VERBS or re.fullmatch(r"[a-z]{3,}ed", w))), None)
     if verb_at is None:
         return None
     subj = " ".join(words[:verb_at])
@@ -306,7 +346,8 @@ def _fronted(clause: str, a: int, b: int, wh: str, kind: str) -> str | None:
     elif verb.endswith("ed"):
         q = f"{wh} did {subj} {_base_past(verb)} {body}{tail}"
     else:  # present -s
-        base = _TO_BASE.get(verb, verb[:-2] if verb.endswith("es") and verb[-3] in "sxz" else verb[:-1])
+        base = _TO_BASE.get(verb, verb[:-3] + "y" if verb.endswith("ies") else
+                            verb[:-2] if verb.endswith(("ches", "shes", "sses", "xes")) else verb[:-1])
         q = f"{wh} does {subj} {base} {body}{tail}"
     q = " ".join(q.split()).strip(" ,")
     return q[0].upper() + q[1:] + "?"

@@ -24,14 +24,15 @@ from generators.tasks.builtin import (
     PreferenceOut,
     QAOut,
     QAPair,
+    RewriteOut,
     SummaryOut,
     Turn,
 )
 from generators.tasks.builtin import KnowledgeFact as KnowledgeItem
 from generators.teachers.base import Job, JobResult, OnResult, Usage
-from generators.teachers.knowledge import knowledge_facts
+from generators.teachers.knowledge import knowledge_facts, rewrites
 
-SUPPORTED = ("qa", "knowledge", "eval_qa", "summary", "multiturn", "cot", "raft", "preference", "classify")
+SUPPORTED = ("qa", "knowledge", "rewrite", "eval_qa", "summary", "multiturn", "cot", "raft", "preference", "classify")
 UNSUPPORTED = {
     "instruct": "open-ended instructions need a model to write the responses",
     "extract": "structured extraction needs a model to name the fields",
@@ -108,6 +109,9 @@ class RulesTeacher:
         if job.task.name == "classify":  # the structure's label: right by construction
             return [ClassifyOut(label=job.label)] if job.label else []
         name = job.task.name
+        if name == "rewrite":
+            texts = rewrites(job.chunk.text, job.chunk.title)
+            return [RewriteOut(texts=texts)] if texts else []
         if name == "knowledge":
             found = knowledge_facts(job.chunk.text, job.chunk.title, job.paraphrases)
             return [KnowledgeOut(facts=[KnowledgeItem(answer=f.answer, questions=list(f.questions))

@@ -46,6 +46,10 @@ class TrainConfig(StageConfig):
     exposures: float | None = Field(
         8, gt=0, description="Times each fact is trained (its rows x epochs), which sets epochs "
         "from the dataset: a fact with 3 phrasings gets 3 per epoch. Unset: epochs decides.")
+    replay: float = Field(
+        0.1, ge=0, le=1, description="Replay against forgetting: add this share (of the "
+        "training rows) of the student's own answers to general prompts, written before "
+        "tuning (closed-book SFT only; 0: none).")
     max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: epochs decide).")
     lr: float | None = Field(None, gt=0, description="Peak learning rate (unset: the method's default).")
     batch_size: int = Field(

@@ -109,9 +109,23 @@ def to_preference(ds: Dataset) -> Dataset:
     return ds.map(split, remove_columns=ds.column_names)
 
 
-def corpus_text(chunks: Dataset, val_share: float = 0.05, seed: int = 0) -> tuple[Dataset, Dataset | None]:
-    """Raw chunk text for continued pretraining; a small held-out share for validation."""
-    text = chunks.select_columns(["text"]).filter(lambda r: bool(r["text"].strip()))
+def pretrain_texts(samples: Dataset) -> list[str]:
+    """The texts of a dataset's ``pretrain`` rows (task ``rewrite``: the chunks rewritten)."""
+    tasks = set(task_names(row_kind="pretrain"))
+    return [r["messages"][-1]["content"] for r in samples.select_columns(["task", "messages"])
+            if r["task"] in tasks and r["messages"]]
+
+
+def corpus_text(chunks: Dataset, val_share: float = 0.05, seed: int = 0,
+                extra: list[str] | None = None) -> tuple[Dataset, Dataset | None]:
+    """Raw chunk text for continued pretraining, with ``extra`` texts (rewrites of the
+    chunks) beside it; a small held-out share for validation."""
+    text = chunks.select_columns(["text"])
+    if extra:
+        from datasets import concatenate_datasets
+
+        text = concatenate_datasets([text, Dataset.from_dict({"text": list(extra)}).cast(text.features)])
+    text = text.filter(lambda r: bool(r["text"].strip()))
     if len(text) == 0:
         raise InputError("the corpus has no text to pretrain on", hint="run `synthloop ingest DOCS`")
     if len(text) < 20:

@@ -153,8 +153,10 @@ class _Train:
 
         self.probe = None
         if self.cfg.method == "pretrain":
-            train, val = corpus_text(load_corpus(self.ws), seed=self.cfg.seed)
-            return train, val, f"corpus:{current_corpus_id(self.ws)}"
+            rewrites, dataset_id = self._rewrites()
+            train, val = corpus_text(load_corpus(self.ws), seed=self.cfg.seed, extra=rewrites)
+            corpus = f"corpus:{current_corpus_id(self.ws)}"
+            return train, val, f"{corpus}+{dataset_id}" if rewrites else corpus
         samples = load_samples(self.ws)
         train, val = select(samples, self.cfg.method, self.cfg.with_context)
         self.probe = probe_rows(samples, self.cfg.method, self.cfg.with_context)
@@ -166,12 +168,29 @@ class _Train:
                                               "early stopping for this run"))
         return train, val, str(current_dataset_id(self.ws))
 
+    def _rewrites(self) -> tuple[list[str], str | None]:
+        """The current dataset's rewrite rows (``generate --tasks rewrite``), which continued
+        pretraining reads beside the chunks; none when there is no dataset or no such row."""
+        from loop.train.data import pretrain_texts
+
+        dataset_id = current_dataset_id(self.ws)
+        if dataset_id is None:
+            return [], None
+        texts = pretrain_texts(load_samples(self.ws, dataset_id))
+        if texts:
+            self.emit(Warned("train", message=f"pretrain: {len(texts)} rewrite rows of dataset "
+                                              f"{dataset_id} beside the corpus chunks"))
+        return texts, dataset_id
+
     def sized(self, train_rows: Any) -> TrainConfig:
         """The config a run trains with: with ``exposures`` set, ``epochs`` is what gives every
         fact that many trained rows (a fact stated by 3 phrasings gets 3 per epoch); the note
-        says so. ``max_steps`` still caps it."""
+        says so. ``max_steps`` still caps it. Context rows (the combined adapter) and an
+        explicit ``epochs`` keep the epochs given."""
         cfg = self.cfg
-        if cfg.exposures is None or cfg.method in ("pretrain", "dpo") or "epochs" in cfg.model_fields_set:
+        # raft rows teach reading the context, one row per question: epochs size them
+        if (cfg.exposures is None or cfg.method in ("pretrain", "dpo") or cfg.with_context
+                or "epochs" in cfg.model_fields_set):
             return cfg
         from loop.train.data import facts_per_epoch
 
@@ -209,6 +228,28 @@ class _Train:
                              hint=f"pass --student {row['student']}")
         return row
 
+    def _with_replay(self, train_rows: Any, student: Student) -> Any:
+        """The closed-book SFT rows plus ``replay`` x as many of the student's own answers
+        to general prompts, written before tuning (loop/train/replay.py)."""
+        cfg = self.cfg
+        if not cfg.replay or cfg.with_context or cfg.method not in ("lora", "full", "qlora"):
+            return train_rows
+        from datasets import concatenate_datasets
+
+        from loop.train.replay import replay_rows, student_answers
+
+        answers = student_answers(self.ws.root, fingerprint_student(cfg.student, self.opts),
+                                  student.model, student.tokenizer)
+        n = round(cfg.replay * len(train_rows))
+        if not answers or n < 1:
+            return train_rows
+        note = (f"replay: {n} rows ({cfg.replay:g} of {len(train_rows)}) of the student's own "
+                f"answers to {len(answers)} general prompts, written before tuning")
+        self.replay_note = note
+        self.emit(Warned("train", message=note))
+        rows = replay_rows(answers, n, train_rows.features)
+        return concatenate_datasets([train_rows, rows]).shuffle(seed=cfg.seed)
+
     def _cached(self, final: Path) -> TrainResult:
         meta = json.loads((final / "synthloop.json").read_text())
         result = TrainResult(**{k: meta.get(k) for k in _RESULT_KEYS}, path=final, cached=True)
@@ -226,12 +267,13 @@ class _Train:
 
         self._fits_before_loading()
         student = load_student(self.cfg.student, self.opts)
+        run_cfg = self.sized(train_rows)  # before replay rows join: they are no facts
+        train_rows = self._with_replay(train_rows, student)
         # No KV cache while training: with one, transformers ignores the restarting position
         # ids of packed rows and lets packed samples attend to each other.
         student.model.config.use_cache = False
         set_seed(self.cfg.seed)  # before LoRA init, so a resumed run starts from the same weights
         model, targets = self._prepare(student)
-        run_cfg = self.sized(train_rows)
         probe = getattr(self, "probe", None)
         plan = runner.Plan(run_cfg, self.ws.root / "checkpoints" / model_id, self.device,
                            self.dtype, val_rows is not None or probe is not None, self.emit,
@@ -241,6 +283,8 @@ class _Train:
         if getattr(self, "sizing", None):
             plan.notes.append(self.sizing)
             self.emit(Warned("train", message=self.sizing))
+        if getattr(self, "replay_note", None):
+            plan.notes.append(self.replay_note)
         trainer = self._trainer(model, student, train_rows, val_rows, plan)
         trainer, resumed = runner.run(trainer, plan)
         rate = runner.tokens_per_s(trainer)  # this process's steps only, not a resumed run's

@@ -172,7 +172,7 @@ def test_dpo_from_the_sft_adapter_is_scored_as_its_own_setup(tmp_path, tiny_stud
     with ws.writing("test"), ws.atomic_dir(ws.artefact("datasets", "prefs")) as tmp:
         save_dataset(samples_dataset(rows), tmp / "data")
     ws.ledger.set_current("dataset", "prefs")
-    fast = dict(student=f"hf:{tiny_student}", max_steps=3, batch_size=4, max_length=96, lr=5e-3,
+    fast = dict(student=f"hf:{tiny_student}", replay=0, max_steps=3, batch_size=4, max_length=96, lr=5e-3,
                 eval_steps=3, save_steps=3, patience=0, lora_r=4, device="cpu")
     sft = train(ws, TrainConfig(**fast))
     dpo = train(ws, TrainConfig(**fast, method="dpo", init_from="tuned"))

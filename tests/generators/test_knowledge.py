@@ -100,3 +100,32 @@ def test_knowledge_prompt_for_model_teachers_asks_for_phrasings():
                       'pier?", "What length is the pier?", "The pier measures how much?"]}]}', job)
     rows = task.records(item[0], job)
     assert [r.answer for r in rows] == ["212 metres"] * 3
+
+
+def test_rewrites_keep_every_fact_in_three_shapes():
+    from generators.teachers.knowledge import rewrites
+
+    text = ("# Health\n\nThe community hospital has 42 beds. The minor injuries unit is open "
+            "from 8:00 a.m. to 10:00 p.m. The hospital opened in 1958.")
+    reordered, facts, notes = rewrites(text, "Glance")
+    assert reordered.index("1958") < reordered.index("42 beds")  # the order changed
+    assert facts.startswith("Facts from Glance:") and "- The community hospital has 42 beds." in facts
+    assert "Q: How many beds does the community hospital have?\nA: 42 beds" in notes
+    assert "A: 8:00 a.m." in notes  # a time keeps its last full stop
+    assert rewrites("One line only.", "T") == []
+
+
+def test_generate_rewrite_rows_are_pretraining_text(example_ws):
+    from datasets import load_from_disk
+
+    from generators.tasks import get_task
+    from loop.generate import GenerateConfig, generate
+    from loop.train.data import pretrain_texts, trained_tasks
+
+    assert get_task("rewrite").row_kind == "pretrain"
+    assert "rewrite" not in trained_tasks("lora", False)  # never an SFT row
+    r = generate(example_ws, GenerateConfig(tasks=["knowledge", "rewrite"], limit=12))
+    ds = load_from_disk(str(r.dataset_path / "data"))
+    texts = pretrain_texts(ds)
+    assert r.by_task["rewrite"] == len(texts) > 12
+    assert any(t.startswith("Notes on ") and "\nA: " in t for t in texts)

@@ -88,7 +88,8 @@ def fast_config(student: Path, **kw):
 
     base = dict(student=f"hf:{student}", max_steps=12, batch_size=8, max_length=128, lr=5e-3,
                 eval_steps=6, save_steps=6, logging_steps=2, lora_r=8, lora_dropout=0.0,
-                device="cpu", warmup_ratio=0.0, exposures=None)  # steps, not exposures, size these
+                device="cpu", warmup_ratio=0.0, exposures=None,  # steps, not exposures, size these
+                replay=0.0)
     base.update(kw)
     return TrainConfig(**base)
 

@@ -63,6 +63,29 @@ def test_pretrain_then_fine_tune_the_result(corpus_ws, kit, tiny_student):
     assert sft.kind == "tuned" and sft.steps == 2
 
 
+def test_pretrain_reads_the_rewrites_beside_the_chunks(corpus_ws, kit, tiny_student):
+    """`generate --tasks rewrite` rows join the chunks in continued pretraining, and the
+    model id follows the dataset they came from."""
+    from loop.samples import make_sample
+    from loop.train.data import corpus_text, pretrain_texts
+
+    rows = kit.fact_rows() + [make_sample("rewrite", [{"role": "assistant", "content":
+                                                      f"Notes on house {i}\nQ: ...\nA: ..."}],
+                                          [f"c{i}"]) for i in range(5)]
+    kit.write_dataset(corpus_ws, rows)
+    from loop.samples import load_samples
+
+    texts = pretrain_texts(load_samples(corpus_ws))
+    assert len(texts) == 5
+    from loop.corpus import load_corpus
+
+    chunks = load_corpus(corpus_ws)
+    train_rows, val_rows = corpus_text(chunks, extra=texts)
+    assert len(train_rows) + len(val_rows or []) == len(chunks) + 5
+    pre = train(corpus_ws, kit.fast_config(tiny_student, method="pretrain", max_steps=2))
+    assert pre.dataset_id.startswith("corpus:") and "+" in pre.dataset_id
+
+
 def test_train_verb_prints_the_json_summary(train_ws, tiny_student):
     from typer.testing import CliRunner
 

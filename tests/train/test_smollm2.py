@@ -115,7 +115,7 @@ def test_training_steps_fit_the_planned_memory(real_ws, monkeypatch):
     from loop.train.memory import GB
 
     write_dataset(real_ws, fact_rows(24))
-    cfg = TrainConfig(student="smollm2", max_steps=2, batch_size=4, max_length=128,
+    cfg = TrainConfig(student="smollm2", max_steps=2, batch_size=4, max_length=128, replay=0,
                       memory_budget="3GB", eval_steps=1, patience=0, lr=1e-3)
     r = train(real_ws, cfg)
     mem = r.memory
@@ -178,7 +178,7 @@ def test_gguf_export_of_the_tuned_smollm2_loads_back_with_the_same_answers(real_
 
     if real_ws.ledger.current("model.tuned") is None:  # this test alone: tune a little first
         write_dataset(real_ws, fact_rows(24))
-        train(real_ws, TrainConfig(student="smollm2", max_steps=2, batch_size=4, max_length=128,
+        train(real_ws, TrainConfig(student="smollm2", max_steps=2, batch_size=4, max_length=128, replay=0,
                                    patience=0, lr=1e-3))
     merged, tok = load_tuned(real_ws, real_ws.ledger.current("model.tuned"), dtype="fp32")
     merged = merged.merge_and_unload()

@@ -265,3 +265,20 @@ def test_exposures_size_the_run_by_facts_not_steps(ws, tiny_student, kit):
     assert sized.epochs == 4.0 and "8 exposures per fact: 4.0 epochs over 20 rows (10 facts" in t.sizing
     t = _Train(ws, kit.fast_config(tiny_student, exposures=8, epochs=1), null_sink, [])
     assert t.sized(rows).epochs == 1  # set by the user: not resized
+
+
+def test_replay_rows_are_the_students_own_answers_and_cached(ws, tiny_student, kit):
+    """replay = 0.5: half as many rows again, the student's answers to general prompts written
+    before tuning; a second run reads them from the cache."""
+    from loop.train.replay import replay_prompts
+
+    kit.write_dataset(ws, kit.fact_rows())
+    r = train(ws, kit.fast_config(tiny_student, max_steps=2, replay=0.5))
+    note = next(n for n in r.notes if n.startswith("replay:"))
+    assert f"answers to {len(replay_prompts())} general prompts" in note
+    cached = list((ws.root / "cache" / "replay").glob("*.json"))
+    assert len(cached) == 1
+    answers = json.loads(cached[0].read_text())
+    assert all(p in replay_prompts() and a for p, a in answers)
+    general = {q["question"] for q in __import__("loop.eval.probes", fromlist=["x"]).general_questions()}
+    assert not general & set(replay_prompts())  # the forgetting probe is never trained on
