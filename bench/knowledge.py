@@ -37,7 +37,7 @@ def configs(args: argparse.Namespace):  # noqa: ANN201
     cfgs.train = cfgs.train.model_copy(update={"method": args.method, "exposures": args.exposures,
                                                "lr": lr})
     if args.method == "full":  # the combined adapter stays LoRA (it starts from the student)
-        cfgs.combined = {**cfgs.combined, "method": "lora"}
+        cfgs.combined = {**cfgs.combined, "method": "lora", "init_from": None}
     cfgs.eval = cfgs.eval.model_copy(update={"max_questions": args.max_questions,
                                              "setups": ["base", "rag", "tuned", "tuned+rag",
                                                         "combined"]})

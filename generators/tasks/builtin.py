@@ -139,7 +139,8 @@ class RaftTask(Task):
         random.Random(job.key).shuffle(shown)  # the oracle's position must not be learnable
         fmt = job.format_context or default_context
         user = f"{fmt(shown)}\n\nQuestion: {item.question}"
-        answer = f"{item.reasoning.strip()}\nAnswer: {item.answer.strip()}"
+        answer = (f"{item.reasoning.strip()}\nAnswer: {item.answer.strip()}" if job.reasoning
+                  else item.answer.strip())
         msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
         ids = [job.chunk.chunk_id] + [c.chunk_id for c in job.context]
         return [Record(msgs, item.question, item.answer, chunk_ids=ids)]

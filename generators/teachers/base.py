@@ -43,6 +43,7 @@ class Job:
     labels: tuple[str, ...] = ()
     label: str = ""
     paraphrases: int = 3  # phrasings per fact (the knowledge task)
+    reasoning: bool = True  # raft rows: the quoted evidence before "Answer:" (False: answer only)
 
 
 @dataclass

@@ -42,6 +42,9 @@ class GenerateConfig(StageConfig):
     val_share: float = Field(0.1, ge=0, lt=1, description="Share of chunks whose samples go to validation.")
     raft_distractors: int = Field(3, ge=0, le=20, description="Distractor chunks shown with each raft question.")
     raft_oracle_share: float = Field(0.8, ge=0, le=1, description="Share of raft rows that show the oracle chunk.")
+    raft_reasoning: bool = Field(
+        True, description="Raft answers quote their evidence before 'Answer:' (RAFT's chain of "
+        "thought); false: the short answer alone, for a short answer budget at eval.")
     context_tokens: int = Field(1500, ge=64, description="Token budget of a raft row's context block (match eval's).")
     temperature: float = Field(0.0, ge=0, le=2, description="Teacher sampling temperature.")
     max_tokens: int = Field(768, ge=16, description="Most tokens a teacher reply may have.")

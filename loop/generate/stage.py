@@ -553,7 +553,8 @@ def _job(task, chunk: Chunk, cfg: GenerateConfig, pool: list[Chunk], style: str 
     # the same RAG block the retrieval setups show at inference: training matches use
     fmt = functools.partial(rag_context, max_tokens=cfg.context_tokens)
     return Job(key=key, task=task, chunk=chunk, n=n, context=context,
-               oracle_in_context=oracle, style=style, format_context=fmt)
+               oracle_in_context=oracle, style=style, format_context=fmt,
+               reasoning=cfg.raft_reasoning)
 
 
 def stage_tasks(cfg: GenerateConfig, eval_mode: bool) -> list:

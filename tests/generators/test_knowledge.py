@@ -129,3 +129,15 @@ def test_generate_rewrite_rows_are_pretraining_text(example_ws):
     texts = pretrain_texts(ds)
     assert r.by_task["rewrite"] == len(texts) > 12
     assert any(t.startswith("Notes on ") and "\nA: " in t for t in texts)
+
+
+def test_raft_rows_without_reasoning_answer_short(example_ws):
+    from datasets import load_from_disk
+
+    from loop.generate import GenerateConfig, generate
+
+    r = generate(example_ws, GenerateConfig(tasks=["raft"], limit=8, raft_reasoning=False))
+    answers = [m[-1]["content"] for m in load_from_disk(str(r.dataset_path / "data"))["messages"]]
+    assert answers and not any("Answer:" in a or "The text says" in a for a in answers)
+    with_reasoning = generate(example_ws, GenerateConfig(tasks=["raft"], limit=8))
+    assert with_reasoning.dataset_id != r.dataset_id
