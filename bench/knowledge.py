@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# run as a script, bench/ is sys.path[0], and bench/retrieval.py would shadow the package
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 
 def configs(args: argparse.Namespace):  # noqa: ANN201
-    sys.path.insert(0, str(ROOT))
     from loop.pipeline import demo_configs
 
     cfgs = demo_configs()
