@@ -301,18 +301,10 @@ def _in_situ(clause: str, a: int, b: int, wh: str, kind: str) -> str:
     before, after = clause[:a].rstrip(), clause[b:].lstrip()
     if kind == "date" and wh == "when":
         before = re.sub(r"\b(?:in|on|at)$", "", before).rstrip()
-    if kind == "time":
-        before = re.sub(r"\bat$", "at", before)
-    if kind == "count":
-        pass
     q = f"{before} {wh} {after}".strip()
     q = re.sub(r"\s+([,.;:])", r"\1", q).strip(" ,;:")
     q = q[0].upper() + q[1:] if q else q
-    return _lead_pronoun(q) + "?"
-
-
-def _lead_pronoun(q: str) -> str:
-    return q
+    return q + "?"
 
 
 def _fronted(clause: str, a: int, b: int, wh: str, kind: str) -> str | None:
@@ -334,21 +326,18 @@ def _fronted(clause: str, a: int, b: int, wh: str, kind: str) -> str | None:
         return None
     subj = subj[0].lower() + subj[1:] if not _proper(subj) else subj
     if rest.endswith((" in", " on", " at")) and wh in ("what year", "what date", "what time"):
-        rest = rest.rsplit(" ", 1)[0]
-        tail = ""
-    else:
-        tail = ""
+        rest = rest.rsplit(" ", 1)[0]  # "closed in what year" -> "what year did X close"
     body = " ".join(x for x in (rest, after) if x)
     if verb in ("has", "have", "had"):  # a main verb here: "How many beds does X have?"
-        q = f"{wh} {'did' if verb == 'had' else 'does' if verb == 'has' else 'do'} {subj} have {body}{tail}"
+        q = f"{wh} {'did' if verb == 'had' else 'does' if verb == 'has' else 'do'} {subj} have {body}"
     elif verb in _AUX:
-        q = f"{wh} {verb} {subj} {body}{tail}"
+        q = f"{wh} {verb} {subj} {body}"
     elif verb.endswith("ed"):
-        q = f"{wh} did {subj} {_base_past(verb)} {body}{tail}"
+        q = f"{wh} did {subj} {_base_past(verb)} {body}"
     else:  # present -s
         base = _TO_BASE.get(verb, verb[:-3] + "y" if verb.endswith("ies") else
                             verb[:-2] if verb.endswith(("ches", "shes", "sses", "xes")) else verb[:-1])
-        q = f"{wh} does {subj} {base} {body}{tail}"
+        q = f"{wh} does {subj} {base} {body}"
     q = " ".join(q.split()).strip(" ,")
     return q[0].upper() + q[1:] + "?"
 
