@@ -15,11 +15,12 @@ from loop.train import sweep, train
 # the fixture's fast_config as flags: the CLI must make the very same models
 FLAGS = ["--max-steps", "4", "--eval-steps", "2", "--save-steps", "2", "--logging-steps", "2",
          "--batch-size", "8", "--max-length", "128", "--lora-r", "8", "--lora-dropout", "0",
-         "--warmup-ratio", "0", "--device", "cpu"]
+         "--warmup-ratio", "0", "--device", "cpu", "--replay", "0"]
 
 
 def small(kit, student, **kw):
-    return kit.fast_config(student, max_steps=4, eval_steps=2, save_steps=2, **kw)
+    # exposures at its default, as the CLI's flags leave it: the same config, the same ids
+    return kit.fast_config(student, max_steps=4, eval_steps=2, save_steps=2, exposures=8, **kw)
 
 
 def test_sweep_keeps_the_lowest_validation_loss_and_reruns_cached(train_ws, tiny_student, kit,
