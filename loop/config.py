@@ -74,6 +74,12 @@ class IngestConfig(StageConfig):
         1.3, gt=0.5, le=4.0,
         description="Estimated tokens per whitespace word (1.3 fits WordPiece/BPE on English prose).",
     )
+    tokenizer: str = Field(
+        "st:all-MiniLM-L6-v2",
+        description="The embedder whose tokenizer measures every chunk, so none overflows "
+        "its window (st:NAME, or a folder with tokenizer.json; '' estimates from words). "
+        "synthloop run sets it to the index's embedder.",
+    )
     max_file_mb: float = Field(
         256.0, gt=0, description="Files larger than this are skipped with a reason."
     )

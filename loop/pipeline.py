@@ -23,6 +23,7 @@ from loop.generate import GenerateConfig, generate
 from loop.goldset import read_gold_set
 from loop.index import IndexConfig, build_index
 from loop.ingest import ingest
+from loop.ingest.stage import require_chunks
 from loop.train.config import TrainConfig
 from loop.train.stage import train
 from loop.workspace import Workspace
@@ -49,8 +50,14 @@ class RunConfigs:
         from loop.config import resolve
         from loop.stages import stages
 
-        return cls(**{name: resolve(s.config, tables.get(name), **flags.get(name, {}))
+        cfgs = cls(**{name: resolve(s.config, tables.get(name), **flags.get(name, {}))
                       for name, s in stages().items()})
+        given = {**(tables.get("ingest") or {}), **flags.get("ingest", {})}
+        if given.get("tokenizer") is None and cfgs.index.embedder != cfgs.ingest.tokenizer:
+            # chunks are measured by the tokenizer of the embedder that will index them
+            tok = cfgs.index.embedder if cfgs.index.embedder.startswith("st:") else ""
+            cfgs.ingest = cfgs.ingest.model_copy(update={"tokenizer": tok})
+        return cfgs
 
 
 def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set: Path | None,
@@ -80,13 +87,16 @@ def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str
 
     # read now: a set without answers is an error before generation and training, not after
     questions = [it.question for it in read_gold_set(eval_set)] if eval_set else []
+    # what needs no model comes first: a missing path or a folder with nothing readable is
+    # one line in seconds, not after the student has loaded
+    trained_on = stage("ingest", ingest, ws, docs, cfgs.ingest, emit=emit, only=True)
+    require_chunks(trained_on, docs)
     from loop.train.students import LoadOptions, check_student
 
     for uri in dict.fromkeys(u for u in (cfgs.train.student, cfgs.eval.student) if u):
-        # minutes of ingest, generate and index would otherwise come before "cannot load"
+        # minutes of generate, index and training would otherwise come before "cannot load"
         check_student(uri, LoadOptions(ws=ws, trust_remote_code=cfgs.train.trust_remote_code,
                                        allow_pickle=cfgs.train.allow_pickle, emit=emit))
-    trained_on = stage("ingest", ingest, ws, docs, cfgs.ingest, emit=emit, only=True)
     stage("generate", generate, ws, cfgs.generate, eval_questions=questions, emit=emit, api_key=api_key)
     if eval_set is None:
         stage("generate-eval", generate, ws, cfgs.generate, eval_mode=True, emit=emit, api_key=api_key)

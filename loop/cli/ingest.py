@@ -38,12 +38,15 @@ def ingest(
     files that cannot be read are skipped with the reason.
     """
     from loop.ingest import run
+    from loop.ingest.stage import require_chunks
 
     with verb(as_json):
         cfg = resolve(IngestConfig, read_config_file(config).get("ingest"), **overrides)
         with Workspace(workspace) as ws, stage_sink() as sink:
             result = run(ws, paths, cfg, emit=sink)
         summary = result.summary()
+        if not as_json:
+            require_chunks(result, paths)
         if as_json:
             emit_json(summary)
             return

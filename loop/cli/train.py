@@ -36,10 +36,15 @@ def train(
     a killed run resumes from its last checkpoint when re-run. Under
     `accelerate launch` the same command trains on every GPU.
     """
-    from loop.train import run
-
     with verb(as_json):
         cfg = resolve(TrainConfig, read_config_file(config).get("train"), **overrides)
+        if cfg.method != "pretrain":  # no dataset: one line now, not after torch loads
+            from loop.samples import dataset_path
+
+            with Workspace(workspace) as ws:
+                dataset_path(ws)
+        from loop.train import run
+
         if cfg.sweep:
             _sweep(cfg, workspace, as_json)
             return

@@ -1,9 +1,12 @@
 """Structure-aware chunking: headings, then paragraphs, then sentences, then words.
 
 A chunk is a span ``[start, end)`` of its document's text, so its text is an exact slice
-and its id (a hash of document and span) is stable across runs. Tokens are estimated from
-whitespace words (``tokens_per_word``): a real tokenizer would cost more than the whole
-rest of ingestion, and the retrieval stage checks the estimate against its embedder.
+and its id (a hash of document and span) is stable across runs. Packing estimates tokens
+from whitespace words (``tokens_per_word``): tokenizing every candidate block would cost
+more than the rest of ingestion. Each finished chunk is then counted once with the
+embedder's own tokenizer (``IngestConfig.tokenizer``) and one over the budget is split
+again, so no chunk reaches the index longer than the embedder's window: text with many
+tokens per word (code, reStructuredText, German) is measured, not guessed.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from loop.config import IngestConfig
 
@@ -54,14 +59,47 @@ def is_heading(text: str, start: int = 0, end: int | None = None) -> bool:
     return 0 < lines <= 2 and bool(_RST_UNDERLINE.search(text, start, end))
 
 
+Counter = Callable[[list[str]], list[int]]
+
+
+@lru_cache(maxsize=4)
+def token_counter(name: str) -> Counter | None:
+    """Real token counts (special tokens included, as the embedder sees them) from the
+    tokenizer of an ``st:`` embedder or a folder holding ``tokenizer.json``; None for ''.
+
+    Only the ``tokenizers`` library is loaded, not the model: ~0.1 s, once per process."""
+    if not name:
+        return None
+    from tokenizers import Tokenizer
+
+    from retrieval.embedders import _resolve_st_path
+
+    rest = name.partition(":")[2] if name.startswith("st:") else name
+    path = Path(_resolve_st_path(rest)) / "tokenizer.json"
+    if not path.is_file():
+        raise ValueError(f"ingest.tokenizer '{name}': no tokenizer.json at {path} "
+                         "(give a folder with one, or '' to estimate tokens from words)")
+    tok = Tokenizer.from_file(str(path))
+    tok.no_truncation()
+    tok.no_padding()
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=True)]
+
+    return count
+
+
 class Chunker:
     """Packs a document's blocks into spans within a token budget."""
 
-    def __init__(self, cfg: IngestConfig) -> None:
+    def __init__(self, cfg: IngestConfig, counter: Counter | None | bool = True) -> None:
         self.budget = cfg.chunk_tokens
         self.overlap = cfg.overlap_tokens
         self.min_tokens = cfg.min_chunk_tokens
         self.tpw = cfg.tokens_per_word
+        self.cfg = cfg
+        # True: the config's tokenizer; None/False: the word estimate alone
+        self.counter = token_counter(cfg.tokenizer) if counter is True else (counter or None)
 
     def tokens(self, text: str, start: int = 0, end: int | None = None) -> int:
         """Estimated tokens of ``text[start:end]``: separators counted in place (no slice,
@@ -103,6 +141,30 @@ class Chunker:
                 end, used = u_end, used + u
         if start is not None:
             out.append(Span(start, end))
+        return self._fit(text, out) if self.counter else out
+
+    def _fit(self, text: str, spans: list[Span], depth: int = 0) -> list[Span]:
+        """Spans over the budget by the real tokenizer, split again until they fit."""
+        if not spans:
+            return spans
+        counts = self.counter([text[s.start:s.end] for s in spans])
+        out: list[Span] = []
+        for s, n in zip(spans, counts, strict=True):
+            if n <= self.budget or depth >= 8:
+                out.append(s)
+                continue
+            # Re-pack the span with the ratio this text really has (and a margin that grows
+            # each round); a span with no structure left to cut at is halved at a space.
+            est = max(self.tokens(text, s.start, s.end), 1)
+            tpw = min(self.tpw * n / est * (1.1 + 0.1 * depth), 64.0)
+            sub = Chunker(self.cfg.model_copy(update={"overlap_tokens": 0, "min_chunk_tokens": 0}),
+                          counter=False)
+            sub.tpw = tpw
+            piece = text[s.start:s.end]
+            parts = [Span(s.start + p.start, s.start + p.end) for p in sub.spans(piece)]
+            if len(parts) <= 1:
+                parts = _halves(text, s)
+            out += self._fit(text, parts, depth + 1)
         return out
 
     def _units(self, text: str, b_start: int, b_end: int) -> Iterator[tuple[int, int]]:
@@ -155,6 +217,16 @@ class Chunker:
             if pos > start and n <= self.overlap and n + incoming <= self.budget:
                 return pos, n
         return best, used
+
+
+def _halves(text: str, s: Span) -> list[Span]:
+    mid = (s.start + s.end) // 2
+    cut = text.rfind(" ", s.start + 1, mid + 1)
+    if cut <= s.start:
+        cut = text.find(" ", mid, s.end - 1)
+    if cut <= s.start:
+        cut = mid  # no space at all: cut between characters
+    return [Span(a, b) for lo, hi in ((s.start, cut), (cut, s.end)) for a, b in _strip(text, lo, hi)]
 
 
 def _blocks(text: str) -> Iterator[tuple[int, int]]:

@@ -50,6 +50,10 @@ Reader = Callable[[Path, str], Iterator[RawDoc]]
 def reader_for(path: Path) -> Reader:
     """The reader for a path's suffix; ``Skip`` for anything unsupported."""
     suffix = path.suffix.lower()
+    if suffix == ".rst":
+        return read_rst
+    if suffix in (".md", ".markdown"):
+        return read_markdown
     if suffix in TEXT_SUFFIXES:
         return read_text
     if suffix in HTML_SUFFIXES:
@@ -127,12 +131,80 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_text(path: Path, source: str) -> Iterator[RawDoc]:
-    """Markdown, reStructuredText and plain text: kept as they are."""
+    """Plain text: kept as it is."""
     text, note = decode(_read_bytes(path))
     text = _normalise_newlines(text)
     if not text.strip():
         raise Skip("empty file")
     yield RawDoc(text, _title_of_text(text, path), source, [note] if note else [])
+
+
+def read_rst(path: Path, source: str) -> Iterator[RawDoc]:
+    """reStructuredText through docutils (``loop/ingest/rst.py``): headings, sections and
+    the title from the document; directives, roles and underlines dropped, code kept."""
+    from loop.ingest.rst import rst_to_text
+
+    raw, note = decode(_read_bytes(path))
+    raw = _normalise_newlines(raw)
+    if not raw.strip():
+        raise Skip("empty file")
+    notes = [note] if note else []
+    try:
+        text, title = rst_to_text(raw)
+    except Exception as e:  # noqa: BLE001 - docutils raises many types; the text survives
+        notes.append(f"reStructuredText could not be parsed ({type(e).__name__}: {e}); "
+                     "read as plain text")
+        text, title = raw, None
+    if not text.strip():
+        raise Skip("reStructuredText document has no text (only directives or comments)")
+    yield RawDoc(text, title or _title_of_text(text, path), source, notes)
+
+
+def read_markdown(path: Path, source: str) -> Iterator[RawDoc]:
+    """Markdown: front matter read for its title and dropped, links and images reduced to
+    their text, reference definitions and HTML comments dropped; code blocks untouched."""
+    raw, note = decode(_read_bytes(path))
+    text, meta_title = markdown_text(_normalise_newlines(raw))
+    if not text.strip():
+        raise Skip("empty file")
+    yield RawDoc(text, meta_title or _title_of_text(text, path), source, [note] if note else [])
+
+
+_FRONT_MATTER = re.compile(r"\A(?:---|\+\+\+)[ \t]*\n(.*?)\n(?:---|\+\+\+|\.\.\.)[ \t]*(?:\n|\Z)",
+                           re.DOTALL)
+_META_TITLE = re.compile(r"^title\s*[:=]\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
+_FENCE = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
+_MD_INLINE = [
+    (re.compile(r"<!--.*?-->", re.DOTALL), ""),
+    (re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)"), r"\1"),  # image: its alt text
+    (re.compile(r"\[([^\]\n]+)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+[\"'(][^\n]*?[\"')])?\)"), r"\1"),
+    (re.compile(r"\[([^\]\n]+)\]\[[^\]\n]*\]"), r"\1"),  # [text][ref]
+    (re.compile(r"^[ ]{0,3}\[[^\]\n]+\]:[ \t]+\S+.*$\n?", re.MULTILINE), ""),  # [ref]: url
+    (re.compile(r"<(https?://[^>\s]+)>"), r"\1"),  # autolink
+]
+
+
+def markdown_text(text: str) -> tuple[str, str | None]:
+    """Markdown with its markup that is not text removed, and the front matter's title."""
+    title = None
+    m = _FRONT_MATTER.match(text)
+    if m:
+        t = _META_TITLE.search(m.group(1))
+        title = t.group(1).strip("\"' ") if t else None
+        text = text[m.end():]
+    out, pos = [], 0
+    for fence in _FENCE.finditer(text):  # code is code: links inside it are not touched
+        out.append(_md_inline(text[pos:fence.start()]))
+        out.append(fence.group())
+        pos = fence.end()
+    out.append(_md_inline(text[pos:]))
+    return "".join(out), title or None
+
+
+def _md_inline(text: str) -> str:
+    for pattern, repl in _MD_INLINE:
+        text = pattern.sub(repl, text)
+    return text
 
 
 def read_html(path: Path, source: str) -> Iterator[RawDoc]:

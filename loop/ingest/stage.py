@@ -21,10 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loop.config import IngestConfig
+from loop.errors import InputError
 from loop.events import EventSink, Progress, Started, Warned, null_sink
 from loop.ingest.chunking import chunk_id_for, doc_id_for
 from loop.ingest.discover import Found, discover
 from loop.ingest.parse import parse_files
+from loop.ingest.readers import SUPPORTED
 from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
 
@@ -40,6 +42,9 @@ CHUNK_SCHEMA = pa.schema(
     ]
 )
 _FLUSH_ROWS = 2048
+# Bump when a reader changes what text it makes of a file (2: rst through docutils,
+# Markdown front matter and links; chunks measured by the embedder's tokenizer).
+READERS_VERSION = 2
 
 
 @dataclass
@@ -132,16 +137,43 @@ def ingest(
     on what else was ingested in the workspace before)."""
     cfg = cfg or IngestConfig()
     paths = [str(p) for p in paths]
+    check_paths(paths)
     with stage_run(ws, "ingest", cfg.resolved(), argv=paths, emit=emit) as run:
         result = _Ingest(ws, cfg, emit, only).run(paths)
         run.done(result.summary(), result.corpus_id)
     return result
 
 
+def require_chunks(result: IngestResult, paths: list[str | Path]) -> None:
+    """``ingest`` and ``run`` stop here when the corpus came out empty: one line saying
+    why (nothing found, or every file skipped: the first reason), exit 1."""
+    if result.chunks:
+        return
+    where = ", ".join(str(p) for p in paths) or "(no path given)"
+    if not result.files:
+        raise InputError(f"no files to ingest in {where} (empty, or only hidden files); "
+                         f"supported: {', '.join(sorted(SUPPORTED))}")
+    first = result.skipped[0] if result.skipped else None
+    why = f" (first: {first['path']}: {first['reason']})" if first else ""
+    raise InputError(f"no text to chunk in {where}: {result.files} file(s) found, "
+                     f"none readable{why}")
+
+
+def check_paths(paths: list[str | Path]) -> None:
+    """Every path must exist: a typo is one line now, not an empty corpus after the work.
+    Needs no model, so ``run`` calls it before anything loads."""
+    missing = [str(p) for p in paths if not os.path.lexists(p)]
+    if missing:
+        raise InputError(f"no such file or folder: {', '.join(missing)}")
+    if not paths:
+        raise InputError("no documents given: name at least one file or folder")
+
+
 class _Ingest:
     def __init__(self, ws: Workspace, cfg: IngestConfig, emit: EventSink, only: bool = False) -> None:
         self.ws, self.cfg, self.emit, self.only = ws, cfg, emit, only
-        self.digest = cfg.digest()
+        # the readers' version too: a reader that reads a format better makes new chunks
+        self.digest = hashlib.sha256(f"{cfg.digest()}:{READERS_VERSION}".encode()).hexdigest()[:16]
         self.skipped: list[dict[str, str]] = []
         self.warnings: list[dict[str, str]] = []
 

@@ -66,12 +66,23 @@ def file_sha256(path: Path) -> str:
 
 
 def gguf_cache_root(ws: Workspace | None) -> Path:
-    """Where dequantized GGUF models are kept: the workspace's ``cache/gguf``, or the user's
-    cache folder when no workspace is at hand."""
-    if ws is not None:
-        return ws.root / "cache" / "gguf"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "synthloop" / "gguf"
+    """Where dequantized GGUF models are kept: once per user, not per workspace
+    (``$SYNTHLOOP_CACHE_DIR``, else ``$XDG_CACHE_HOME/synthloop``, else
+    ``~/.cache/synthloop``, then ``gguf``), so a new workspace does not dequantize the
+    same file again. The folders are named by the file's hash, so sharing them is safe.
+    When that folder cannot be written, the workspace's ``cache/gguf``."""
+    env = os.environ.get("SYNTHLOOP_CACHE_DIR")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "synthloop"
+    root = base / "gguf"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if os.access(root, os.W_OK):
+            return root
+    except OSError:
+        pass
+    if ws is None:
+        return root  # materialize_gguf names the folder it could not write
+    return ws.root / "cache" / "gguf"
 
 
 def materialize_gguf(path: Path, ws: Workspace | None, emit: EventSink = null_sink) -> Path:

@@ -27,7 +27,7 @@ from typing import Any
 from loop.corpus import current_corpus_id, load_corpus
 from loop.errors import InputError
 from loop.events import EventSink, Finished, Warned, null_sink
-from loop.samples import current_dataset_id, load_samples
+from loop.samples import current_dataset_id, dataset_path, load_samples
 from loop.stage import stage_run
 from loop.train.config import TrainConfig
 from loop.train.students import (
@@ -90,6 +90,8 @@ def train(ws: Workspace, cfg: TrainConfig | None = None, emit: EventSink = null_
     from loop.train.runner import quiet
 
     cfg = cfg or TrainConfig()
+    if cfg.method != "pretrain":
+        dataset_path(ws)  # no dataset: say so now, before torch and the student load
     quiet()
     if cfg.sweep:  # a [train.sweep] table reached a caller that trains one setting
         emit(Warned("train", message="sweep not run here: this trains the base settings only; "

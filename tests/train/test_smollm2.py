@@ -42,7 +42,7 @@ def test_gguf_is_dequantized_once_and_cached_by_content(real_ws, monkeypatch):
     gguf = smollm2_path()
     check_student("smollm2", LoadOptions(ws=real_ws))  # the first load pays the dequantization
     folder = materialize_gguf(gguf, real_ws)
-    assert folder.parent == real_ws.root / "cache" / "gguf"
+    assert folder.parent == gguf_module.gguf_cache_root(None)  # once per user, not per workspace
     assert (folder / "model.safetensors").exists() and (folder / "config.json").exists()
     assert json.loads((folder / "source.json").read_text())["sha256"].startswith(folder.name)
     assert "quantization_config" not in json.loads((folder / "config.json").read_text())
