@@ -20,6 +20,11 @@ class GenerateConfig(StageConfig):
         3, ge=1, le=10, description="Phrasings per fact of the knowledge task (measured: "
         "docs/benchmarks.md, 'Fine-tuning that teaches').")
     limit: int | None = Field(None, ge=1, description="Use at most this many chunks (spread over the corpus).")
+    eval_size: int = Field(
+        150, ge=1, le=100_000,
+        description="Questions a generated eval set aims at (150 lets the paired intervals "
+        "resolve a 0.05 difference); drawn from chunks training does not use first. A corpus "
+        "that cannot give that many gets a warning with the number reached.")
     focus: list[str] | None = Field(None, description="Only these chunk ids (targeted generation for missed questions).")
     source_weights: dict[str, float] = Field(
         default_factory=dict,

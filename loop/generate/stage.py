@@ -169,7 +169,7 @@ def _merge(ws: Workspace, previous: str, new: GenerateResult) -> GenerateResult:
 
 def plan(ws: Workspace, cfg: GenerateConfig, *, eval_mode: bool = False) -> dict[str, Any]:
     """The dry run: how many calls, and an estimate of tokens and cost, spending nothing."""
-    chunks = select_chunks(ws, cfg)
+    chunks = eval_chunks(ws, cfg) if eval_mode and not cfg.focus else select_chunks(ws, cfg)
     tasks = stage_tasks(cfg, eval_mode)
     calls = len(chunks) * len(tasks)
     if cfg.teacher == "rules":
@@ -203,7 +203,9 @@ class _Generate:
     def run(self) -> GenerateResult:
         cfg = self.cfg
         tasks = stage_tasks(cfg, self.eval_mode)
-        chunks = select_chunks(self.ws, cfg)
+        sized = self.eval_mode and not cfg.focus
+        pool = eval_pool(self.ws, cfg) if sized else []
+        chunks = pool[:first_batch(cfg)] if sized else select_chunks(self.ws, cfg)
         if not chunks:
             raise InputError("the corpus has no chunks", hint="ingest some documents first")
         self.labels = task_labels(self.ws, cfg, chunks) if any(t.uses_labels for t in tasks) else None
@@ -223,19 +225,36 @@ class _Generate:
             raise ConfigError(f"--judge {cfg.judge}: the judge grades in free text, so it must be "
                               "a model teacher (openai:MODEL or hf:PATH)")
         told = self.style + (f"\n{describe(self.spec)}" if self.spec else "")
-        jobs = [_job(t, c, cfg, chunks, told.strip(), self.labels) for t in tasks for c in chunks]
-        if self.labels and self.labels[1]:  # labels from the structure: a chunk with none is skipped
-            unlabelled = [j for j in jobs if j.task.uses_labels and not j.label]
-            if unlabelled:
-                jobs = [j for j in jobs if not (j.task.uses_labels and not j.label)]
-                self.emit(Warned("generate", message=f"classify: {len(unlabelled)} chunk(s) have no "
-                                 f"{cfg.label_by or 'folder'} to label them by; skipped"))
+        jobs = self._jobs(tasks, chunks, chunks, told)
         self._check_teacher(teacher, jobs)
-        results = self._run_jobs(teacher, jobs)
-        teacher.close()
-        if self.cancelled:
-            jobs = [j for j in jobs if j.key in results]
-        rows, rejects, decon = self._filter(jobs, results, against)
+        try:
+            results = self._run_jobs(teacher, jobs)
+            if self.cancelled:
+                jobs = [j for j in jobs if j.key in results]
+            rows, rejects, decon = self._filter(jobs, results, against)
+            # an eval set sized by its target: more chunks, at the yield seen so far, until
+            # it is reached or the corpus has no more (each round decontaminated against
+            # the rows already kept, so rounds do not repeat each other)
+            while (sized and not self.cancelled and len(rows) < cfg.eval_size
+                   and len(chunks) < len(pool) and not any(r.error for r in results.values())):
+                rate = max(len(rows) / len(chunks), 0.05)
+                more = pool[len(chunks):len(chunks) + math.ceil((cfg.eval_size - len(rows)) / rate * 1.25)]
+                chunks = chunks + more
+                new_jobs = self._jobs(tasks, more, chunks, told)
+                before = self.usage
+                new_results = self._run_jobs(teacher, new_jobs)
+                before.add(self.usage)
+                self.usage = before
+                if self.cancelled:
+                    new_jobs = [j for j in new_jobs if j.key in new_results]
+                results.update(new_results)
+                jobs += new_jobs
+                r2, rej2, d2 = self._filter(new_jobs, results, against + [r["question"] for r in rows])
+                rows, rejects, decon = rows + r2, rejects + rej2, decon + d2
+        finally:
+            teacher.close()
+        if sized:
+            rows = self._sized(rows, len(chunks))
         if self.cancelled or any(r.error for r in results.values()):
             # Not the full run's dataset: it gets an id of its own, and the full id stays
             # free, so the same command run again retries what failed or was not reached
@@ -365,6 +384,32 @@ class _Generate:
             else:
                 rows.append(self._row(job, rec, c))
         return rows, rejects, decon
+
+    def _jobs(self, tasks: list, chunks: list[Chunk], pool: list[Chunk], told: str) -> list[Job]:
+        jobs = [_job(t, c, self.cfg, pool, told.strip(), self.labels) for t in tasks for c in chunks]
+        if self.labels and self.labels[1]:  # labels from the structure: a chunk with none is skipped
+            unlabelled = [j for j in jobs if j.task.uses_labels and not j.label]
+            if unlabelled:
+                jobs = [j for j in jobs if not (j.task.uses_labels and not j.label)]
+                self.emit(Warned("generate", message=f"classify: {len(unlabelled)} chunk(s) have no "
+                                 f"{self.cfg.label_by or 'folder'} to label them by; skipped"))
+        return jobs
+
+    def _sized(self, rows: list[dict[str, Any]], n_chunks: int) -> list[dict[str, Any]]:
+        """An eval set of ``eval_size`` items, spread evenly over what survived the filters;
+        fewer, with a warning that says how many and why, when the corpus gave fewer."""
+        target = self.cfg.eval_size
+        if len(rows) > target:
+            step = len(rows) / target
+            return [rows[int(i * step)] for i in range(target)]
+        if len(rows) < target:
+            self.emit(Warned("generate", message=(
+                f"eval set: {len(rows)} of the {target} questions aimed at (eval_size): "
+                f"{n_chunks} chunk(s) gave no more after the filters (decontamination against "
+                "training removes questions training already asks); with fewer than ~150 the "
+                "intervals cannot resolve small differences. Add documents, lower "
+                "--eval-size, or bring a gold set (--eval-set)")))
+        return rows
 
     def _row(self, job: Job, rec: Record, c: Candidate) -> dict[str, Any]:
         if self.eval_mode:  # the task columns on every row (from_list reads the first row's)
@@ -516,6 +561,32 @@ def select_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
         step = len(chunks) / cfg.limit
         chunks = [chunks[int(i * step)] for i in range(cfg.limit)]
     return chunks
+
+
+def eval_pool(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
+    """Every chunk in the order a generated eval set asks them: the chunks training does
+    not use first (with ``limit``, training reads only some), then the others; each group
+    in a low-discrepancy order, so any first N are spread evenly over the corpus."""
+    every = select_chunks(ws, cfg.model_copy(update={"limit": None}))
+    trained = {c.chunk_id for c in select_chunks(ws, cfg)} if cfg.limit else set()
+
+    def spread(chunks: list[Chunk]) -> list[Chunk]:
+        golden = 0.6180339887498949
+        return [chunks[i] for i in sorted(range(len(chunks)), key=lambda i: (i * golden) % 1.0)]
+
+    return (spread([c for c in every if c.chunk_id not in trained])
+            + spread([c for c in every if c.chunk_id in trained]))
+
+
+def first_batch(cfg: GenerateConfig) -> int:
+    """Chunks asked first for an eval set: twice the need at ``per_chunk`` items each (the
+    filters drop some); later rounds are sized by the yield seen."""
+    return math.ceil(cfg.eval_size / max(cfg.per_chunk, 1) * 2)
+
+
+def eval_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
+    """The chunks of an eval set's first round (``eval_pool``'s first ``first_batch``)."""
+    return eval_pool(ws, cfg)[:first_batch(cfg)]
 
 
 def items_per_chunk(chunk: Chunk, cfg: GenerateConfig) -> int:

@@ -253,3 +253,26 @@ def test_style_guide_reaches_the_prompt_as_a_delimited_block(tmp_path, server):
              style="Answer like a friendly harbour clerk, in one sentence.")
     prompt = server.requests[0]["messages"][1]["content"]
     assert "<style>\nAnswer like a friendly harbour clerk, in one sentence.\n</style>" in prompt
+
+
+def test_generated_eval_set_is_sized_by_a_target_from_untrained_chunks_first(example_ws):
+    from datasets import load_from_disk
+
+    from loop.events import Warned
+    from loop.generate.stage import eval_chunks, select_chunks
+
+    cfg = GenerateConfig(limit=40, eval_size=60)
+    generate(example_ws, cfg)
+    trained = {c.chunk_id for c in select_chunks(example_ws, cfg)}
+    asked = eval_chunks(example_ws, cfg)
+    assert len(asked) == 40 and not {c.chunk_id for c in asked} & trained  # 60 / 3 x 2
+    r = generate(example_ws, cfg, eval_mode=True)
+    ev = load_from_disk(str(r.dataset_path / "data"))
+    assert len(ev) == r.samples == 60  # the target, not whatever `limit` chunks gave
+    assert not {c for ids in ev["chunk_ids"] for c in ids} & trained
+    # a target the corpus cannot reach: all it gives, and a warning with the number
+    warned: list[str] = []
+    big = generate(example_ws, cfg.model_copy(update={"eval_size": 5000}), eval_mode=True,
+                   emit=lambda e: warned.append(e.message) if isinstance(e, Warned) else None)
+    assert 60 < big.samples < 5000
+    assert any(f"eval set: {big.samples} of the 5000 questions" in m for m in warned)
