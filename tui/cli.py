@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from loop.cli.common import DEFAULT_WS, WorkspaceOpt, say, verb
+from loop.cli.helptext import MAX_WIDTH, HelpCommand
 from loop.errors import InputError
 
 
@@ -30,5 +31,8 @@ def register(app: typer.Typer) -> None:
 
 
 def main() -> None:
-    """Entry point of ``synthloop-dashboard``."""
-    typer.run(dashboard)
+    """Entry point of ``synthloop-dashboard``: its ``--help`` laid out as the verb's."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                      rich_markup_mode=None, context_settings={"max_content_width": MAX_WIDTH})
+    app.command(cls=HelpCommand)(dashboard)
+    app()

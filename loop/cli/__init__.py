@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from loop import __version__
+from loop.cli.helptext import MAX_WIDTH, use_plain_help
 
 app = typer.Typer(
     name="synthloop",
@@ -13,7 +14,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # help and usage errors as plain text (loop.cli.helptext): no name cut, no markup eaten
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": MAX_WIDTH},
 )
 
 
@@ -52,6 +55,7 @@ def _register() -> None:
         if module is not None and not hasattr(module, ep.attr):
             continue  # that module is importing loop.cli right now (its own entry: it runs alone)
         ep.load()(app)
+    use_plain_help(app)
 
 
 def main() -> None:

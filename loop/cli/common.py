@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 
 from loop.errors import SynthloopError
@@ -57,17 +55,10 @@ JsonOpt = Annotated[
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help=escape("TOML file with a [section] per stage; flags override it."),
+    typer.Option("--config", "-c", help="TOML file with a [section] per stage; flags override it.",
                  exists=False, dir_okay=False),
 ]
 DEFAULT_WS = Path(DEFAULT_WORKSPACE)
-
-
-def field_help(model: type[BaseModel], name: str) -> str:
-    """A flag's help is the config field's description: written once, in the config class.
-    Typer reads help as rich markup: escaped, its ``[default: ...]`` shows (it was dropped)."""
-    f = model.model_fields[name]
-    return escape(f"{f.description} [default: {f.default}]")
 
 
 def say(*parts: str | tuple[str, str], end: str = "\n") -> None:
@@ -79,10 +70,11 @@ def say(*parts: str | tuple[str, str], end: str = "\n") -> None:
 
 @contextmanager
 def stage_sink() -> Iterator[Any]:
-    """Progress bars on stderr for one stage's events, closed however the stage ends."""
-    from loop.render import RichSink
+    """Progress on stderr for one stage's events (bars on a terminal, plain timed lines in
+    a log), closed however the stage ends."""
+    from loop.render import sink_for
 
-    sink = RichSink(console)
+    sink = sink_for(console)
     try:
         yield sink
     finally:

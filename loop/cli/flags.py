@@ -18,11 +18,11 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import typer
-from rich.markup import escape
 
+from loop.cli.helptext import placeholder
 from loop.config import StageConfig, field_choices, is_list_type, is_simple_type, strip_optional
 
 
@@ -67,12 +67,15 @@ def option(model: type[StageConfig], name: str, decls: tuple[str, ...] | None = 
     base = strip_optional(f.annotation)
     flag = "--" + name.replace("_", "-")
     choices = field_choices(model, name)
+    metavar = None
     if base is bool:
         kind: Any = bool
         # both ways: a config file's `x = true` can be turned off for one run
         decls = decls or (f"{flag}/--no-{flag[2:]}",)
     elif is_list_type(base):
         kind = str
+        item = get_args(base)[0] if get_args(base) else str
+        metavar = placeholder(getattr(item, "__name__", "str")) + ",..."
     elif choices:
         kind = Literal[tuple(choices)]  # typer lists them and refuses others
     else:
@@ -81,12 +84,11 @@ def option(model: type[StageConfig], name: str, decls: tuple[str, ...] | None = 
     if is_list_type(base):
         help_text += " Comma-separated" + (f"; choices: {', '.join(choices)}." if choices else ".")
     default = f.get_default(call_default_factory=True)
-    if default is not None and default != []:
+    if default not in (None, "", []):  # an empty default is no default to show
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
         help_text += f" [default: {shown}]"
-    # typer reads help as rich markup: escaped, a "[default: ...]" or "[index]" shows as written
-    info = typer.Option(*(decls or (flag,)), help=escape(help_text), rich_help_panel=panel,
-                        show_default=False)
+    info = typer.Option(*(decls or (flag,)), help=help_text, rich_help_panel=panel,
+                        metavar=metavar, show_default=False)
     return Annotated[kind | None, info]
 
 
@@ -114,7 +116,7 @@ def prefer_option(model: type[StageConfig]) -> Any:
     help_text = (f"{model.model_fields['source_weights'].description} "
                  f"Repeatable; W defaults to {PREFER_WEIGHT:g}.")
     return Annotated[list[str] | None, typer.Option(
-        "--prefer", metavar="GLOB[=W]", help=escape(help_text), show_default=False)]
+        "--prefer", metavar="GLOB[=W]", help=help_text, show_default=False)]
 
 
 def source_weights(prefer: list[str] | None) -> dict[str, float] | None:

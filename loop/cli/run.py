@@ -23,8 +23,9 @@ from loop.cli.common import (
 from loop.cli.flags import option
 from loop.config import read_config_file
 from loop.errors import InputError
+from loop.eval.stage import EvalConfig
 from loop.generate import GenerateConfig
-from loop.render import RichSink
+from loop.render import sink_for
 from loop.train.config import TrainConfig
 from loop.workspace import Workspace
 
@@ -50,6 +51,9 @@ def run(
         help="Documents indexed after training and never trained on (the freshness probe); repeatable.")] = None,
     teacher_url: option(GenerateConfig, "teacher_url") = None,
     max_steps: option(TrainConfig, "max_steps") = None,
+    limit: option(GenerateConfig, "limit") = None,
+    max_questions: option(EvalConfig, "max_questions") = None,
+    max_new_tokens: option(EvalConfig, "max_new_tokens") = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -58,14 +62,17 @@ def run(
 
     Every stage is cached by content hash: an unchanged re-run is fast, and an interrupted
     run resumes where it stopped. The config file's sections set each stage; the flags here
-    override the [generate] and [train] keys of the same name.
+    override the [generate], [train] and [eval] keys of the same name: --limit,
+    --max-steps, --max-questions and --max-new-tokens make a first run small.
     """
     from loop.pipeline import RunConfigs
 
     with verb(as_json):
         cfgs = RunConfigs.from_tables(
-            read_config_file(config), generate={"teacher": teacher, "teacher_url": teacher_url},
-            train={"student": student, "max_steps": max_steps})
+            read_config_file(config),
+            generate={"teacher": teacher, "teacher_url": teacher_url, "limit": limit},
+            train={"student": student, "max_steps": max_steps},
+            eval={"max_questions": max_questions, "max_new_tokens": max_new_tokens})
         _go(workspace, docs, cfgs, eval_set, iterations, as_json, demo=False, fresh=fresh)
 
 
@@ -91,7 +98,7 @@ def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, d
         fresh: list[Path] | None = None) -> None:
     from loop.pipeline import run_pipeline
 
-    sink = RichSink(console)
+    sink = sink_for(console)
     with Workspace(workspace) as ws:
         try:
             summary = run_pipeline(ws, docs, cfgs, eval_set=eval_set, iterations=iterations,
