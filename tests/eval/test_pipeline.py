@@ -8,6 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+# each test runs whole pipelines (two trainings, five setups scored) in subprocesses: on a busy
+# machine the first alone took more than the 300 s default; every wait below fits in this
+pytestmark = pytest.mark.timeout(900)
+
 SCRIPT = Path(sys.executable).parent / "synthloop"
 
 
@@ -43,7 +49,7 @@ def _cmd(tmp_path, docs, gold, student, *extra):
 def test_run_end_to_end_then_every_cache_hits(tmp_path, tiny_student):
     cmd = _cmd(tmp_path, *_corpus(tmp_path), tiny_student)
     t = time.perf_counter()
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=480)
     cold = time.perf_counter() - t
     assert first.returncode == 0, first.stderr[-3000:]
     out = json.loads(first.stdout)
@@ -52,19 +58,19 @@ def test_run_end_to_end_then_every_cache_hits(tmp_path, tiny_student):
     assert out["verdict"] and Path(out["report"]["markdown"]).exists()
     assert all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in out["report"]["plots"])
     assert cold < 240
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=180)  # all cached
     assert again.returncode == 0, again.stderr[-3000:]
     second = json.loads(again.stdout)
     assert all(second["cached"].values()) and len(second["cached"]) >= 6, second["cached"]
     assert second["setups"] == out["setups"]
     merged = tmp_path / "merged"
     ambiguous = subprocess.run([str(SCRIPT), "export", "--merge", "-o", str(merged), "-w",
-                                str(tmp_path / "ws")], capture_output=True, text=True, timeout=300)
+                                str(tmp_path / "ws")], capture_output=True, text=True, timeout=90)
     assert ambiguous.returncode == 2 and "tuned (" in ambiguous.stderr  # tuned or combined?
     assert "combined (" in ambiguous.stderr and not merged.exists()
     exported = subprocess.run([str(SCRIPT), "export", "--merge", "--model", "tuned", "-o",
                                str(merged), "-w", str(tmp_path / "ws"), "--json"],
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=90)
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert json.loads(exported.stdout)["model_id"] == out["models"]["tuned"]
     from transformers import AutoModelForCausalLM
@@ -81,7 +87,7 @@ def test_iterations_add_targeted_data_and_report_each_round(tmp_path, tiny_stude
     from loop.workspace import Workspace
 
     out = subprocess.run(_cmd(tmp_path, *_corpus(tmp_path), tiny_student, "--iterations", "2"),
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=840)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)
     rounds = summary["iterations"]
@@ -124,7 +130,7 @@ def test_fresh_documents_are_indexed_but_never_trained_on(tmp_path, tiny_student
         f.write("\n" + json.dumps({"question": "When did the Tidewater bridge open?",
                                    "answers": ["3 May 2031"], "doc": "new.md"}))
     out = subprocess.run(_cmd(tmp_path, docs, gold, tiny_student, "--fresh", str(fresh)),
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=840)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)
     report = Path(summary["report"]["json"])

@@ -145,7 +145,7 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path, server, example
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             sent_before = len(server.requests)
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         runs[name] = json.loads(out.stdout)
     assert runs["killed"]["usage"]["cached_calls"] >= 30  # resumed from the ledger cache

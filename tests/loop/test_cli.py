@@ -13,7 +13,7 @@ SCRIPT = Path(sys.executable).parent / "synthloop"
 def run(*args, cwd=None):
     cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "loop"]
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          timeout=120)
 
 
 @pytest.fixture

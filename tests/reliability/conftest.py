@@ -48,7 +48,7 @@ def record(fault: str, **figures) -> None:
             f.write(json.dumps({"fault": fault, **figures}, default=str) + "\n")
 
 
-def cli(*args, env: dict | None = None, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+def cli(*args, env: dict | None = None, timeout: float = 200, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, **kw)
 

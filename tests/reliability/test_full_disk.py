@@ -115,7 +115,7 @@ def _run_limited(limit, args, rel):
     import subprocess
 
     return subprocess.run([sys.executable, "-c", _LIMITED, str(limit), str(rel.SCRIPT), *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=200)
 
 
 def test_the_limit_really_limits(tmp_path):

@@ -32,7 +32,7 @@ def test_second_cli_writer_is_refused_naming_the_first(tmp_path, server, docs, e
     second = rel.cli("ingest", docs, "-w", tmp_path / "ws", "--json")
     still_running = first.poll() is None
     server.delay = 0.0
-    out, err = first.communicate(timeout=300)
+    out, err = first.communicate(timeout=200)
     assert still_running  # else the test proved nothing
     rel.record("two processes on one workspace (CLI generate + ingest)", trial=0,
                second_refused=second.returncode == 1, first_ok=first.returncode == 0)

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -32,6 +34,9 @@ def _rank_pid(rank: int, marker: str) -> int | None:
     return None
 
 
+# up to 180 s for a checkpoint, 180 s for the launcher to end, 300 s to resume: more than the
+# 300 s default, so the test gets room for all three and each wait ends inside it
+@pytest.mark.timeout(900)
 def test_two_ranks_train_and_a_killed_rank_resumes(train_ws, tiny_student):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

@@ -146,7 +146,8 @@ def test_kill_9_then_rerun_resumes(train_ws, tiny_student):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training ended before the kill"
-    again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    # after up to 120 s waiting for a checkpoint: the two fit the per-test 300 s
+    again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=170)
     assert again.returncode == 0, again.stderr[-2000:]
     data = json.loads(again.stdout[again.stdout.index("{"):])
     assert data["steps"] == 80 and data["resumed_from"].startswith("checkpoint-")
