@@ -78,18 +78,27 @@ def _show(summary: dict, report: dict, as_json: bool) -> None:
 def show_scores(summary: dict) -> None:
     """The verdict and one line per setup (F1 with its interval, EM) on the console."""
     say(("Verdict.", "bold"), " ", summary["verdict"])
-    from loop.eval.metrics import METRICS
+    from loop.eval.metrics import METRICS, legend
 
     def cell(label: str, v: dict) -> str:
         return f"{label} {v['mean']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
 
     lead = summary.get("lead_metric") or "f1"
+    shown: dict[str, str] = {}  # metric: the name its cells carry, for the legend below
     for setup, row in summary["setups"].items():
         parts = [cell("F1", row["f1"]), f"EM {row['em']['mean']:.3f}"] if "f1" in row else []
+        if "f1" in row:
+            shown.update(f1="F1", em="EM")
         if lead != "f1" and lead in row:
             parts.insert(0, cell(f"{lead} (lead)", row[lead]))
-        parts += [cell(name, row[name]) for name, m in METRICS.items() if m.headline and name in row]
+            shown[lead] = lead
+        heads = [name for name, m in METRICS.items() if m.headline and name in row]
+        parts += [cell(name, row[name]) for name in heads]
+        shown.update({name: name for name in heads})
         say(f"  {setup:<10} " + "   ".join(parts))
+    meanings = dict(legend(shown))
+    for name, label in shown.items():  # in the order the cells above print them
+        say(f"  {label}: {meanings[name]}")
     cov = summary.get("coverage")
     if cov and cov.get("share") is not None:
         say(f"coverage ceiling: {cov['covered']}/{cov['questions']} gold answers "

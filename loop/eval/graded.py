@@ -144,8 +144,15 @@ def style_guide(cfg: Any) -> str:
     return read_text_file(Path(path)).strip() if path else ""
 
 
-register_metric(Metric("embed_sim", "embedding similarity to the gold answer (rewards an answer of the right type and topic, not a true one)", 3, per_batch=semantic,
-                       plotted=True))
-register_metric(Metric("judge", "LLM judge grade", 4, per_batch=judge))
+register_metric(Metric(
+    "embed_sim", "embedding similarity to the gold answer (rewards an answer of the right type "
+    "and topic, not a true one)", 3, per_batch=semantic,
+    meaning="cosine similarity of the reply's and the first gold answer's embeddings: "
+            "rewards an answer of the right type and topic, not a true one"))
+register_metric(Metric("judge", "LLM judge grade", 4, per_batch=judge,
+                       meaning="the LLM judge's reference-guided correctness grade, 1-5 kept "
+                               "as (grade - 1) / 4"))
 register_metric(Metric("style", "LLM judge grade against the style guide", 9, per_batch=style,
-                       headline=True, plotted=True))
+                       headline=True,
+                       meaning="the LLM judge's 1-5 grade of the reply against the style "
+                               "guide, kept as (grade - 1) / 4"))

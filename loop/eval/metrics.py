@@ -132,17 +132,18 @@ class Metric:
     ``per_batch(stage, questions, predictions)`` instead, which fills ``p[name]`` for all.
     A metric of the whole set that is no mean of per-answer scores (macro-F1) sets
     ``statistic(rows)`` over the prediction rows that ``applies`` to, bootstrapped by rows.
-    ``headline`` metrics are printed beside F1 and EM on the console when present."""
+    ``headline`` metrics are printed beside F1 and EM on the console when present;
+    ``meaning`` is the legend's sentence under the report's tables (the label when empty)."""
 
     name: str
     label: str
     order: int  # column order in the scoreboard, the report and the dashboard
     per_answer: Callable[[str, Any, Shown | None], float | None] | None = None
     per_batch: Callable[[Any, list, list[dict]], None] | None = None
-    plotted: bool = False  # drawn in the report's bar chart
     statistic: Callable[[list[dict]], float] | None = None
     applies: Callable[[dict], bool] = lambda p: True  # noqa: E731 - which rows ``statistic`` reads
     headline: bool = False
+    meaning: str = ""
 
 
 METRICS: dict[str, Metric] = {}
@@ -156,6 +157,13 @@ def register_metric(metric: Metric) -> Metric:
 def metric_names() -> list[str]:
     """Every registered metric, in display order."""
     return [m.name for m in sorted(METRICS.values(), key=lambda m: m.order)]
+
+
+def legend(names: set[str] | list[str]) -> list[tuple[str, str]]:
+    """``(name, what it measures)`` for each of ``names``, in display order: the report's and
+    the console's key to their columns. A name no registry knows (an old evaluation's) says so."""
+    return [(n, (METRICS[n].meaning or METRICS[n].label) if n in METRICS
+             else "a metric this version of synthloop does not know") for n in ordered_metrics(names)]
 
 
 def ordered_metrics(names: set[str] | list[str]) -> list[str]:
@@ -273,21 +281,41 @@ def lead_metric(words: dict[str, float]) -> str:
 
 for _m in (
     Metric("answer_f1", "token F1 on answer words not in the question (lead metric when "
-           "answer lengths differ)", -2, _answer_f1, plotted=True),
+           "answer lengths differ)", -2, _answer_f1,
+           meaning="token F1 on the reply's words that are not in the question: repeating "
+                   "the question earns nothing"),
     Metric("contains", "gold answer found whole in the reply", -1, qa_only(contains_gold),
-           plotted=True),
-    Metric("em", "exact match", 0, qa_only(exact_match), plotted=True),
-    Metric("f1", "token F1", 1, qa_only(f1_score), plotted=True),
-    Metric("rouge_l", "ROUGE-L", 2, qa_only(rouge_l), plotted=True),
+           meaning="1 when a gold answer appears whole (normalised, on word boundaries) in the "
+                   "reply, else 0"),
+    Metric("em", "exact match", 0, qa_only(exact_match),
+           meaning="exact match: 1 when the reply equals a gold answer after SQuAD "
+                   "normalisation (lower case, no punctuation or articles), else 0"),
+    Metric("f1", "token F1", 1, qa_only(f1_score),
+           meaning="token F1 (SQuAD v1.1): word overlap of the reply with the best-matching "
+                   "gold answer, precision and recall combined"),
+    Metric("rouge_l", "ROUGE-L", 2, qa_only(rouge_l),
+           meaning="ROUGE-L F-measure: the longest common word sequence of the reply and the "
+                   "best-matching gold answer"),
     Metric("format", "answers that follow the item's format spec", 8, _format, headline=True,
-           plotted=True),
-    Metric("accuracy", "classification accuracy", 10, _accuracy, headline=True, plotted=True),
+           meaning="share of replies that follow their item's answer format"),
+    Metric("accuracy", "classification accuracy", 10, _accuracy, headline=True,
+           meaning="classification: the label the reply names is the gold label"),
     Metric("macro_f1", "classification macro-F1", 11, statistic=macro_f1,
-           applies=lambda p: bool(p.get("gold_label")), headline=True, plotted=True),
-    Metric("field_f1", "extraction field-level F1", 12, _field_f1, headline=True, plotted=True),
+           applies=lambda p: bool(p.get("gold_label")), headline=True,
+           meaning="classification: F1 per gold label, averaged over the labels (a rare label "
+                   "counts as much as a common one)"),
+    Metric("field_f1", "extraction field-level F1", 12, _field_f1, headline=True,
+           meaning="extraction: F1 over the (key, value) pairs of the reply's JSON object "
+                   "against the gold fields"),
     Metric("faithfulness", "answer words found in the context", 5,
-           lambda a, q, s: faithfulness(a, s.context) if s else None),
-    Metric("hit", "gold chunk retrieved", 6, _hit),
-    Metric("rr", "reciprocal rank of the gold chunk", 7, _rr),
+           lambda a, q, s: faithfulness(a, s.context) if s else None,
+           meaning="share of the reply's content words found in the retrieved context "
+                   "(retrieval setups only)"),
+    Metric("hit", "gold chunk retrieved", 6, _hit,
+           meaning="hit@k: 1 when a gold chunk is among the k chunks retrieved, else 0 "
+                   "(retrieval setups, questions with gold chunks)"),
+    Metric("rr", "reciprocal rank of the gold chunk", 7, _rr,
+           meaning="reciprocal rank: 1/rank of the first gold chunk retrieved (1, 1/2, 1/3 "
+                   "...; 0 when none is; retrieval setups, questions with gold chunks)"),
 ):
     register_metric(_m)

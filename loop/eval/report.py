@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loop.eval.metrics import METRICS, ordered_metrics
+from loop.eval.metrics import METRICS, legend, ordered_metrics
 from loop.eval.setups import SETUPS, adapter_kinds, ordered
 from loop.workspace import Workspace, write_json
 
@@ -145,11 +145,11 @@ def write_report(ws: Workspace, eval_dir: Path, out: Path | None = None,
     if sweeps:
         scores["sweeps"] = sweeps
     plots = [p for p in (
-        _bars(scores, out / "metrics.png"),
-        _heatmap(preds, out / "per-document.png"),
+        _save(bars_figure(scores), out / "metrics.png"),
+        _save(heatmap_figure(preds), out / "per-document.png"),
         _losses(ws, out / "loss.png", scores.get("models")),
         sweep_plot(sweeps, out / "sweep.png"),
-        _recall(preds, out / "retrieval-recall.png"),
+        _save(recall_figure(preds), out / "retrieval-recall.png"),
     ) if p]
     write_json(out / "report.json", {**scores, "plots": [str(p) for p in plots]})
     md = out / "report.md"
@@ -205,6 +205,8 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
         cells = [f"{row[m]['mean']:.3f} [{row[m]['ci_low']:.3f}, {row[m]['ci_high']:.3f}]"
                  if m in row else "—" for m in metrics]
         lines.append(f"| {setup} | " + " | ".join(cells) + " |")
+    lines += ["", "Columns (— where a metric does not apply to a setup):", ""]
+    lines += [f"- `{name}`: {meaning}" for name, meaning in legend(metrics)]
     correction = s.get("correction")
     lines += ["", "## Paired differences (a - b)", "",
               (f"Decisions (\"real?\") use {correction}; p is the paired bootstrap p-value, "
@@ -275,30 +277,54 @@ def _plt():  # noqa: ANN202
     return plt
 
 
-def _bars(s: dict[str, Any], path: Path) -> Path:
-    plt = _plt()
-    metrics = [m for m in ordered_metrics(METRICS) if METRICS[m].plotted
-               and all(m in r for r in s["setups"].values())]
-    setups = list(s["setups"])
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(metrics), 3.6))
-    width = 0.8 / max(1, len(setups))
-    for i, setup in enumerate(setups):
-        row = s["setups"][setup]
-        means = [row[m]["mean"] for m in metrics]
-        err = [[row[m]["mean"] - row[m]["ci_low"] for m in metrics],
-               [row[m]["ci_high"] - row[m]["mean"] for m in metrics]]
-        ax.bar([j + i * width for j in range(len(metrics))], means, width, yerr=err, capsize=3, label=setup)
-    ax.set_xticks([j + width * (len(setups) - 1) / 2 for j in range(len(metrics))], metrics)
-    ax.set_ylim(0, 1)
-    ax.set_title("Scores per setup (95% bootstrap intervals)")
-    ax.legend(fontsize=8)
+def _save(fig: Any, path: Path) -> Path | None:
+    """Write a figure (None: nothing to draw) and free it."""
+    if fig is None:
+        return None
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _plt().close(fig)
     return path
 
 
-def _heatmap(preds: list[dict], path: Path) -> Path | None:
+def bars_figure(s: dict[str, Any]) -> Any:
+    """Every metric any setup has, a bar per setup; a zero is a line and a "0" at the
+    baseline (a bar of height 0 is invisible), a metric a setup lacks says "n/a"."""
+    plt = _plt()
+    setups = list(s["setups"])
+    metrics = ordered_metrics({m for row in s["setups"].values() for m in row})
+    fig, ax = plt.subplots(figsize=(2.4 + 0.9 * len(metrics), 3.8))
+    width = 0.8 / max(1, len(setups))
+    lowest = 0.0
+    for i, setup in enumerate(setups):
+        row = s["setups"][setup]
+        xs = [j + i * width for j in range(len(metrics))]
+        have = [(x, row[m]) for x, m in zip(xs, metrics, strict=True)
+                if m in row and row[m]["mean"] == row[m]["mean"]]  # NaN: nothing to draw
+        bars = ax.bar([x for x, _ in have], [c["mean"] for _, c in have], width, capsize=3,
+                      yerr=[[c["mean"] - c["ci_low"] for _, c in have],
+                            [c["ci_high"] - c["mean"] for _, c in have]], label=setup)
+        color = bars.patches[0].get_facecolor() if bars.patches else "grey"
+        for x, c in have:
+            lowest = min(lowest, c["ci_low"])
+            if c["mean"] == 0:
+                ax.hlines(0, x - width / 2, x + width / 2, colors=[color], linewidth=3,
+                          zorder=3, clip_on=False)
+                ax.text(x, c["ci_high"] + 0.01, "0", ha="center", va="bottom", fontsize=7)
+        for x in sorted(set(xs) - {x for x, _ in have}):
+            ax.text(x, 0.01, "n/a", ha="center", va="bottom", fontsize=6, rotation=90,
+                    color="grey")
+    ax.set_xticks([j + width * (len(setups) - 1) / 2 for j in range(len(metrics))], metrics,
+                  rotation=30 if len(metrics) > 6 else 0)
+    ax.set_ylim(lowest, 1)  # an embedding similarity can be below 0
+    ax.set_title("Scores per setup (95% bootstrap intervals)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def heatmap_figure(preds: list[dict]) -> Any:
+    """Mean F1 per document and setup; a ★ on the best setup of each document, on every one
+    of a tie (none where all score 0)."""
     docs = sorted({p.get("doc") or "" for p in preds} - {""})
     setups = list(dict.fromkeys(p["setup"] for p in preds))
     if not docs:
@@ -317,15 +343,14 @@ def _heatmap(preds: list[dict], path: Path) -> Path | None:
     ax.set_xticks(range(len(setups)), setups)
     ax.set_yticks(range(len(docs)), [d[-40:] for d in docs], fontsize=7)
     for i in range(len(docs)):
-        best = int(np.nanargmax(grid[i])) if not np.all(np.isnan(grid[i])) else None
-        if best is not None and grid[i, best] > 0:
-            ax.text(best, i, "★", ha="center", va="center", color="white", fontsize=8)
+        top = np.nanmax(grid[i]) if not np.all(np.isnan(grid[i])) else 0.0
+        for j in np.flatnonzero(np.isclose(grid[i], top)) if top > 0 else []:
+            # viridis is yellow near 1: a white star there would not show
+            ax.text(j, i, "★", ha="center", va="center", fontsize=8,
+                    color="black" if top > 0.6 else "white")
     fig.colorbar(im, ax=ax, label="mean F1")
-    ax.set_title("Mean F1 per document (★ = best setup)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    ax.set_title("Mean F1 per document\n★ = best setup (each of a tie)", fontsize=9)
+    return fig
 
 
 def _losses(ws: Workspace, path: Path, models: dict[str, str | None] | None) -> Path | None:
@@ -426,7 +451,8 @@ def sweep_plot(sweeps: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
-def _recall(preds: list[dict], path: Path) -> Path | None:
+def recall_figure(preds: list[dict]) -> Any:
+    """Recall@k of the rag setup's retrieval for k = 1 .. the k it used (whole k only)."""
     rag = [p for p in preds if p["setup"] == "rag" and p.get("gold_chunk_ids")]
     if not rag:
         return None
@@ -437,13 +463,15 @@ def _recall(preds: list[dict], path: Path) -> Path | None:
     recall = [sum(bool(set(p["retrieved_chunk_ids"][:k]) & set(p["gold_chunk_ids"])) for p in rag) / len(rag)
               for k in ks]
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    ax.plot(ks, recall, marker="o")
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("k")
+    ax.plot(ks, recall, marker="o", label=f"rag: {len(rag)} questions with a gold chunk")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, k_max + 0.5)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("k (chunks retrieved)")
     ax.set_ylabel("recall@k")
     ax.set_title("Retrieval: gold chunk in the top k")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
