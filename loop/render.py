@@ -90,3 +90,96 @@ def _columns(unit: str) -> list:
         TimeRemainingColumn(),
         TextColumn("{task.fields[extra]}", markup=False),
     ]
+
+
+class LogSink:
+    """An EventSink for stderr sent to a file or a pipe: plain lines, never cut or wrapped.
+
+    A progress bar redrawn in place is unreadable in a log, and a log with nothing in it
+    for an hour of training is worse: this writes one line when a stage starts, one per
+    ``every`` seconds while it runs (``stage n/N unit, rate/s, ETA``, the stage's own
+    figures after), one when it ends, and warnings as they come.
+    """
+
+    def __init__(self, stream=None, *, every: float = 30.0, max_warnings: int = 20,  # noqa: ANN001
+                 clock=None) -> None:  # noqa: ANN001
+        import sys
+        import time
+
+        self.stream = stream or sys.stderr
+        self.every = every
+        self.max_warnings = max_warnings
+        self.warnings = 0
+        self.clock = clock or time.monotonic
+        self.stages: dict[str, dict] = {}
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Started):
+            now = self.clock()
+            self.stages[event.stage] = {"t0": now, "last": now, "unit": event.unit,
+                                        "total": event.total, "done": 0, "info": {}}
+            total = f" ({event.total} {event.unit})" if event.total else ""
+            self._line(f"{event.stage}: started {event.message}".rstrip() + total)
+        elif isinstance(event, ev.Progress) and event.stage in self.stages:
+            st = self.stages[event.stage]
+            st.update(done=event.done, total=event.total or st["total"], info=event.info)
+            now = self.clock()
+            if now - st["last"] >= self.every:
+                st["last"] = now
+                self._line(self._status(event.stage, st, now))
+        elif isinstance(event, ev.Warned):
+            self.warnings += 1
+            if self.warnings <= self.max_warnings:
+                where = f"{event.path}: " if event.path else ""
+                self._line(f"warning {event.stage}: {where}{event.message}")
+            elif self.warnings == self.max_warnings + 1:
+                self._line("warning ... more warnings in the --json summary")
+        elif isinstance(event, ev.Finished):
+            st = self.stages.pop(event.stage, None)
+            if st is not None:
+                self._line(f"{event.stage}: done in {_seconds(self.clock() - st['t0'])}")
+
+    def _status(self, stage: str, st: dict, now: float) -> str:
+        done, total, unit = st["done"], st["total"], st["unit"]
+        elapsed = max(now - st["t0"], 1e-9)
+        parts = [f"{stage}: {done}/{total} {unit}" if total else f"{stage}: {done} {unit}"]
+        rate = done / elapsed
+        parts.append(f"{rate:.3g} {unit}/s")
+        if total and done:
+            parts.append(f"ETA {_seconds((total - done) / rate)}")
+        parts.append(f"elapsed {_seconds(elapsed)}")
+        info = "  ".join(f"{k} {v}" for k, v in st["info"].items())
+        return ", ".join(parts) + (f"  {info}" if info else "")
+
+    def _line(self, text: str) -> None:
+        self.stream.write(printable(text).replace("\n", " ") + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stages.clear()
+
+
+def _seconds(s: float) -> str:
+    s = int(round(s))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
+
+
+def sink_for(console: Console, *, every: float | None = None):  # noqa: ANN201
+    """A RichSink on a terminal; a LogSink (plain timed lines) when stderr goes to a file or
+    a pipe. ``$SYNTHLOOP_LOG_EVERY`` sets the seconds between lines (default 30). Either
+    way, the libraries' own progress bars (tqdm: GGUF conversion, weight loading, datasets)
+    are silenced: progress is ours to report."""
+    import os
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if console.is_terminal:
+        return RichSink(console)
+    if every is None:
+        try:
+            every = float(os.environ.get("SYNTHLOOP_LOG_EVERY", "30"))
+        except ValueError:
+            every = 30.0
+    return LogSink(every=every)
