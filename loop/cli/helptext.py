@@ -3,12 +3,15 @@
 Rich tables cut an option name to fit 80 columns (``--near-dup-thre…``) and read help as
 markup (a docstring's ``[generate]`` vanished); click's formatter puts a long name on its own
 line and wraps the help beside it, and prints text as written. Panels (``rich_help_panel``)
-stay as sections, and typer's type hints (``<list[Path]>``) become placeholders (``PATH``).
+stay as sections, typer's type hints (``<list[Path]>``) become placeholders (``PATH``), and
+lines break between words only, never at a hyphen (``synthloop-`` / ``work``).
 """
 
 from __future__ import annotations
 
+import inspect
 import re
+import textwrap
 from typing import Any
 
 import typer
@@ -33,8 +36,26 @@ def placeholder(label: str) -> str:
     return _NAMES.get(label.lower(), label.upper())
 
 
+def whole_words(text: str, width: int) -> str:
+    """``text`` wrapped to ``width`` at spaces only, each paragraph marked (``\\b``) so that
+    click keeps these lines: its own wrap splits ``st:all-MiniLM-L6-v2`` at the hyphen."""
+    return "\n\n".join(
+        par if par.startswith("\b") else "\b\n" + "\n".join(textwrap.wrap(
+            " ".join(par.split()), max(width, 10), break_on_hyphens=False,
+            break_long_words=False))
+        for par in text.split("\n\n") if par.strip())
+
+
 class HelpCommand(TyperCommand):
     """A verb whose ``--help`` is click's plain layout, grouped by panel."""
+
+    def format_help_text(self, ctx: Any, formatter: Any) -> None:
+        text = inspect.cleandoc(self.help or "").partition("\f")[0]
+        if self.deprecated or not text:
+            return super().format_help_text(ctx, formatter)
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(whole_words(text, formatter.width - formatter.current_indent))
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         sections: dict[str, list[tuple[str, str]]] = {"Arguments": [], "Options": []}
@@ -49,8 +70,12 @@ class HelpCommand(TyperCommand):
             sections.setdefault(section, []).append((names, text))
         for title, rows in sections.items():
             if rows:
+                # the help column's width as write_dl will lay it out (col_max 30, spacing 2)
+                first = min(max(len(names) for names, _ in rows), 30) + 2
+                width = formatter.width - first - 2
                 with formatter.section(title):
-                    formatter.write_dl(rows)
+                    formatter.write_dl([(names, whole_words(text, width))
+                                        for names, text in rows])
 
 
 def use_plain_help(app: typer.Typer) -> None:

@@ -34,6 +34,9 @@ def test_help_at_80_columns_keeps_every_option_name_whole(name, command):
                 assert flag in words, (name, flag)
     assert not TYPE_HINT.search(out), (name, TYPE_HINT.search(out)[0])
     assert "[default: ]" not in out and "\\[" not in out
+    assert max(map(len, out.splitlines())) <= 80, name
+    # lines break at spaces: a default (synthloop-work) or a model name stays copyable
+    assert not re.search(r"[A-Za-z]-\n", out), (name, re.search(r".*[A-Za-z]-\n", out)[0])
 
 
 def test_root_help_has_no_cut_text():
@@ -50,6 +53,7 @@ def test_section_names_and_placeholders_read_as_written():
     assert "--tasks TEXT,..." in gen and "--val-share FLOAT" in gen
     assert "what this run reads and writes (not [generate] keys):" in gen  # its panel
     assert "--method [bm25|dense|hybrid" in _help("search")
+    assert "st:all-MiniLM-L6-v2]" in _help("ingest") and "synthloop-work]" in run
     assert "--reranker TEXT" in _help("search")
 
 
