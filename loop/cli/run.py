@@ -54,6 +54,8 @@ def run(
     limit: option(GenerateConfig, "limit") = None,
     max_questions: option(EvalConfig, "max_questions") = None,
     max_new_tokens: option(EvalConfig, "max_new_tokens") = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (each stage's size "
+                                          "and time estimate) and stop, before any model loads.")] = False,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -73,7 +75,8 @@ def run(
             generate={"teacher": teacher, "teacher_url": teacher_url, "limit": limit},
             train={"student": student, "max_steps": max_steps},
             eval={"max_questions": max_questions, "max_new_tokens": max_new_tokens})
-        _go(workspace, docs, cfgs, eval_set, iterations, as_json, demo=False, fresh=fresh)
+        _go(workspace, docs, cfgs, eval_set, iterations, as_json, demo=False, fresh=fresh,
+            dry_run=dry_run)
 
 
 @app.command()
@@ -95,11 +98,28 @@ def demo(
 
 
 def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, demo: bool,  # noqa: ANN001
-        fresh: list[Path] | None = None) -> None:
+        fresh: list[Path] | None = None, dry_run: bool = False) -> None:
     from loop.pipeline import run_pipeline
+    from loop.plan import plan_lines, run_plan
 
     sink = sink_for(console)
     with Workspace(workspace) as ws:
+        # the plan first: what each stage will do and about how long, before any model loads
+        try:
+            plan = run_plan(ws, docs, cfgs, eval_set, emit=sink)
+        finally:
+            sink.close()
+        if dry_run:
+            if as_json:
+                emit_json({"plan": plan})
+            else:
+                for line in plan_lines(plan):
+                    say(line)
+            return
+        if not as_json:
+            for line in plan_lines(plan):
+                say(line)
+        sink = sink_for(console)
         try:
             summary = run_pipeline(ws, docs, cfgs, eval_set=eval_set, iterations=iterations,
                                    emit=sink, api_key=os.environ.get("OPENAI_API_KEY"),

@@ -1,0 +1,138 @@
+"""What ``synthloop run`` will do and about how long each stage takes, before any model loads.
+
+``run --dry-run`` prints this and stops; ``run`` prints it and goes on. The cheap stages
+are done for real (ingest; generation with the rules teacher, seconds, and cached for the
+run that follows), so their counts are exact. Training and answering are estimated from
+the token counts of the rows they will read and a rate: the rate this workspace measured
+for the same student on an earlier run when there is one (``"measured"``), else the
+rate these stages reach for a 135M student on 2 CPU cores (``"assumed"``, from
+docs/benchmarks.md), which a larger student or a GPU changes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from loop.events import EventSink, null_sink
+from loop.workspace import Workspace
+
+# Rates seen on 2 CPU cores with smollm2 (docs/benchmarks.md, "Fine-tuning that teaches"):
+TRAIN_TOKENS_PER_S = 290.0  # LoRA, packed 512-token rows (298 measured, idle)
+ROW_OVERHEAD_TOKENS = 22  # chat template and system turn per row (fits that run's 256k tokens)
+ANSWER_SECONDS = 0.5  # one eval answer (batched, 48 new tokens at most, a RAG prompt)
+EMBED_TEXTS_PER_S = 50.0  # MiniLM over chunks and sentence windows
+CHARS_PER_TOKEN = 3.6  # the student's BPE on English prose, without loading it
+
+
+def run_plan(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None,
+             emit: EventSink = null_sink) -> dict[str, Any]:
+    """The plan as a dict: one entry per stage with what it reads, its size and seconds."""
+    from loop.generate import generate
+    from loop.generate.stage import plan as generate_plan
+    from loop.goldset import read_gold_set
+    from loop.ingest import ingest
+    from loop.ingest.stage import require_chunks
+
+    stages: list[dict[str, Any]] = []
+    questions = len(read_gold_set(eval_set)) if eval_set else cfgs.generate.eval_size
+    ing = ingest(ws, docs, cfgs.ingest, emit=emit, only=True)
+    require_chunks(ing, docs)
+    stages.append({"stage": "ingest", "what": f"{ing.files} files -> {ing.chunks} chunks",
+                   "seconds": 0.0, "basis": "done"})
+    gen = cfgs.generate
+    rows = None
+    if gen.teacher == "rules":
+        g = generate(ws, gen, eval_questions=[], emit=emit)
+        rows = g.samples
+        stages.append({"stage": "generate", "what": f"rules teacher: {g.samples} rows "
+                       f"({', '.join(f'{k} {v}' for k, v in sorted(g.by_task.items()))})",
+                       "seconds": 0.0, "basis": "done"})
+    else:
+        p = generate_plan(ws, gen)
+        stages.append({"stage": "generate", "what": f"{gen.teacher}: {p['calls']} teacher calls "
+                       f"over {p['chunks']} chunks, ~{p['prompt_tokens'] + p['completion_tokens']:,} tokens",
+                       "seconds": None, "basis": "the teacher's speed is the server's"})
+    texts = ing.chunks * 3  # each chunk and ~2 sentence windows
+    stages.append({"stage": "index", "what": f"embed ~{texts:,} texts ({cfgs.index.embedder})",
+                   "seconds": round(texts / EMBED_TEXTS_PER_S), "basis": "assumed (2 CPU cores)"})
+    for kind, with_context in (("tuned", False), ("combined", True)):
+        cfg = cfgs.train.model_copy(update={"with_context": with_context,
+                                            **(cfgs.combined if with_context else {})})
+        stages.append(_train_entry(ws, kind, cfg, rows is not None))
+    from loop.eval.setups import SETUPS
+
+    # an optional setup (dpo) is scored only when its model exists; run trains none
+    setups = [s for s in cfgs.eval.setups if not (s in SETUPS and SETUPS[s].optional
+                                                  and ws.ledger.current(f"model.{s}") is None)]
+    n_q = min(questions, cfgs.eval.max_questions or questions)
+    answers = n_q * len(setups)
+    rate, basis = ANSWER_SECONDS, "assumed (135M student, 2 CPU cores)"
+    stages.append({"stage": "eval", "what": f"{n_q} questions x {len(setups)} setups "
+                   f"({', '.join(setups)}), {cfgs.eval.max_new_tokens} new tokens at most",
+                   "seconds": round(answers * rate), "basis": basis})
+    known = [s["seconds"] for s in stages if s["seconds"] is not None]
+    return {"stages": stages, "seconds": round(sum(known)),
+            "complete": all(s["seconds"] is not None for s in stages)}
+
+
+def _train_entry(ws: Workspace, kind: str, cfg: Any, have_rows: bool) -> dict[str, Any]:
+    from loop.errors import SynthloopError
+    from loop.samples import load_samples
+    from loop.train.data import facts_per_epoch, select
+
+    if not have_rows:
+        return {"stage": f"train-{kind}", "what": f"{cfg.student}, {cfg.method}: rows known "
+                "after generation", "seconds": None, "basis": "after generate"}
+    try:
+        train_rows, _ = select(load_samples(ws), cfg.method, cfg.with_context)
+    except SynthloopError as e:
+        return {"stage": f"train-{kind}", "what": f"skipped: {e}", "seconds": 0.0, "basis": "done"}
+    tokens = sum(min(sum(len(m["content"]) for m in msgs) / CHARS_PER_TOKEN + ROW_OVERHEAD_TOKENS,
+                     cfg.max_length) for msgs in train_rows["messages"])
+    tokens *= 1 + (cfg.replay if not cfg.with_context else 0.0)
+    epochs = cfg.epochs
+    if cfg.exposures and not cfg.with_context and "epochs" not in cfg.model_fields_set:
+        _, per_epoch = facts_per_epoch(train_rows)
+        epochs = max(cfg.exposures / per_epoch, 0.05)
+    total = tokens * epochs
+    if cfg.max_steps and cfg.max_steps > 0:
+        total = min(total, cfg.max_steps * cfg.batch_size * cfg.max_length)
+    rate, basis = _measured_rate(ws, cfg.student, cfg.method)
+    steps = math.ceil(total / max(cfg.batch_size * cfg.max_length, 1))
+    return {"stage": f"train-{kind}", "what": f"{cfg.student}, {cfg.method}: {len(train_rows)} rows, "
+            f"{epochs:.2f} epochs, ~{int(total):,} tokens, ~{steps} steps",
+            "seconds": round(total / rate), "basis": basis}
+
+
+def _measured_rate(ws: Workspace, student: str, method: str) -> tuple[float, str]:
+    """The tokens/s of this workspace's latest finished training of the same student and
+    method, else the assumed CPU rate."""
+    for run in ws.ledger.runs(200):
+        if run["stage"] != "train" or run["status"] != "ok":
+            continue
+        config, summary = run.get("config") or {}, run.get("summary") or {}
+        if not isinstance(config, dict) or not isinstance(summary, dict):
+            continue
+        rate = summary.get("tokens_per_s")
+        if config.get("student") == student and config.get("method") == method and rate:
+            return float(rate), f"measured (run {run['id']}: {rate} tokens/s)"
+    return TRAIN_TOKENS_PER_S, f"assumed ({TRAIN_TOKENS_PER_S:g} tokens/s: a 135M student on 2 CPU cores)"
+
+
+def plan_lines(plan: dict[str, Any]) -> list[str]:
+    """The plan as the lines ``run`` prints."""
+    out = ["plan:"]
+    for s in plan["stages"]:
+        secs = "?" if s["seconds"] is None else _mins(s["seconds"])
+        out.append(f"  {s['stage']:<15} {secs:>8}  {s['what']} [{s['basis']}]")
+    more = "" if plan["complete"] else " (and the stages marked ?)"
+    out.append(f"  {'total':<15} {_mins(plan['seconds']):>8}{more}")
+    return out
+
+
+def _mins(seconds: float) -> str:
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    return f"{seconds / 60:.1f} min"

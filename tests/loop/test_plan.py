@@ -1,0 +1,47 @@
+"""The plan before the work (issue 27): ``run --dry-run`` says what each stage will do and
+about how long, from the rows it will train on and a measured or stated rate, and stops
+before any model loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_run_dry_run_prints_the_plan_and_loads_no_model(tmp_path):
+    ws = tmp_path / "ws"
+    r = subprocess.run(
+        [sys.executable, "-m", "loop", "run", str(EXAMPLES / "marrowick"), "--eval-set",
+         str(EXAMPLES / "marrowick-eval.jsonl"), "--student", "smollm2", "--dry-run", "--json",
+         "-w", str(ws)],
+        capture_output=True, text=True, timeout=240, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)["plan"]
+    by = {s["stage"]: s for s in plan["stages"]}
+    assert list(by) == ["ingest", "generate", "index", "train-tuned", "train-combined", "eval"]
+    assert "chunks" in by["ingest"]["what"] and "knowledge" in by["generate"]["what"]
+    tuned = by["train-tuned"]
+    assert "epochs" in tuned["what"] and tuned["seconds"] > 60 and "assumed" in tuned["basis"]
+    assert "154 questions x 5 setups" in by["eval"]["what"]  # dpo has no model: not counted
+    assert plan["complete"] and plan["seconds"] == round(sum(s["seconds"] for s in plan["stages"]))
+    assert "dequantiz" not in r.stderr.lower()  # no student was loaded
+    assert not (ws / "models").exists() or not any((ws / "models").iterdir())
+
+
+def test_a_measured_rate_replaces_the_assumed_one(tmp_path):
+    from loop.plan import _measured_rate
+    from loop.workspace import Workspace
+
+    with Workspace(tmp_path / "ws") as ws:
+        rate, basis = _measured_rate(ws, "smollm2", "lora")
+        assert basis.startswith("assumed")
+        run_id = ws.ledger.start_run("train", [], {"student": "smollm2", "method": "lora"})
+        ws.ledger.finish_run(run_id, status="ok", summary={"tokens_per_s": 123.0})
+        rate, basis = _measured_rate(ws, "smollm2", "lora")
+        assert rate == 123.0 and basis.startswith(f"measured (run {run_id}")
+        assert _measured_rate(ws, "smollm2", "full")[1].startswith("assumed")
