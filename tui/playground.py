@@ -80,7 +80,9 @@ class PlaygroundScreen(_Loading, Screen):
         self.query_one("#ask", Input).focus()
 
     def action_leave_box(self) -> None:
-        self.query_one("#answers").focus()
+        # Nothing focused: the keys go to the screen and the app (3, m, c ...). The answers'
+        # container cannot take focus, so focusing it left the question box holding them.
+        self.set_focus(None)
 
     @on(Input.Submitted, "#ask")
     @guarded

