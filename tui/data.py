@@ -378,6 +378,15 @@ def train_defaults(ws_path: Path) -> dict[str, Any]:
     return {"student": models[0]["student"] if models else TrainConfig().student}
 
 
+def playground_student(ws_path: Path) -> str:
+    """The student base and rag answer with when the playground's box is empty."""
+    from loop.eval.ask import playground_student
+    from loop.eval.models import current_models
+
+    with _open(ws_path) as ws:
+        return playground_student(ws, current_models(ws))
+
+
 # -- the index -------------------------------------------------------------------------------
 
 

@@ -21,7 +21,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 from textual.worker import get_current_worker
 
-from tui.base import LoadFailed, _Loading, guarded, reason
+from tui import data as D
+from tui.base import Loaded, LoadFailed, _Loading, guarded, reason
 
 
 @dataclass
@@ -71,10 +72,18 @@ class PlaygroundScreen(_Loading, Screen):
         with Horizontal(id="play-form"):
             yield Label("student", classes="form-label")
             yield Input("", id="play-student", placeholder="default: the trained models' student",
-                        compact=True)
+                        compact=True)  # on_mount names the default
         yield Input(placeholder="/ then a question for every setup (enter)", id="ask", compact=True)
         yield Horizontal(Static("Answers appear here, one column per setup.", classes="dim"), id="answers")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.load("student", D.playground_student, self._ws())
+
+    @guarded
+    def on_loaded(self, msg: Loaded) -> None:
+        if msg.what == "student":  # the student base and rag answer with when the box is empty
+            self.query_one("#play-student", Input).placeholder = f"default: {msg.value}"
 
     def action_find(self) -> None:
         self.query_one("#ask", Input).focus()

@@ -22,6 +22,7 @@ from loop.cli.common import (
 from loop.cli.flags import config_flags
 from loop.config import read_config_file, resolve
 from loop.eval.stage import EvalConfig
+from loop.train.config import TrainConfig
 from loop.workspace import Workspace
 
 PREVIEW_CHARS = 200
@@ -41,17 +42,21 @@ def ask(
 
     The same models, retriever, prompts and answer cleaning as `eval`: what you read here is
     what the scoreboard measured. Without --setups, every setup the workspace can build.
+    Without --student: the trained models' student, else the latest evaluation's, else the
+    config's [train] student (smollm2 by default), so base and rag answer before any training.
     """
     from loop.eval.ask import Playground
 
     with verb(as_json):
-        cfg = resolve(EvalConfig, read_config_file(config).get("eval"),
+        file = read_config_file(config)
+        cfg = resolve(EvalConfig, file.get("eval"),
                       **{k: v for k, v in overrides.items() if k != "setups"})
+        student = resolve(TrainConfig, file.get("train")).student
         with Workspace(workspace, create=False) as ws:
             pg = Playground(ws, student=cfg.student, k=cfg.k, max_new_tokens=cfg.max_new_tokens,
                             context_tokens=cfg.context_tokens, device=cfg.device,
                             only=overrides.get("setups"), trust_remote_code=cfg.trust_remote_code,
-                            allow_pickle=cfg.allow_pickle)
+                            allow_pickle=cfg.allow_pickle, default_student=student)
             answers = pg.ask(question)
         out = {"question": question, "student": pg.pool.student.uri, "notes": pg.notes,
                "answers": [{"setup": a.setup, "answer": a.answer, "raw": a.raw,

@@ -43,6 +43,9 @@ class Playground:
     only: list[str] | None = None  # these setups (each must be available), else every one
     trust_remote_code: bool = False  # the student's own opt-ins, as eval takes them
     allow_pickle: bool = False
+    # The configured student (a config file's [train] student) for base and rag before any
+    # model is trained or scored; None: the train stage's default.
+    default_student: str | None = None
 
     def __post_init__(self) -> None:
         from loop.eval.models import SetupModels
@@ -64,7 +67,7 @@ class Playground:
                                  f"{', '.join(self.setups)})",
                                  hint="train the model it needs, or build the index")
             self.setups = [s for s in self.setups if s in self.only]
-        uri = self.student or _student_of(self.ws, self.models)
+        uri = self.student or playground_student(self.ws, self.models, self.default_student)
         self.pool = SetupModels(self.ws, uri, self.models, self.device,
                                 trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle)
         self.notes += self.pool.notes
@@ -89,12 +92,17 @@ class Playground:
         return out
 
 
-def _student_of(ws: Workspace, models: dict[str, Path]) -> str:
-    """The trained models' student, else the one the latest evaluation used."""
+def playground_student(ws: Workspace, models: dict[str, Path], default: str | None = None) -> str:
+    """The trained models' student, else the one the latest evaluation used, else the
+    configured one: base and rag need no training, so a new workspace answers at once."""
     for path in models.values():
         return json.loads((path / "synthloop.json").read_text())["student"]
     row = ws.ledger.evaluation(ws.ledger.current("eval"))
     student = (row or {}).get("config", {}).get("student") if row else None
     if student:
         return student
-    raise InputError("no student to ask", hint="type a student URI (hf:PATH) or train a model first")
+    if default:
+        return default
+    from loop.train.config import TrainConfig
+
+    return TrainConfig().student

@@ -101,3 +101,21 @@ async def test_escape_after_an_answer_gives_the_keys_back_to_the_app(dash_ws, fa
         assert box.value == "When does the ferry leave?"
 
 
+# -- 2. base and rag answer with the configured student before any training --------------------
+
+
+async def test_playground_answers_base_and_rag_with_the_configured_student(dash_ws, fake_student):
+    from loop.train import TrainConfig
+
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ask(app, pilot)
+        texts = [str(s.render()) for s in app.screen.query(".answer")]
+        assert texts[0].startswith("base") and texts[1].startswith("rag")
+        assert "7:15" in texts[0]
+        assert not [n for n in app._notifications if n.severity == "error"]
+        student = TrainConfig().student
+        assert fake_student == [student]
+        assert student in app.screen.query_one("#play-student", Input).placeholder
+
+
