@@ -75,8 +75,8 @@ class SamplesScreen(_View, Screen):
 
     VIEW = ("samples", D.load_samples_view)
 
-    BINDINGS = [Binding("a", "verdict('accepted')", "Accept"), Binding("e", "edit", "Edit"),
-                Binding("x", "verdict('rejected')", "Reject"),
+    BINDINGS = [Binding("a", "judge('accepted')", "Accept"), Binding("e", "edit", "Edit"),
+                Binding("x", "judge('rejected')", "Reject"),
                 Binding("ctrl+s", "apply", "Apply verdicts"), Binding("r", "refresh", "Refresh")]
     AUTO_FOCUS = "#samples"
 
@@ -118,8 +118,12 @@ class SamplesScreen(_View, Screen):
             q = D.question_of(r)
             table.add_row(Text(r["task"]), Text(r["split"]), verdict_cell(view.verdicts.get(r["id"])),
                           Text(q[:70] + ("…" if len(q) > 70 else "")), key=r["id"])
-        info = self.query_one("#samples-info", Static)
-        if view.dataset_id is None:
+        self._header()
+
+    def _header(self) -> None:
+        """The dataset and its verdict counts: redrawn after every verdict, not on reload."""
+        view, info = self.view, self.query_one("#samples-info", Static)
+        if view is None or view.dataset_id is None:
             info.update("No dataset yet: start one on the Generate screen (6).")
             return
         counts = {v: sum(1 for x in view.verdicts.values() if x == v) for v in VERDICT_STYLE}
@@ -148,7 +152,13 @@ class SamplesScreen(_View, Screen):
         self.view.verdicts[row["id"]] = verdict
         self.query_one("#samples", DataTable).update_cell(row["id"], "review", verdict_cell(verdict))
         self.query_one("#sample-detail", Static).update(sample_text(row, verdict))
+        self._header()
         self.save(self.view.dataset_id, row["id"], verdict, messages)
+
+    def action_judge(self, verdict: str) -> None:
+        """Accept or reject the sample under the cursor and move on to the next one."""
+        self.action_verdict(verdict)
+        self.query_one("#samples", DataTable).action_cursor_down()
 
     def action_edit(self) -> None:
         row = self._current()

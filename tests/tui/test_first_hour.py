@@ -119,3 +119,27 @@ async def test_playground_answers_base_and_rag_with_the_configured_student(dash_
         assert student in app.screen.query_one("#play-student", Input).placeholder
 
 
+# -- 3. a/x advance; the header count is current ------------------------------------------------
+
+
+async def test_accept_and_reject_move_on_and_count_at_once(dash_ws, kit_tui):
+    kit_tui.put_dataset(dash_ws, kit_tui.sample_rows(4))
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("9")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SamplesScreen)
+        table = app.screen.query_one("#samples", DataTable)
+        await pilot.press("a")
+        await pilot.pause()
+        assert table.cursor_row == 1
+        assert "1 accepted" in _text(app, "#samples-info")
+        assert "ferry 1" in _text(app, "#sample-detail")  # the next sample is shown
+        await pilot.press("x")
+        await pilot.pause()
+        assert table.cursor_row == 2
+        info = _text(app, "#samples-info")
+        assert "1 accepted" in info and "1 rejected" in info
+        assert [str(table.get_row_at(i)[2]) for i in range(3)] == ["✓ accepted", "✗ rejected", "-"]
+
+
