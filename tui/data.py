@@ -413,25 +413,32 @@ def load_index_view(ws_path: Path) -> dict[str, Any]:
     return {"index": index, "stale": stale, "eval_set": has_eval}
 
 
-def retrieval_recall(ws_path: Path, ks: list[int]) -> dict[str, Any]:
-    """recall@k, MRR and nDCG of every method on the workspace's eval set (the same code as
-    ``synthloop retrieval-eval``, fed the eval set as JSONL)."""
+def retrieval_recall(ws_path: Path, ks: list[int], gold: str | None = None) -> dict[str, Any]:
+    """recall@k, MRR and nDCG of every method on a gold set: the file ``gold`` (JSONL or
+    SQuAD JSON, what ``synthloop retrieval-eval --eval-set`` reads), else the workspace's
+    generated eval set (fed to the same code as JSONL). ``eval_set`` names the one used."""
     import tempfile
 
     from loop.errors import InputError
     from loop.index import evaluate_retrieval
 
     with _open(ws_path) as ws:
+        if gold:
+            path = Path(gold).expanduser()
+            if not path.is_file():
+                raise InputError(f"no gold set file at {path}")
+            return {**evaluate_retrieval(ws, path, ks), "eval_set": f"gold set {path.name}"}
         rows = _eval_set(ws)
         if not rows:
-            raise InputError("no eval set in the workspace", hint="synthloop generate --eval")
+            raise InputError("no gold set: name a JSONL or SQuAD JSON file of questions, or "
+                             "generate an eval set (synthloop generate --eval)")
         chunk_ids = _eval_chunks(ws)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "eval.jsonl"
             path.write_text("\n".join(json.dumps({"id": i, "question": q, "answers": a,
                                                   "chunk_ids": chunk_ids.get(i, [])})
                                       for i, (q, a) in rows.items()))
-            return evaluate_retrieval(ws, path, ks)
+            return {**evaluate_retrieval(ws, path, ks), "eval_set": "the generated eval set"}
 
 
 def _eval_chunks(ws) -> dict[str, list[str]]:  # noqa: ANN001

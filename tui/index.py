@@ -1,9 +1,10 @@
-"""Index: build or update it with progress, recall@k on the eval set, and search.
+"""Index: build or update it with progress, recall@k on a gold set, and search.
 
 The search part is ``SearchScreen``'s (one query, bm25 / dense / hybrid side by side); this
 screen adds the index's state, a Build button running ``loop.index.build_index`` in a worker
 (an unchanged corpus is a cache hit; a changed one re-embeds only the new chunks), and the
-retrieval figures of every method on the workspace's eval set.
+retrieval figures of every method on a gold set: a file the user names (JSONL or SQuAD
+JSON, as ``synthloop retrieval-eval --eval-set`` reads it), else the generated eval set.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBar, Static
 
 from tui import data as D
-from tui.base import JobDone, Loaded, Meter, StageEvent, _View, guarded, run_stage
+from tui.base import JobDone, Loaded, LoadFailed, Meter, StageEvent, _View, guarded, run_stage
 from tui.browse import SearchScreen, search_methods
 
 KS = (1, 5, 10)
@@ -57,8 +58,12 @@ class IndexScreen(_View, SearchScreen):
                     yield Button("Build / update", id="index-build", variant="success",
                                  compact=True)
                     yield Button("Recall@k", id="index-recall", compact=True)
+                yield Input(id="recall-set", compact=True,
+                            placeholder="recall@k gold set file (empty: generated)")
                 yield ProgressBar(id="index-bar", show_eta=False)
-            yield DataTable(id="recall", cursor_type="none", zebra_stripes=True)
+            with Vertical(id="recall-pane"):
+                yield Static("", id="recall-title")
+                yield DataTable(id="recall", cursor_type="none", zebra_stripes=True)
         yield Input(placeholder="Search the index (enter)", id="query", compact=True)
         with Horizontal(id="hits"):
             for m in search_methods():
@@ -82,9 +87,8 @@ class IndexScreen(_View, SearchScreen):
             state = Text(" (stale: the corpus changed, press Build)", style="yellow") if view["stale"] else ""
             info.update(Text.assemble(("index ", "bold"), idx["id"], f"  {idx['embedder']}  "
                                       f"method {idx['method']}, k={idx['k']}", state))
-        if not view.get("eval_set"):
-            self.query_one("#index-recall", Button).disabled = True
-            self.query_one("#recall", DataTable).display = False
+        if not view.get("eval_set"):  # recall@k waits for a gold set the user names
+            self.query_one("#recall-set", Input).placeholder = "recall@k gold set: JSONL / SQuAD file"
 
     @on(Button.Pressed, "#index-build")
     def action_build(self) -> None:
@@ -118,11 +122,20 @@ class IndexScreen(_View, SearchScreen):
         self.action_refresh()
 
     @on(Button.Pressed, "#index-recall")
+    @on(Input.Submitted, "#recall-set")
     def action_recall(self) -> None:
-        self.query_one("#recall", DataTable).display = True
-        self.load("recall", D.retrieval_recall, self._ws(), list(KS))
+        gold = self.query_one("#recall-set", Input).value.strip() or None
+        self.query_one("#recall-title", Static).update(Text("scoring every method ...", style="dim"))
+        self.load("recall", D.retrieval_recall, self._ws(), list(KS), gold)
+
+    def on_load_failed(self, msg: LoadFailed) -> None:
+        super().on_load_failed(msg)
+        if msg.what == "recall":
+            self.query_one("#recall-title", Static).update("")
 
     def show_recall(self, result: dict[str, Any]) -> None:
+        self.query_one("#recall-title", Static).update(Text.assemble(
+            ("recall@k", "bold"), f"  {result['questions']} questions, {result['eval_set']}"))
         table = self.query_one("#recall", DataTable)
         table.clear(columns=True)
         cols = [c for c in next(iter(result["methods"].values())) if c.startswith(("recall@", "mrr"))]

@@ -143,3 +143,34 @@ async def test_accept_and_reject_move_on_and_count_at_once(dash_ws, kit_tui):
         assert [str(table.get_row_at(i)[2]) for i in range(3)] == ["✓ accepted", "✗ rejected", "-"]
 
 
+# -- 4. recall@k on a human gold set the user picks ---------------------------------------------
+
+
+async def test_recall_runs_on_a_gold_set_the_user_picks(dash_ws, tmp_path):
+    from loop.workspace import Workspace
+
+    with Workspace(dash_ws) as ws:  # no generated eval set: only the human one
+        ws.ledger.conn.execute("DELETE FROM meta WHERE key = 'eval_set'")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps(r) for r in [
+        {"question": "When does the ferry leave?", "answers": ["7:15"], "doc": "ferry.md"},
+        {"question": "How much is the fee?", "answers": ["12 crowns"], "doc": "fees.md"}]))
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await settle(app, pilot)
+        assert isinstance(app.screen, IndexScreen)
+        assert not app.screen.query_one("#index-recall").disabled
+        app.screen.query_one("#recall-set", Input).value = str(gold)
+        await pilot.click("#index-recall")
+        recall = app.screen.query_one("#recall", DataTable)
+        await until(pilot, lambda: recall.row_count == 3)
+        assert [str(recall.get_row_at(i)[0]) for i in range(3)] == ["bm25", "dense", "hybrid"]
+        assert "2 questions" in _text(app, "#recall-title") and "gold.jsonl" in _text(app, "#recall-title")
+        app.screen.query_one("#recall-set", Input).value = ""
+        await pilot.click("#index-recall")  # nothing to score on: said, not a traceback
+        await until(pilot, lambda: any(n.severity == "error" for n in app._notifications))
+        note = next(n for n in app._notifications if n.severity == "error")
+        assert "gold set" in note.message and app.is_running
+
+
