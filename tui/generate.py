@@ -91,7 +91,8 @@ class GenerateScreen(_Loading, Screen):
                 yield Button("Start", id="gen-start", variant="success", compact=True)
                 yield Button("Cancel", id="gen-cancel", variant="error", disabled=True,
                              compact=True)
-        yield ProgressBar(id="gen-bar", show_eta=False)
+        # a total from the start: a bar without one animates, and nothing runs yet
+        yield ProgressBar(id="gen-bar", total=1, show_eta=False, classes="idle")
         yield Static("Not started.", id="gen-stats", classes="panel")
         yield RichLog(id="gen-log", max_lines=200, markup=False, wrap=True)
         yield Footer()
@@ -111,6 +112,9 @@ class GenerateScreen(_Loading, Screen):
         self.meter = Meter()
         self._set_running(True)
         self.query_one("#gen-stats", Static).update("starting ...")
+        bar = self.query_one("#gen-bar", ProgressBar)
+        bar.remove_class("idle")
+        bar.update(total=None, progress=0)  # working, its size unknown until Started
         self.query_one("#gen-log", RichLog).clear()
         self.run_generate(cfg)
 
@@ -154,7 +158,12 @@ class GenerateScreen(_Loading, Screen):
     @guarded
     def on_job_done(self, msg: JobDone) -> None:
         self._set_running(False)
+        # the bar stops where the run stopped (an indeterminate one would animate on)
+        total = self.meter.total or 1
+        self.query_one("#gen-bar", ProgressBar).update(
+            total=total, progress=total if msg.error is None and not msg.result.cancelled else self.meter.done)
         if msg.error:
+            self.query_one("#gen-stats", Static).update(Text(f"failed: {msg.error}", style="red"))
             self.query_one("#gen-log", RichLog).write(f"failed: {msg.error}")
             self.notify(msg.error, title="generation failed", severity="error", markup=False)
             return

@@ -60,7 +60,8 @@ class IndexScreen(_View, SearchScreen):
                     yield Button("Recall@k", id="index-recall", compact=True)
                 yield Input(id="recall-set", compact=True,
                             placeholder="recall@k gold set file (empty: generated)")
-                yield ProgressBar(id="index-bar", show_eta=False)
+                # hidden, with a total, until a build: a bar without one animates
+                yield ProgressBar(id="index-bar", total=1, show_eta=False, classes="idle")
             with Vertical(id="recall-pane"):
                 yield Static("", id="recall-title")
                 yield DataTable(id="recall", cursor_type="none", zebra_stripes=True)
@@ -94,6 +95,9 @@ class IndexScreen(_View, SearchScreen):
     def action_build(self) -> None:
         self.meter = Meter()
         self.query_one("#index-build", Button).disabled = True
+        bar = self.query_one("#index-bar", ProgressBar)
+        bar.remove_class("idle")
+        bar.update(total=None, progress=0)  # working, its size unknown until Started
         self.build()
 
     @work(thread=True, exclusive=True, group="index-build")
@@ -112,6 +116,8 @@ class IndexScreen(_View, SearchScreen):
     def on_job_done(self, msg: JobDone) -> None:
         self.query_one("#index-build", Button).disabled = False
         if msg.error:
+            self.query_one("#index-bar", ProgressBar).update(total=self.meter.total or 1,
+                                                             progress=self.meter.done)
             self.notify(msg.error, title="index failed", severity="error", markup=False)
             return
         r = msg.result

@@ -174,3 +174,41 @@ async def test_recall_runs_on_a_gold_set_the_user_picks(dash_ws, tmp_path):
         assert "gold set" in note.message and app.is_running
 
 
+# -- 5. a failed job says so; idle bars are still -----------------------------------------------
+
+
+def _still(bar: ProgressBar) -> bool:
+    """An indeterminate bar (no total) animates 15 times a second."""
+    return bar.percentage is not None
+
+
+async def test_a_failed_generation_says_failed_and_its_bar_stops(dash_ws, monkeypatch):
+    def broken(*a, **kw):  # noqa: ARG001
+        raise RuntimeError("the teacher fell over [b]")
+
+    monkeypatch.setattr("tui.generate.run_generation", broken)
+    messages = []
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await pilot.press("6")
+        await pilot.pause()
+        assert isinstance(app.screen, GenerateScreen)
+        bar = app.screen.query_one("#gen-bar", ProgressBar)
+        assert _still(bar)  # not started: nothing moves
+        await pilot.click("#gen-start")
+        await until(pilot, lambda: any(isinstance(m, JobDone) for m in messages))
+        await pilot.pause()
+        stats = _text(app, "#gen-stats")
+        assert stats.startswith("failed") and "the teacher fell over [b]" in stats
+        assert _still(bar)
+        assert not app.screen.query_one("#gen-start").disabled
+
+
+async def test_an_idle_index_screen_animates_nothing(dash_ws):
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await settle(app, pilot)
+        assert _still(app.screen.query_one("#index-bar", ProgressBar))
+
+
