@@ -134,8 +134,7 @@ class IndexScreen(_View, SearchScreen):
         self.query_one("#recall-title", Static).update(Text("scoring every method ...", style="dim"))
         self.load("recall", D.retrieval_recall, self._ws(), list(KS), gold)
 
-    def on_load_failed(self, msg: LoadFailed) -> None:
-        super().on_load_failed(msg)
+    def on_load_failed(self, msg: LoadFailed) -> None:  # _Loading's notifies (Textual calls both)
         if msg.what == "recall":
             self.query_one("#recall-title", Static).update("")
 

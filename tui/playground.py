@@ -128,6 +128,5 @@ class PlaygroundScreen(_Loading, Screen):
         for note in msg.notes:
             self.notify(note, title="playground", severity="warning", markup=False)
 
-    def on_load_failed(self, msg: LoadFailed) -> None:
-        super().on_load_failed(msg)
+    def on_load_failed(self, msg: LoadFailed) -> None:  # _Loading's notifies (Textual calls both)
         self.query_one("#answers").remove_children()
