@@ -193,6 +193,11 @@ class Ledger:
         """The latest ``limit`` runs, newest first."""
         return self._all("SELECT * FROM runs ORDER BY id DESC LIMIT ?", limit)
 
+    def running_runs(self) -> list[dict[str, Any]]:
+        """Runs whose row still says ``running``, newest first (a process killed mid-run
+        leaves one behind: ``workspace.lock_holder`` tells a live run from such a row)."""
+        return self._all("SELECT * FROM runs WHERE status = 'running' ORDER BY id DESC")
+
     def run_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 

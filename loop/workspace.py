@@ -238,6 +238,32 @@ def load_dataset(path: Path, rebuild: str) -> Any:
                              hint=f"delete {path.parent} and {rebuild}") from e
 
 
+def lock_holder(root: str | Path) -> dict[str, Any] | None:
+    """Who writes the workspace now, read without taking the lock: the ``.lock`` file's
+    pid, host, command and start, or None when nobody holds it. Its holder empties the file
+    on release; one killed mid-run leaves its words behind, so a pid on this host that is no
+    longer alive counts as nobody (a pid on another host is taken at its word)."""
+    try:
+        info = json.loads((Path(root) / ".lock").read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not info.get("pid"):
+        return None
+    if info.get("host") == socket.gethostname() and not _alive(int(info["pid"])):
+        return None
+    return info
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
 def _read_holder(fd: int) -> str:
     try:
         info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")

@@ -94,6 +94,41 @@ class _Loading:
                         markup=False)
 
 
+@dataclass
+class ActiveRuns(Message, bubble=False):
+    """The runs going on in the workspace (``tui.data.active_runs``), read by a poll."""
+
+    rows: list[dict[str, Any]]
+
+
+class RunWatch:
+    """Mixin of screens that show what runs in the workspace, whoever started it (a CLI
+    training holds no worker here, but its ledger row says running): ``watch_runs()`` from
+    ``on_mount`` reads ``tui.data.active_runs`` every ``POLL_S`` seconds while the screen
+    is shown; each reading arrives as ``ActiveRuns(rows)``."""
+
+    POLL_S = 2.0
+
+    def watch_runs(self) -> None:
+        self.set_interval(self.POLL_S, self._poll_runs)  # type: ignore[attr-defined]
+
+    def _poll_runs(self) -> None:
+        if self.is_current:  # type: ignore[attr-defined]
+            self.poll_runs()
+
+    @work(thread=True, exclusive=True, group="active-runs")
+    def poll_runs(self) -> None:
+        from tui.data import active_runs
+
+        worker = get_current_worker()
+        try:
+            rows = active_runs(self.app.ws_path)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - a missing workspace is the screen's own load's to say
+            return
+        if not worker.is_cancelled:
+            self.post_message(ActiveRuns(rows))  # type: ignore[attr-defined]
+
+
 class _View(_Loading):
     """A screen showing one view of the workspace: loaded when first shown, again each time
     it is shown again, and on ``r``. ``VIEW`` is ``(what, loader)``: ``loader(ws_path)`` runs

@@ -59,7 +59,7 @@ class Overview:
     models: list[dict[str, Any]]
     runs: int
     scores: Scores | None
-
+    running: list[dict[str, Any]] = field(default_factory=list)  # active_runs
 
 @dataclass
 class Answer:
@@ -122,7 +122,32 @@ def load_overview(ws_path: Path) -> Overview:
             index["method"] = cfg.get("method", "")
             index["k"] = cfg.get("k", "")
         return Overview(Path(ws_path), corpus, dataset, index, db.models(), db.run_count(),
-                        _scores(ws))
+                        _scores(ws), _active_runs(ws))
+
+
+def active_runs(ws_path: Path) -> list[dict[str, Any]]:
+    """The runs going on in the workspace now, whoever started them (the CLI, another
+    dashboard, this one), newest first; each with ``holder``: the lock holder's pid, host,
+    command and start."""
+    with _open(ws_path) as ws:
+        return _active_runs(ws)
+
+
+def _active_runs(ws) -> list[dict[str, Any]]:  # noqa: ANN001
+    from loop.workspace import lock_holder
+
+    rows = ws.ledger.running_runs()
+    holder = lock_holder(ws.root) if rows else None
+    # A stage holds the write lock for as long as its row says running; rows without a
+    # live holder are left by a process that was killed mid-run.
+    return [{**r, "holder": holder} for r in rows] if holder else []
+
+
+def run_line(r: dict[str, Any]) -> str:
+    """``train (run 12, since 14:03:09) by 'synthloop train', pid 4242``"""
+    h = r.get("holder") or {}
+    by = f" by '{h['command']}', pid {h.get('pid')}" if h.get("command") else ""
+    return f"{r['stage']} (run {r['id']}, since {time.strftime('%H:%M:%S', time.localtime(r['started_at']))}){by}"
 
 
 def load_runs(ws_path: Path, limit: int = 500) -> list[dict[str, Any]]:

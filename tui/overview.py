@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from tui import data as D
-from tui.base import Loaded, LoadFailed, _View, guarded
+from tui.base import ActiveRuns, Loaded, LoadFailed, RunWatch, _View, guarded
 from tui.scoreboard import scoreboard_rows
 
 
@@ -26,10 +26,17 @@ class ReportWritten(Message, bubble=False):
     path: Path
 
 
-class OverviewScreen(_View, Screen):
+class OverviewScreen(RunWatch, _View, Screen):
     """The workspace at a glance and the latest scoreboard."""
 
     VIEW = ("overview", D.load_overview)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ov: D.Overview | None = None
+
+    def on_mount(self) -> None:  # _View's on_mount loads the view (Textual calls both)
+        self.watch_runs()
 
     BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("w", "report", "Write report")]
 
@@ -46,6 +53,16 @@ class OverviewScreen(_View, Screen):
     def on_loaded(self, msg: Loaded) -> None:
         if msg.what == "overview":
             self.show(msg.value)
+
+    @guarded
+    def on_active_runs(self, msg: ActiveRuns) -> None:
+        if self.ov is None or self.ov.running == msg.rows:
+            return
+        ended = bool(self.ov.running) and not msg.rows
+        self.ov.running = msg.rows
+        self.query_one("#ws-summary", Static).update(_summary(self.ov))
+        if ended:  # what the run made: a dataset, a model, a scoreboard
+            self.action_refresh()
 
     def action_report(self) -> None:
         self.notify("writing the report ...")
@@ -67,6 +84,7 @@ class OverviewScreen(_View, Screen):
         self.notify(f"report written: {msg.path}", title="report", markup=False)
 
     def show(self, ov: D.Overview) -> None:
+        self.ov = ov
         self.query_one("#ws-summary", Static).update(_summary(ov))
         table = self.query_one("#scoreboard", DataTable)
         table.clear(columns=True)
@@ -112,4 +130,6 @@ def _summary(ov: D.Overview) -> str:
     else:
         lines.append("[b]Models[/]   [dim]none: synthloop train[/]")
     lines.append(f"[b]Runs[/]     {ov.runs} in the ledger")
+    if ov.running:
+        lines.append("[b][yellow]Running[/][/]  " + "; ".join(escape(D.run_line(r)) for r in ov.running))
     return "\n".join(lines)

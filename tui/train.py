@@ -23,7 +23,18 @@ from textual_plotext import PlotextPlot
 
 from loop.train.config import TrainConfig
 from tui import data as D
-from tui.base import JobDone, Loaded, Meter, StageEvent, _Loading, fmt_seconds, guarded, run_stage
+from tui.base import (
+    ActiveRuns,
+    JobDone,
+    Loaded,
+    Meter,
+    RunWatch,
+    StageEvent,
+    _Loading,
+    fmt_seconds,
+    guarded,
+    run_stage,
+)
 from tui.forms import field_widgets, form_config
 
 # TrainConfig's fields on the form (the rest: the config file, or the CLI's flags)
@@ -73,7 +84,7 @@ class Curves:
         return changed
 
 
-class TrainScreen(_Loading, Screen):
+class TrainScreen(RunWatch, _Loading, Screen):
     """Fine-tune the student on the current dataset and watch the loss."""
 
     BINDINGS = [Binding("s", "start", "Start"), Binding("c", "stop", "Stop"),
@@ -86,6 +97,7 @@ class TrainScreen(_Loading, Screen):
         self.meter = Meter()
         self.curves = Curves()
         self.running = False
+        self.elsewhere: list[dict[str, Any]] = []  # training runs this screen did not start
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -115,6 +127,28 @@ class TrainScreen(_Loading, Screen):
     def on_mount(self) -> None:
         self.load("train-defaults", D.train_defaults, self._ws())
         self._draw()
+        self.poll_runs()
+        self.watch_runs()
+
+    @guarded
+    def on_active_runs(self, msg: ActiveRuns) -> None:
+        """A training started elsewhere (the CLI, another dashboard) shows as running, and
+        Start waits for it: the workspace has one writer at a time."""
+        if self.running:  # this screen's own run: its events tell more
+            return
+        rows = [r for r in msg.rows if r["stage"] == "train"]
+        if rows == self.elsewhere:
+            return
+        stats = self.query_one("#train-stats", Static)
+        if rows:
+            stats.update(Text.assemble(("running", "bold yellow"), " in this workspace: ",
+                                       "; ".join(D.run_line(r) for r in rows),
+                                       ("\nits loss is in its own log; Start waits for it", "dim")))
+        elif self.elsewhere:
+            stats.update(Text(f"training run {self.elsewhere[0]['id']} ended: the Runs screen (3) "
+                              "has its result", style="dim"))
+        self.elsewhere = rows
+        self.query_one("#train-start", Button).disabled = bool(rows)
 
     @guarded
     def on_loaded(self, msg: Loaded) -> None:

@@ -212,3 +212,43 @@ async def test_an_idle_index_screen_animates_nothing(dash_ws):
         assert _still(app.screen.query_one("#index-bar", ProgressBar))
 
 
+# -- 6. a CLI training in the same workspace shows as running -----------------------------------
+
+
+async def test_a_cli_training_in_the_workspace_shows_as_running(dash_ws, monkeypatch):
+    from loop.workspace import Workspace
+    from tui.base import RunWatch
+
+    monkeypatch.setattr(RunWatch, "POLL_S", 0.1)
+    ws = Workspace(dash_ws)
+    with ws.writing("synthloop train"):  # what a CLI training holds while it runs
+        rid = ws.ledger.start_run("train", ["synthloop", "train"], {"student": "smollm2"})
+        app = SynthloopApp(dash_ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            assert "Running" in _text(app, "#ws-summary")
+            assert f"train (run {rid}" in _text(app, "#ws-summary")
+            await pilot.press("7")
+            await settle(app, pilot)
+            assert isinstance(app.screen, TrainScreen)
+            await until(pilot, lambda: "running" in _text(app, "#train-stats"))
+            assert f"run {rid}" in _text(app, "#train-stats")
+            assert app.screen.query_one("#train-start").disabled
+            ws.ledger.finish_run(rid, status="ok", summary={})
+            ws._release()  # the CLI run ends
+            await until(pilot, lambda: not app.screen.query_one("#train-start").disabled)
+            assert "running" not in _text(app, "#train-stats")
+    ws.close()
+
+
+async def test_a_run_left_running_by_a_dead_process_is_not_running(dash_ws):
+    from loop.workspace import Workspace
+
+    with Workspace(dash_ws) as ws:  # killed mid-run: its row says running, nobody holds the lock
+        ws.ledger.start_run("train", ["synthloop", "train"], {})
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert "Running" not in _text(app, "#ws-summary")
+
+
