@@ -30,7 +30,17 @@ from tui.help import HelpScreen
 from tui.overview import OverviewScreen, ReportWritten  # noqa: F401 - re-exported
 from tui.runs import CompareScreen, RunsScreen  # noqa: F401 - re-exported
 from tui.scoreboard import ScoreboardScreen, drill_down, scoreboard_rows  # noqa: F401
-from tui.screens import SCREENS
+from tui.screens import SCREENS, ScreenSpec
+
+SCREEN_KEYS = Binding.Group("screens", compact=True)
+
+
+def open_screen(spec: ScreenSpec) -> Screen:
+    """A mode's screen, its name in the header (the footer shows only its key)."""
+    screen = spec.screen()
+    screen.title = f"synthloop · {spec.title}"
+    return screen
+
 
 # -- the app ---------------------------------------------------------------------------------
 
@@ -40,14 +50,15 @@ class SynthloopApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "synthloop"
     ENABLE_COMMAND_PALETTE = True
-    MODES = {s.mode: s.screen for s in SCREENS}
+    MODES = {s.mode: functools.partial(open_screen, s) for s in SCREENS}
     DEFAULT_MODE = SCREENS[0].mode
-    # The footer shows the screen's keys, then these in order: help and quit first, so they
-    # stay visible at 80 columns; 1-9 switch screens (the help and the palette list them all).
+    # The footer shows the screen's keys, then these: help, quit, and 1-9 as one group of
+    # bare keys (their names are tooltips, in the help and the palette), so every key fits
+    # 80 columns; the header names the screen shown. `r` (reload) is in the help only.
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
-        *(Binding(s.key, f"switch_mode('{s.mode}')", s.footer) for s in SCREENS),
+        *(Binding(s.key, f"switch_mode('{s.mode}')", s.footer, group=SCREEN_KEYS) for s in SCREENS),
     ]
 
     def __init__(self, ws_path: str | Path) -> None:

@@ -31,6 +31,14 @@ def printable_terminal(app: Any) -> None:
     console.render = lambda renderable, options=None: printable_segments(render(renderable, options))
 
 
+def footer() -> Any:
+    """The footer every screen yields: compact, and without the palette's key (``ctrl+p``
+    is in the help), so a screen's keys, help, quit and 1-9 fit 80 columns."""
+    from textual.widgets import Footer
+
+    return Footer(compact=True, show_command_palette=False)
+
+
 # -- messages --------------------------------------------------------------------------------
 
 

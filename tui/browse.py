@@ -11,11 +11,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
 from tui import data as D
-from tui.base import Loaded, LoadFailed, _Loading, guarded
+from tui.base import Loaded, LoadFailed, _Loading, footer, guarded
 
 # -- corpus --------------------------------------------------------------------------------
 
@@ -23,7 +23,7 @@ from tui.base import Loaded, LoadFailed, _Loading, guarded
 class CorpusScreen(_Loading, Screen):
     """Documents and their chunks; the files ingest skipped and why; add documents."""
 
-    BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("slash", "find", "Filter"),
+    BINDINGS = [Binding("r", "refresh", "Refresh", show=False), Binding("slash", "find", "Filter"),
                 Binding("a", "add", "Add documents")]
     AUTO_FOCUS = "#documents"
 
@@ -41,7 +41,7 @@ class CorpusScreen(_Loading, Screen):
             with VerticalScroll(id="chunks-pane"):
                 yield Static("Select a document to see its chunks.", id="chunks")
         yield Static("", id="skipped")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         self.action_refresh()
@@ -167,8 +167,8 @@ class SearchDone(Message, bubble=False):
 class SearchScreen(_Loading, Screen):
     """One query, the hits of bm25, dense and hybrid side by side."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel / leave the box"),
-                Binding("slash", "find", "Search box")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel / leave the box", show=False),
+                Binding("slash", "find", "Search")]
     AUTO_FOCUS = "#query"
 
     def __init__(self) -> None:
@@ -182,7 +182,7 @@ class SearchScreen(_Loading, Screen):
             for m in search_methods():
                 with VerticalScroll(classes="hits-col"):
                     yield Static(f"[b]{m}[/]", id=f"hits-{m}")
-        yield Footer()
+        yield footer()
 
     @on(Input.Submitted, "#query")
     @guarded

@@ -19,10 +19,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, ProgressBar, RichLog, Static
+from textual.widgets import Button, Header, ProgressBar, RichLog, Static
 
 from loop.generate.config import GenerateConfig
-from tui.base import JobDone, Meter, StageEvent, _Loading, fmt_seconds, guarded, run_stage
+from tui.base import JobDone, Meter, StageEvent, _Loading, fmt_seconds, footer, guarded, run_stage
 from tui.forms import field_widgets, form_config
 
 FORM = ["teacher", "tasks", "per_chunk", "limit", "price_per_1k"]  # GenerateConfig's fields
@@ -95,7 +95,7 @@ class GenerateScreen(_Loading, Screen):
         yield ProgressBar(id="gen-bar", total=1, show_eta=False, classes="idle")
         yield Static("Not started.", id="gen-stats", classes="panel")
         yield RichLog(id="gen-log", max_lines=200, markup=False, wrap=True)
-        yield Footer()
+        yield footer()
 
     @on(Button.Pressed, "#gen-start")
     def action_start(self) -> None:

@@ -17,10 +17,20 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBar, Static
+from textual.widgets import Button, DataTable, Header, Input, ProgressBar, Static
 
 from tui import data as D
-from tui.base import JobDone, Loaded, LoadFailed, Meter, StageEvent, _View, guarded, run_stage
+from tui.base import (
+    JobDone,
+    Loaded,
+    LoadFailed,
+    Meter,
+    StageEvent,
+    _View,
+    footer,
+    guarded,
+    run_stage,
+)
 from tui.browse import SearchScreen, search_methods
 
 KS = (1, 5, 10)
@@ -70,7 +80,7 @@ class IndexScreen(_View, SearchScreen):
             for m in search_methods():
                 with VerticalScroll(classes="hits-col"):
                     yield Static(f"[b]{m}[/]", id=f"hits-{m}")
-        yield Footer()
+        yield footer()
 
     @guarded
     def on_loaded(self, msg: Loaded) -> None:

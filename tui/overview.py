@@ -13,11 +13,11 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
 from tui import data as D
-from tui.base import ActiveRuns, Loaded, LoadFailed, RunWatch, _View, guarded
+from tui.base import ActiveRuns, Loaded, LoadFailed, RunWatch, _View, footer, guarded
 from tui.scoreboard import scoreboard_rows
 
 
@@ -38,7 +38,7 @@ class OverviewScreen(RunWatch, _View, Screen):
     def on_mount(self) -> None:  # _View's on_mount loads the view (Textual calls both)
         self.watch_runs()
 
-    BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("w", "report", "Write report")]
+    BINDINGS = [Binding("r", "refresh", "Refresh", show=False), Binding("w", "report", "Write report")]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -47,7 +47,7 @@ class OverviewScreen(RunWatch, _View, Screen):
             yield Static("Scoreboard", classes="section-title")
             yield DataTable(id="scoreboard", cursor_type="row", zebra_stripes=True)
             yield Static("", id="verdict", classes="panel")
-        yield Footer()
+        yield footer()
 
     @guarded
     def on_loaded(self, msg: Loaded) -> None:

@@ -18,11 +18,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, Static
+from textual.widgets import Header, Input, Label, Static
 from textual.worker import get_current_worker
 
 from tui import data as D
-from tui.base import Loaded, LoadFailed, _Loading, guarded, reason
+from tui.base import Loaded, LoadFailed, _Loading, footer, guarded, reason
 
 
 @dataclass
@@ -75,7 +75,7 @@ class PlaygroundScreen(_Loading, Screen):
                         compact=True)  # on_mount names the default
         yield Input(placeholder="/ then a question for every setup (enter)", id="ask", compact=True)
         yield Horizontal(Static("Answers appear here, one column per setup.", classes="dim"), id="answers")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         self.load("student", D.playground_student, self._ws())

@@ -11,10 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from tui import data as D
-from tui.base import Loaded, _Loading, _View, guarded
+from tui.base import Loaded, _Loading, _View, footer, guarded
 
 
 class RunsScreen(_View, Screen):
@@ -24,7 +24,7 @@ class RunsScreen(_View, Screen):
     VIEW = ("runs", D.load_runs)
 
     BINDINGS = [Binding("m", "mark", "Mark"), Binding("c", "compare", "Compare marked"),
-                Binding("r", "refresh", "Refresh")]
+                Binding("r", "refresh", "Refresh", show=False)]
     AUTO_FOCUS = "#runs"
 
     def __init__(self) -> None:
@@ -38,7 +38,7 @@ class RunsScreen(_View, Screen):
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="run-detail-pane"):
                 yield Static("Select a run to see its summary.", id="run-detail")
-        yield Footer()
+        yield footer()
 
     @guarded
     def on_loaded(self, msg: Loaded) -> None:
@@ -114,7 +114,7 @@ class CompareScreen(_Loading, Screen):
         yield Header()
         yield Static(f"run {self.a} against run {self.b}", id="compare-title", classes="section-title")
         yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         self.load("compare", D.compare_runs, self._ws(), self.a, self.b)

@@ -15,11 +15,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Header, Label, Static, TextArea
+from textual.widgets import DataTable, Header, Label, Static, TextArea
 from textual.worker import get_current_worker
 
 from tui import data as D
-from tui.base import Loaded, LoadFailed, _View, guarded, reason
+from tui.base import Loaded, LoadFailed, _View, footer, guarded, reason
 
 VERDICT_STYLE = {"accepted": ("✓ accepted", "green"), "edited": ("✎ edited", "cyan"),
                  "rejected": ("✗ rejected", "red")}
@@ -77,7 +77,7 @@ class SamplesScreen(_View, Screen):
 
     BINDINGS = [Binding("a", "judge('accepted')", "Accept"), Binding("e", "edit", "Edit"),
                 Binding("x", "judge('rejected')", "Reject"),
-                Binding("ctrl+s", "apply", "Apply verdicts"), Binding("r", "refresh", "Refresh")]
+                Binding("ctrl+s", "apply", "Apply"), Binding("r", "refresh", "Refresh", show=False)]
     AUTO_FOCUS = "#samples"
 
     def __init__(self) -> None:
@@ -92,7 +92,7 @@ class SamplesScreen(_View, Screen):
             yield DataTable(id="samples", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="sample-pane"):
                 yield Static("Select a sample.", id="sample-detail")
-        yield Footer()
+        yield footer()
 
     @guarded
     def on_loaded(self, msg: Loaded) -> None:

@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Checkbox, DataTable, Footer, Header, Static
+from textual.widgets import Checkbox, DataTable, Header, Static
 
 from tui import data as D
-from tui.base import Loaded, _Loading, guarded
+from tui.base import Loaded, _Loading, footer, guarded
 
 
 def scoreboard_rows(scores: D.Scores) -> tuple[list[str | Text], list[list[Text | str]]]:
@@ -42,7 +42,7 @@ class ScoreboardScreen(_Loading, Screen):
     BINDINGS = [
         Binding("d", "toggle_disagree", "Disagreements"),
         Binding("p", "toggle_docs", "Per document"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Refresh", show=False),
     ]
     AUTO_FOCUS = "#questions"
 
@@ -61,7 +61,7 @@ class ScoreboardScreen(_Loading, Screen):
                 with VerticalScroll(id="drill-pane"):
                     yield Static("Select a question to see every setup's answer.", id="drill")
             yield DataTable(id="by-doc", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         self.action_refresh()

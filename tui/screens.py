@@ -24,7 +24,7 @@ class ScreenSpec:
     mode: str
     screen: type[Screen]
     key: str  # the key that opens it
-    footer: str  # its label in the footer
+    footer: str  # its short name: the tooltip of its key in the footer
     title: str  # its name in the command palette
     what: str  # one line: the palette's description and the help table's
     keys: str = ""  # its own keys, for the help table

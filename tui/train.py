@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Static
+from textual.widgets import Button, Header, Input, Static
 from textual_plotext import PlotextPlot
 
 from loop.train.config import TrainConfig
@@ -32,6 +32,7 @@ from tui.base import (
     StageEvent,
     _Loading,
     fmt_seconds,
+    footer,
     guarded,
     run_stage,
 )
@@ -122,7 +123,7 @@ class TrainScreen(RunWatch, _Loading, Screen):
                                          "with context (combined)")
         yield Static("Not started.", id="train-stats", classes="panel")
         yield PlotextPlot(id="train-plot")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         self.load("train-defaults", D.train_defaults, self._ws())

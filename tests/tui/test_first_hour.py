@@ -252,3 +252,29 @@ async def test_a_run_left_running_by_a_dead_process_is_not_running(dash_ws):
         assert "Running" not in _text(app, "#ws-summary")
 
 
+# -- 7. the footer fits 80 columns ---------------------------------------------------------------
+
+
+async def test_the_footer_fits_80_columns_on_every_screen(dash_ws):
+    from textual.widgets._footer import FooterKey
+
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for spec in SCREENS:
+            await pilot.press(spec.key)
+            await settle(app, pilot)
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, spec.screen)
+            keys = {k.key: k.region for k in app.screen.query(FooterKey)}
+            for s in SCREENS:  # every screen key, drawn inside the 80 columns
+                assert s.key in keys, (spec.mode, s.key)
+                assert keys[s.key].width and keys[s.key].right <= 80, (spec.mode, s.key, keys[s.key])
+            for key in ("question_mark", "q"):
+                assert key in keys and keys[key].right <= 80, (spec.mode, key)
+            shown = [k for k in app.screen.query(FooterKey) if "-command-palette" not in k.classes]
+            palette = [k for k in app.screen.query(FooterKey) if "-command-palette" in k.classes]
+            left = min((k.region.x for k in palette), default=80)
+            over = [k.key for k in shown if k.region.right > left]
+            assert not over, (spec.mode, over)  # nothing cut, nothing under the palette key
+
+
