@@ -221,10 +221,15 @@ class SearchScreen(_Loading, Screen):
     def on_search_done(self, msg: SearchDone) -> None:
         for m, hits in msg.hits.items():
             lines = [Text.assemble((m, "bold"), "  ", (f"{len(hits)} hits", "dim"))]
-            for n, h in enumerate(hits, 1):
+            # By the score shown: hybrid's windows come reordered by query-word coverage,
+            # while their score is the fused one; the retriever's own rank, where it differs.
+            ranked = sorted(enumerate(hits, 1), key=lambda rh: -rh[1].score)
+            for n, (rank, h) in enumerate(ranked, 1):
                 text = " ".join(h.text.split())
                 lines.append(Text.assemble((f"{n}.", "bold"), " ", (h.source, "cyan"), " ",
-                                           (f"{h.score:.3f}", "dim"), "\n", text[:300]))
+                                           (f"{h.score:.3f}", "dim"),
+                                           (f"  (retrieved {rank})" if rank != n else "", "dim"),
+                                           "\n", text[:300]))
             if not hits:
                 lines.append(Text("no hits", style="dim"))
             self.query_one(f"#hits-{m}", Static).update(Text("\n").join(lines))

@@ -278,3 +278,27 @@ async def test_the_footer_fits_80_columns_on_every_screen(dash_ws):
             assert not over, (spec.mode, over)  # nothing cut, nothing under the palette key
 
 
+# -- 8. hits in the order of the score shown ----------------------------------------------------
+
+
+async def test_hits_are_listed_by_the_score_shown(dash_ws, monkeypatch):
+    from retrieval.index import Hit
+
+    def hit(n: int, score: float) -> Hit:
+        return Hit(f"c{n}", score, f"passage {n}", f"doc{n}.md", "", f"d{n}", 0, 1)
+
+    ranked = [hit(1, 0.2), hit(2, 0.5), hit(3, 0.1)]  # a rerank reordered the fused scores
+    monkeypatch.setattr("tui.data.open_retriever",
+                        lambda ws: SimpleNamespace(search=lambda q, k, m: list(ranked)))  # noqa: ARG005
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await settle(app, pilot)
+        await pilot.press("slash", *"ferry", "enter")
+        await settle(app, pilot)
+        text = _text(app, "#hits-hybrid")
+        order = [text.index(f"doc{n}.md") for n in (2, 1, 3)]
+        assert order == sorted(order), text
+        assert "0.500" in text.split("doc1.md")[0]
+
+
