@@ -40,7 +40,8 @@ class Scores:
         return [d for d in self.differences if d.get("metric") == metric and d.get("significant")]
 
     def beats(self, setup: str, metric: str) -> list[str]:
-        """The setups this one beats measurably on ``metric`` (paired 95% interval above 0)."""
+        """The setups this one beats measurably on ``metric``: the eval stage's ``significant``
+        (a paired bootstrap p-value, Holm-corrected across the metric's pairs)."""
         out = []
         for d in self.significant(metric):
             if d["a"] == setup and d["mean"] > 0:

@@ -20,8 +20,10 @@ HELP_TAIL = """\
 | `?` | this help |
 | `q` | quit |
 
-A `▲` marks an F1/EM score that beats another setup measurably (paired 95% interval
-excludes 0); the second column names the setups it beats.
+A `▲` marks an F1/EM score that beats another setup measurably: a paired bootstrap test
+of the difference on the same questions, its p-value Holm-corrected across every pair of
+setups on that metric (family-wise error 5%); the second column names the setups it beats.
+The intervals shown are the uncorrected 95% ones, so one can exclude 0 without a `▲`.
 
 In a text box, `escape` gives the keys back to the app (`enter` submits it).
 A cancelled generation keeps the rows of the jobs it finished as a partial dataset, and

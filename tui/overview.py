@@ -102,11 +102,11 @@ class OverviewScreen(RunWatch, _View, Screen):
                  Text(ov.scores.verdict)]
         if sig:
             lines.append(Text.assemble(("Significant F1 differences", "bold"),
-                                       " (paired 95% interval excludes 0):"))
+                                       " (paired bootstrap, Holm-corrected; 95% intervals):"))
             lines += [Text(f"  {d['a']} - {d['b']}: {d['mean']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]")
                       for d in sig]
         else:
-            lines.append(Text("No F1 difference is significant at 95%.", style="dim"))
+            lines.append(Text("No F1 difference is significant after Holm's correction.", style="dim"))
         lines += [Text(f"note: {n}", style="dim") for n in ov.scores.notes]
         verdict.update(Text("\n").join(lines))
 

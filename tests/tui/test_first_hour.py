@@ -302,3 +302,19 @@ async def test_hits_are_listed_by_the_score_shown(dash_ws, monkeypatch):
         assert "0.500" in text.split("doc1.md")[0]
 
 
+# -- 9. the help names the rule the ▲ follows ---------------------------------------------------
+
+
+async def test_help_describes_the_holm_corrected_rule(dash_ws):
+    from loop.eval.stage import CORRECTION
+    from tui.help import help_text
+
+    assert "Holm" in CORRECTION  # the rule the eval stage applies (and `significant` holds)
+    text = help_text()
+    assert "Holm" in text and "paired bootstrap" in text
+    assert "interval excludes 0" not in text
+    app = SynthloopApp(dash_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        verdict = _text(app, "#verdict")
+        assert "Holm" in verdict and "95% interval excludes 0" not in verdict
