@@ -61,7 +61,7 @@ _FAKE_RUN = textwrap.dedent("""
             return result
         return run
 
-    p.ingest = stage("ingest", NS(cached=False))
+    p.ingest = stage("ingest", NS(cached=False, chunks=1))
     p.generate = stage("generate", NS(cached=False))
     p.build_index = stage("index", NS(cached=False))
     p.train = stage("train", NS(cached=False, model_id="m"))
