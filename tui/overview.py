@@ -102,7 +102,7 @@ class OverviewScreen(RunWatch, _View, Screen):
                  Text(ov.scores.verdict)]
         if sig:
             lines.append(Text.assemble(("Significant F1 differences", "bold"),
-                                       " (paired bootstrap, Holm-corrected; 95% intervals):"))
+                                       " (paired bootstrap, Holm-corrected):"))
             lines += [Text(f"  {d['a']} - {d['b']}: {d['mean']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]")
                       for d in sig]
         else:
