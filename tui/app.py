@@ -32,8 +32,6 @@ from tui.runs import CompareScreen, RunsScreen  # noqa: F401 - re-exported
 from tui.scoreboard import ScoreboardScreen, drill_down, scoreboard_rows  # noqa: F401
 from tui.screens import SCREENS, ScreenSpec
 
-SCREEN_KEYS = Binding.Group("screens", compact=True)
-
 
 def open_screen(spec: ScreenSpec) -> Screen:
     """A mode's screen, its name in the header (the footer shows only its key)."""
@@ -52,13 +50,12 @@ class SynthloopApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
     MODES = {s.mode: functools.partial(open_screen, s) for s in SCREENS}
     DEFAULT_MODE = SCREENS[0].mode
-    # The footer shows the screen's keys, then these: help, quit, and 1-9 as one group of
-    # bare keys (their names are tooltips, in the help and the palette), so every key fits
-    # 80 columns; the header names the screen shown. `r` (reload) is in the help only.
+    # The footer shows the screen's keys, then these: help and quit, and 1-9 bare
+    # (``tui.base.footer``), so every key fits 80 columns. `r` (reload) is in the help only.
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
-        *(Binding(s.key, f"switch_mode('{s.mode}')", s.footer, group=SCREEN_KEYS) for s in SCREENS),
+        *(Binding(s.key, f"switch_mode('{s.mode}')", s.footer) for s in SCREENS),
     ]
 
     def __init__(self, ws_path: str | Path) -> None:

@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from textual import work
+from textual.app import ComposeResult
 from textual.message import Message
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey  # not exported; the Footer's own key widget
 from textual.worker import get_current_worker
 
 # -- outside text on screen -------------------------------------------------------------------
@@ -31,12 +34,32 @@ def printable_terminal(app: Any) -> None:
     console.render = lambda renderable, options=None: printable_segments(render(renderable, options))
 
 
-def footer() -> Any:
-    """The footer every screen yields: compact, and without the palette's key (``ctrl+p``
-    is in the help), so a screen's keys, help, quit and 1-9 fit 80 columns."""
-    from textual.widgets import Footer
+class DashFooter(Footer):
+    """The footer every screen yields (``footer()``): the screen keys 1-9 bare, their names
+    their tooltips (in the help and the palette too; the header names the screen shown).
+    Not a ``Binding.Group``: with one, Textual 8 left the overview's scoreboard (a table
+    filled after mount) undrawn until a resize."""
 
-    return Footer(compact=True, show_command_palette=False)
+    def compose(self) -> ComposeResult:
+        if not self._bindings_ready:
+            return
+        seen: set[str] = set()
+        for _node, binding, enabled, tooltip in self.screen.active_bindings.values():
+            if not binding.show or binding.action in seen:  # one key per action, as Footer
+                continue
+            seen.add(binding.action)
+            bare = binding.action.startswith("switch_mode(")
+            yield FooterKey(binding.key, self.app.get_key_display(binding),
+                            "" if bare else binding.description, binding.action,
+                            disabled=not enabled,
+                            tooltip=tooltip or (binding.description if bare else ""),
+                            ).data_bind(compact=Footer.compact)
+
+
+def footer() -> DashFooter:
+    """Compact, without the palette's key (``ctrl+p`` is in the help): a screen's keys,
+    help, quit and 1-9 fit 80 columns."""
+    return DashFooter(compact=True, show_command_palette=False)
 
 
 # -- messages --------------------------------------------------------------------------------
