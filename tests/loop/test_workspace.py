@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from loop.errors import WorkspaceBusyError
-from loop.workspace import Workspace
+from loop.workspace import Workspace, lock_holder
 
 
 def _hold_lock(path):
@@ -48,6 +48,18 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path):
     ws = Workspace(tmp_path / "ws")
     with ws.writing("ingest"):
         assert ws.locked
+
+
+def test_lock_holder_names_a_live_writer_and_not_a_killed_one(tmp_path):
+    """What the dashboard reads to tell a running CLI stage from a row a killed one left."""
+    assert lock_holder(tmp_path / "ws") is None  # no workspace, no lock file
+    proc = _hold_lock(tmp_path / "ws")
+    holder = lock_holder(tmp_path / "ws")
+    assert holder["pid"] == proc.pid and holder["command"] == "generate --teacher rules"
+    proc.kill()
+    proc.wait(timeout=30)
+    assert (tmp_path / "ws" / ".lock").read_text()  # a killed holder leaves its words behind
+    assert lock_holder(tmp_path / "ws") is None
 
 
 def test_atomic_dir_renames_on_success_and_cleans_on_failure(tmp_path):
