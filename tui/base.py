@@ -144,10 +144,14 @@ class RunWatch:
         self.set_interval(self.POLL_S, self._poll_runs)  # type: ignore[attr-defined]
 
     def _poll_runs(self) -> None:
-        if self.is_current:  # type: ignore[attr-defined]
+        # a reading still under way (a slow disk, a busy machine) is left to finish: the next
+        # tick skips rather than cancelling it, so waiting for workers never meets a cancel
+        busy = any(w.group == "active-runs" and not w.is_finished
+                   for w in self.app.workers)  # type: ignore[attr-defined]
+        if self.is_current and not busy:  # type: ignore[attr-defined]
             self.poll_runs()
 
-    @work(thread=True, exclusive=True, group="active-runs")
+    @work(thread=True, group="active-runs")
     def poll_runs(self) -> None:
         from tui.data import active_runs
 

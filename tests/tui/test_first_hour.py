@@ -42,7 +42,14 @@ async def until(pilot, cond, timeout: float = 30.0) -> None:
 
 
 async def settle(app, pilot) -> None:
-    await app.workers.wait_for_complete()
+    from textual.worker import WorkerCancelled
+
+    for _ in range(20):  # a poll (RunWatch) replaced by the next one is cancelled: wait again
+        try:
+            await app.workers.wait_for_complete()
+            break
+        except WorkerCancelled:
+            await pilot.pause(0.05)
     await pilot.pause()
 
 
