@@ -120,14 +120,22 @@ def read_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
     from loop.stages import stages
 
+    known = {**{name: s.config for name, s in stages().items()},
+             COMBINED: stages()["train"].config}
     for stage, table in data.items():
-        if stage not in stages():
-            known = ", ".join(stages())
-            raise ConfigError(f"{path}: unknown section [{stage}] (known: {known})")
+        if stage not in known:
+            raise ConfigError(f"{path}: unknown section [{stage}] (known: {', '.join(known)})")
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [{stage}] must be a table of keys")
-        resolve(stages()[stage].config, table)  # every section is checked, not only the verb's own
+        if stage == COMBINED:  # [train] keys the combined adapter sets apart; checked over [train]
+            table = {**(data.get("train") or {}), **table}
+        resolve(known[stage], table)  # every section is checked, not only the verb's own
     return data
+
+
+# the section of `synthloop run`'s config with the [train] keys the combined (context-trained)
+# adapter sets apart from the tuned one (RunConfigs.combined)
+COMBINED = "combined"
 
 
 def resolve(model: type[C], file_table: dict[str, Any] | None = None, **flags: Any) -> C:

@@ -47,11 +47,12 @@ class RunConfigs:
                     **flags: dict[str, Any]) -> RunConfigs:
         """Each stage's config from its config-file section, then the flags given for it
         (``{"train": {"student": ...}}``; None values are not given)."""
-        from loop.config import resolve
+        from loop.config import COMBINED, resolve
         from loop.stages import stages
 
         cfgs = cls(**{name: resolve(s.config, tables.get(name), **flags.get(name, {}))
-                      for name, s in stages().items()})
+                      for name, s in stages().items()},
+                   combined=dict(tables.get(COMBINED) or {}))
         given = {**(tables.get("ingest") or {}), **flags.get("ingest", {})}
         if given.get("tokenizer") is None and cfgs.index.embedder != cfgs.ingest.tokenizer:
             # chunks are measured by the tokenizer of the embedder that will index them
@@ -188,8 +189,13 @@ def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict
 
     out = {}
     for kind, with_context in (("tuned", False), ("combined", True)):
-        cfg = cfgs.train.model_copy(update={"with_context": with_context,
-                                            **(cfgs.combined if with_context else {})})
+        extra = cfgs.combined if with_context else {}
+        if with_context and cfgs.train.method == "pretrain" and "tuned" in out:
+            # pretrain then SFT: the combined adapter is SFT on the same pretrained model (the
+            # one the tuned adapter sits on, which --from tuned requires), not a second pretrain
+            base = ws.ledger.model(out["tuned"])["student"]
+            extra = {"method": "lora", "then_sft": False, "student": base, **extra}
+        cfg = cfgs.train.model_copy(update={"with_context": with_context, **extra})
         try:
             out[kind] = stage(f"train-{kind}", train, ws, cfg, emit).model_id
         except SynthloopError as e:  # e.g. no raft rows: the combined setup is skipped

@@ -57,3 +57,45 @@ def test_one_file_for_every_stage_is_read_and_checked_whole(tmp_path):
                          text=True, check=True).stdout  # a fresh process: nothing pre-imported
     assert "['eval', 'generate', 'index', 'ingest', 'train']" in out
     assert "[eval] unknown key 'kk'" in out
+
+
+def test_combined_section_sets_the_combined_adapter_apart(tmp_path):
+    """`run`'s [combined] table holds [train] keys for the context-trained adapter only; its
+    keys are checked as [train] keys (over the file's [train] table), typos named."""
+    from loop.pipeline import RunConfigs
+
+    f = tmp_path / "c.toml"
+    f.write_text('[train]\nlr = 1e-3\n[combined]\nmax_steps = 12\ninit_from = "tuned"\n')
+    cfgs = RunConfigs.from_tables(read_config_file(f))
+    assert cfgs.train.lr == 1e-3 and cfgs.train.max_steps == -1
+    assert cfgs.combined == {"max_steps": 12, "init_from": "tuned"}
+    f.write_text("[combined]\nmax_stpes = 12\n")
+    with pytest.raises(ConfigError, match="unknown key 'max_stpes'"):
+        read_config_file(f)
+
+
+def test_pretrain_then_sft_trains_combined_on_the_pretrained_model():
+    """With `method = "pretrain"` and `then_sft`, the tuned adapter sits on the pretrained
+    model; the combined adapter is SFT on that same model (which continuing the tuned adapter
+    requires), not a second pretraining of the student."""
+    from types import SimpleNamespace
+
+    from loop.pipeline import RunConfigs, _train_both
+    from loop.train.config import TrainConfig
+
+    seen = []
+
+    def stage(name, fn, ws, cfg, emit):
+        seen.append((name, cfg))
+        return SimpleNamespace(model_id=f"id-{name}")
+
+    ws = SimpleNamespace(ledger=SimpleNamespace(
+        model=lambda mid: {"id": mid, "student": "model:pretrained-1"}))
+    cfgs = RunConfigs(train=TrainConfig(method="pretrain", then_sft=True),
+                      combined={"init_from": "tuned", "max_steps": 12})
+    out = _train_both(ws, cfgs, stage, emit=lambda e: None)
+    assert out == {"tuned": "id-train-tuned", "combined": "id-train-combined"}
+    (_, tuned), (_, combined) = seen
+    assert (tuned.method, tuned.then_sft, tuned.with_context) == ("pretrain", True, False)
+    assert (combined.method, combined.then_sft, combined.student) == ("lora", False, "model:pretrained-1")
+    assert combined.with_context and combined.init_from == "tuned" and combined.max_steps == 12
