@@ -1,7 +1,7 @@
 """The knowledge recipe against the baselines it must beat, on one corpus and one question set.
 
     .venv/bin/python bench/knowledge.py [--method lora|full] [--exposures 4] [--paraphrases 3]
-        [--docs examples/marrowick --gold examples/marrowick-eval.jsonl] [--workspace DIR]
+        [--pretrain EPOCHS] [--docs examples/marrowick --gold examples/marrowick-eval.jsonl] [--workspace DIR]
 
 Runs ``synthloop run``'s pipeline in-process: the rules teacher's ``knowledge`` + ``raft``
 data, ``smollm2`` tuned by exposures per fact, every setup scored on the whole gold set.
@@ -39,6 +39,11 @@ def configs(args: argparse.Namespace):  # noqa: ANN201
                                                "lr": lr})
     if args.method == "full":  # the combined adapter stays LoRA (it starts from the student)
         cfgs.combined = {**cfgs.combined, "method": "lora", "init_from": None}
+    if args.pretrain:  # continued pretraining on the chunks and their rewrites, then the SFT
+        cfgs.generate = cfgs.generate.model_copy(
+            update={"tasks": [*cfgs.generate.tasks, "rewrite"]})
+        cfgs.train = cfgs.train.model_copy(update={"method": "pretrain", "then_sft": True,
+                                                   "pretrain_epochs": args.pretrain})
     cfgs.eval = cfgs.eval.model_copy(update={"max_questions": args.max_questions,
                                              "setups": ["base", "rag", "tuned", "tuned+rag",
                                                         "combined"]})
@@ -55,17 +60,29 @@ def _diff(diffs: list[dict], a: str, b: str, metric: str) -> dict | None:
     return None
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The recipe's knobs, shared with bench/covidqa.py."""
     p.add_argument("--method", choices=["lora", "full"], default="lora")
     p.add_argument("--exposures", type=float, default=4)
     p.add_argument("--paraphrases", type=int, default=3)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--pretrain", type=float, default=None, metavar="EPOCHS",
+                   help="first continued pretraining (LoRA, merged) for EPOCHS passes over the "
+                        "chunks and their rewrites, then the SFT on the pretrained model")
     p.add_argument("--max-questions", type=int, default=None, help="score only the first N")
+    return p
+
+
+def main() -> None:
+    p = options(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     p.add_argument("--docs", type=Path, default=ROOT / "examples" / "marrowick")
     p.add_argument("--gold", type=Path, default=ROOT / "examples" / "marrowick-eval.jsonl")
     p.add_argument("--workspace", type=Path, default=Path("bench/out/knowledge"))
-    args = p.parse_args()
+    print(json.dumps(bench(p.parse_args()), indent=2))
+
+
+def bench(args: argparse.Namespace) -> dict:
+    """Run the pipeline on ``args.docs`` / ``args.gold`` and return the figures."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from loop.eval.stage import EvalResult  # noqa: F401 - import errors before any work
@@ -84,6 +101,8 @@ def main() -> None:
         finally:
             sink.close()
         models = {k: ws.ledger.model(v) for k, v in (out["models"] or {}).items() if v}
+        base_rows = {r["student"]: ws.ledger.model(r["student"].removeprefix("model:"))
+                     for r in models.values() if r["student"].startswith("model:")}
         scores = json.loads((Path(out["report"]["json"])).read_text())
     wall = time.perf_counter() - t
     lead = out["lead_metric"]
@@ -103,8 +122,13 @@ def main() -> None:
         train_meta[setup] = {"steps": meta["steps"], "tokens_per_s": meta.get("tokens_per_s"),
                              "peak_gib": round((meta.get("memory") or {}).get("peak_bytes", 0) / 2**30, 2),
                              "val_loss": meta.get("val_loss"), "notes": meta.get("notes")}
-    print(json.dumps({
-        "settings": {"method": args.method, "exposures": args.exposures,
+        if row["student"].startswith("model:") and "pretrain" not in train_meta:
+            pre = json.loads((Path(base_rows[row["student"]]["path"]) / "synthloop.json").read_text())
+            # pretrain then SFT: the pretraining run the SFT sits on
+            train_meta["pretrain"] = {k: pre.get(k) for k in ("steps", "tokens_per_s", "loss_first",
+                                                              "loss_last", "val_loss")}
+    return {
+        "settings": {"method": args.method, "exposures": args.exposures, "pretrain": args.pretrain,
                      "paraphrases": args.paraphrases, "lr": cfgs.train.lr},
         "wall_s": round(wall, 1), "stage_s": out["stage_seconds"],
         "coverage": out["coverage"], "lead_metric": lead,
@@ -116,7 +140,7 @@ def main() -> None:
         "gap_closed_by_tuned": gap,
         "forgetting": (scores.get("probes") or {}).get("forgetting"),
         "training": train_meta, "verdict": out["verdict"],
-    }, indent=2))
+    }
 
 
 if __name__ == "__main__":

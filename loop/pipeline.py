@@ -194,7 +194,8 @@ def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict
             # pretrain then SFT: the combined adapter is SFT on the same pretrained model (the
             # one the tuned adapter sits on, which --from tuned requires), not a second pretrain
             base = ws.ledger.model(out["tuned"])["student"]
-            extra = {"method": "lora", "then_sft": False, "student": base, **extra}
+            extra = {"method": "lora", "then_sft": False, "pretrain_epochs": None, "student": base,
+                     **extra}
         cfg = cfgs.train.model_copy(update={"with_context": with_context, **extra})
         try:
             out[kind] = stage(f"train-{kind}", train, ws, cfg, emit).model_id

@@ -23,6 +23,7 @@ class TrainConfig(StageConfig):
         {"device", "save_steps", "report_to", "trust_remote_code", "allow_pickle",
          "logging_steps", "gradient_checkpointing", "memory_budget", "then_sft", "sweep"}
     )
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"pretrain_epochs"})  # added later
 
     student: str = Field(
         "smollm2",
@@ -33,6 +34,10 @@ class TrainConfig(StageConfig):
     method: Method = Field("lora", description="How to train (qlora: LoRA on 4-bit bitsandbytes weights; dpo: preference rows; pretrain: the raw chunks).")
     then_sft: bool = Field(
         False, description="With method pretrain: fine-tune (LoRA) the pretrained model next.")
+    pretrain_epochs: float | None = Field(
+        None, gt=0, description="With method pretrain: passes over the chunks and their "
+        "rewrites (unset: epochs), so that with then_sft the fine-tuning after it is still "
+        "sized by exposures.")
     init_from: str | None = Field(
         None, description="Continue this workspace model's adapter instead of a fresh LoRA: "
         "tuned | combined | a model id (preference tuning after SFT: --method dpo --from tuned; "

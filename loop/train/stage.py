@@ -106,7 +106,7 @@ def train(ws: Workspace, cfg: TrainConfig | None = None, emit: EventSink = null_
 
             PartialState().wait_for_everyone()
         sft = cfg.model_copy(update={"method": "lora", "student": f"model:{result.model_id}",
-                                     "then_sft": False})
+                                     "then_sft": False, "pretrain_epochs": None})
         tuned = _Train(ws, sft, emit, callbacks or []).run()
         tuned.pretrain = result.summary()
         return tuned
@@ -190,6 +190,8 @@ class _Train:
         says so. ``max_steps`` still caps it. Context rows (the combined adapter) and an
         explicit ``epochs`` keep the epochs given."""
         cfg = self.cfg
+        if cfg.method == "pretrain" and cfg.pretrain_epochs:
+            return cfg.model_copy(update={"epochs": cfg.pretrain_epochs})
         # raft rows teach reading the context, one row per question: epochs size them
         if (cfg.exposures is None or cfg.method in ("pretrain", "dpo") or cfg.with_context
                 or "epochs" in cfg.model_fields_set):

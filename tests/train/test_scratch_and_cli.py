@@ -198,3 +198,20 @@ def test_report_to_tensorboard_keeps_its_logs_and_bad_loggers_are_one_line(train
             continue
         out = CliRunner().invoke(app, [*base, "--report-to", flag])
         assert out.exit_code == 1 and said in out.output and "Traceback" not in out.output, out.output
+
+
+def test_pretrain_epochs_leave_the_fine_tuning_sized_by_exposures(corpus_ws, kit, tiny_student):
+    """`method = "pretrain"`, `then_sft`: the pretraining makes `pretrain_epochs` passes over
+    the chunks, and the fine-tuning after it is still sized by exposures per fact (one shared
+    `epochs` would size both)."""
+    kit.write_dataset(corpus_ws, kit.fact_rows(12))
+    cfg = kit.fast_config(tiny_student, method="pretrain", then_sft=True, pretrain_epochs=1,
+                          exposures=2, max_steps=-1, batch_size=4)
+    tuned = train(corpus_ws, cfg)
+    pre = json.loads((Path(tuned.pretrain["path"]) / "synthloop.json").read_text())
+    sft = json.loads((tuned.path / "synthloop.json").read_text())
+    assert tuned.kind == "tuned" and tuned.student == f"model:{tuned.pretrain['model_id']}"
+    three = train(corpus_ws, cfg.model_copy(update={"then_sft": False, "pretrain_epochs": None}))
+    assert three.kind == "pretrain" and three.steps >= 2 * pre["steps"] > 0  # epochs = 3
+    assert any("2 exposures per fact" in n for n in tuned.notes), tuned.notes
+    assert "pretrain_epochs" not in sft["config"]
