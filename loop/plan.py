@@ -77,7 +77,8 @@ def run_plan(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None,
     rate, basis = ANSWER_SECONDS, "assumed (135M student, 2 CPU cores)"
     stages.append({"stage": "eval", "what": f"{n_q} questions x {len(setups)} setups "
                    f"({', '.join(setups)}), {cfgs.eval.max_new_tokens} new tokens at most",
-                   "seconds": round(answers * rate), "basis": basis})
+                   "seconds": round(answers * rate), "basis": basis,
+                   "questions": n_q, "setups": setups})
     known = [s["seconds"] for s in stages if s["seconds"] is not None]
     return {"stages": stages, "seconds": round(sum(known)),
             "complete": all(s["seconds"] is not None for s in stages)}
@@ -109,7 +110,7 @@ def _train_entry(ws: Workspace, kind: str, cfg: Any, have_rows: bool) -> dict[st
     steps = math.ceil(total / max(cfg.batch_size * cfg.max_length, 1))
     return {"stage": f"train-{kind}", "what": f"{cfg.student}, {cfg.method}: {len(train_rows)} rows, "
             f"{epochs:.2f} epochs, ~{int(total):,} tokens, ~{steps} steps",
-            "seconds": round(total / rate), "basis": basis}
+            "seconds": round(total / rate), "basis": basis, "epochs": epochs}
 
 
 def _measured_rate(ws: Workspace, student: str, method: str) -> tuple[float, str]:
@@ -142,3 +143,90 @@ def _mins(seconds: float) -> str:
     if seconds < 60:
         return f"{int(seconds)} s"
     return f"{seconds / 60:.1f} min"
+
+
+# What a first `run` may cost before it scales its own defaults down (issue 27): on 2 CPU
+# cores the defaults (8 exposures, combined 3 epochs of raft rows, five setups) take about an
+# hour on a corpus of ~250 chunks.
+DEFAULT_BUDGET_MIN = 30.0
+MIN_EXPOSURES = 2  # fewer and the facts are not learned (docs/benchmarks.md, issue 23)
+MIN_QUESTIONS = 150  # enough for the intervals to resolve a 0.05 difference
+MIN_CHUNKS = 20
+
+
+def fit_budget(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None,
+               budget_s: float | None, emit: EventSink = null_sink) -> tuple[Any, dict[str, Any], list[str]]:
+    """The plan, and when it is over ``budget_s`` the configs with the defaults the user did
+    not set scaled down until it fits, in this order: the optional ``tuned+rag`` setup, the
+    combined adapter's epochs (3 -> 1), the tuned adapter's exposures per fact (down to
+    ``MIN_EXPOSURES``), the questions scored (down to ``MIN_QUESTIONS``), and last the chunks
+    the data is generated from (``limit``). A setting given in a config file or a flag is
+    never changed. Returns ``(cfgs, plan, what_was_scaled)``."""
+    from dataclasses import replace
+
+    plan = run_plan(ws, docs, cfgs, eval_set, emit=emit)
+    if not budget_s or not plan["complete"] or plan["seconds"] <= budget_s:
+        return cfgs, plan, []
+    by = {st["stage"]: st for st in plan["stages"]}
+    secs = {name: float(st["seconds"]) for name, st in by.items()}
+    scaled: list[str] = []
+    gen, train, ev, combined = cfgs.generate, cfgs.train, cfgs.eval, dict(cfgs.combined)
+
+    def over() -> float:
+        return sum(secs.values()) - budget_s
+
+    evs = by["eval"]
+    per_answer = secs["eval"] / max(evs["questions"] * len(evs["setups"]), 1)
+    if over() > 0 and "setups" not in ev.model_fields_set and "tuned+rag" in evs["setups"]:
+        setups = [x for x in ev.setups if x != "tuned+rag"]
+        ev = ev.model_copy(update={"setups": setups})
+        secs["eval"] -= evs["questions"] * per_answer
+        scaled.append("eval setups: tuned+rag left out")
+    comb = by.get("train-combined", {})
+    given = set(train.model_fields_set) | set(combined)
+    if (over() > 0 and comb.get("epochs", 0) > 1 and not given & {"epochs", "max_steps"}):
+        secs["train-combined"] *= 1 / comb["epochs"]
+        scaled.append(f"combined epochs {comb['epochs']:g} -> 1")
+        combined["epochs"] = 1.0
+    if (over() > 0 and train.exposures and train.exposures > MIN_EXPOSURES and secs.get("train-tuned")
+            and not set(train.model_fields_set) & {"exposures", "epochs", "max_steps"}):
+        room = secs["train-tuned"] - over()
+        exposures = max(MIN_EXPOSURES, math.floor(train.exposures * max(room, 0) / secs["train-tuned"]))
+        if exposures < train.exposures:
+            secs["train-tuned"] *= exposures / train.exposures
+            scaled.append(f"tuned exposures per fact {train.exposures:g} -> {exposures}")
+            train = train.model_copy(update={"exposures": float(exposures)})
+    if over() > 0 and "max_questions" not in ev.model_fields_set and evs["questions"] > MIN_QUESTIONS:
+        per_question = secs["eval"] / evs["questions"]
+        n = max(MIN_QUESTIONS, evs["questions"] - math.ceil(over() / per_question))
+        secs["eval"] = n * per_question
+        scaled.append(f"eval questions {evs['questions']} -> {n}")
+        ev = ev.model_copy(update={"max_questions": n})
+    chunks = _chunks(by["ingest"]["what"])
+    training = secs.get("train-tuned", 0) + secs.get("train-combined", 0)
+    if over() > 0 and gen.limit is None and "limit" not in gen.model_fields_set and chunks and training:
+        share = max(training - over(), 0) / training
+        limit = max(MIN_CHUNKS, math.floor(chunks * share))
+        if limit < chunks:
+            scaled.append(f"chunks the data is generated from {chunks} -> {limit} (limit)")
+            gen = gen.model_copy(update={"limit": limit})
+    if not scaled:
+        return cfgs, plan, []
+    fitted = replace(cfgs, generate=gen, train=train, eval=ev, combined=combined)
+    return fitted, run_plan(ws, docs, fitted, eval_set, emit=emit), scaled
+
+
+def _chunks(what: str) -> int | None:
+    """The chunk count of the ingest entry ("26 files -> 234 chunks")."""
+    try:
+        return int(what.rsplit("->", 1)[1].split()[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def default_budget_s(device: str = "auto") -> float | None:
+    """The time a first ``run`` is scaled to when ``--budget`` is not given: 30 minutes on a
+    CPU, none on an accelerator (the assumed rates are CPU rates)."""
+    from loop.train.students import resolve_device
+
+    return DEFAULT_BUDGET_MIN * 60 if resolve_device(device) == "cpu" else None

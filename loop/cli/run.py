@@ -56,6 +56,10 @@ def run(
     max_new_tokens: option(EvalConfig, "max_new_tokens") = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (each stage's size "
                                           "and time estimate) and stop, before any model loads.")] = False,
+    budget: Annotated[float | None, typer.Option(
+        metavar="MINUTES", min=0, help="Scale the defaults you did not set (setups, combined "
+        "epochs, exposures, questions, chunks) until the plan fits this many minutes; the plan "
+        "says what was scaled. Default: 30 on a CPU, none on a GPU; 0: never scale.")] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -75,8 +79,14 @@ def run(
             generate={"teacher": teacher, "teacher_url": teacher_url, "limit": limit},
             train={"student": student, "max_steps": max_steps},
             eval={"max_questions": max_questions, "max_new_tokens": max_new_tokens})
+        if budget is None:
+            from loop.plan import default_budget_s
+
+            budget_s = default_budget_s(cfgs.train.device)
+        else:
+            budget_s = budget * 60 or None
         _go(workspace, docs, cfgs, eval_set, iterations, as_json, demo=False, fresh=fresh,
-            dry_run=dry_run)
+            dry_run=dry_run, budget_s=budget_s)
 
 
 @app.command()
@@ -98,26 +108,34 @@ def demo(
 
 
 def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, demo: bool,  # noqa: ANN001
-        fresh: list[Path] | None = None, dry_run: bool = False) -> None:
+        fresh: list[Path] | None = None, dry_run: bool = False,
+        budget_s: float | None = None) -> None:
     from loop.pipeline import run_pipeline
-    from loop.plan import plan_lines, run_plan
+    from loop.plan import fit_budget, plan_lines
 
     sink = sink_for(console)
     with Workspace(workspace) as ws:
-        # the plan first: what each stage will do and about how long, before any model loads
+        # the plan first: what each stage will do and about how long, before any model loads;
+        # over the budget, the defaults the user did not set are scaled down until it fits
         try:
-            plan = run_plan(ws, docs, cfgs, eval_set, emit=sink)
+            cfgs, plan, scaled = fit_budget(ws, docs, cfgs, eval_set, budget_s, emit=sink)
         finally:
             sink.close()
+        lines = plan_lines(plan)
+        if scaled:
+            plan["scaled"] = scaled
+            lines.append(f"scaled to fit {budget_s / 60:g} min (--budget MINUTES to change, 0 to "
+                         "keep every default; a setting you give is never scaled):")
+            lines += [f"  {x}" for x in scaled]
         if dry_run:
             if as_json:
                 emit_json({"plan": plan})
             else:
-                for line in plan_lines(plan):
+                for line in lines:
                     say(line)
             return
         if not as_json:
-            for line in plan_lines(plan):
+            for line in lines:
                 say(line)
         sink = sink_for(console)
         try:
@@ -126,7 +144,7 @@ def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, d
                                    fresh=fresh)
         finally:
             sink.close()
-    summary = {"student": cfgs.train.student, **summary}
+    summary = {"student": cfgs.train.student, **summary, **({"scaled": scaled} if scaled else {})}
     if demo:
         from loop.pipeline import DEMO_QUESTIONS
 

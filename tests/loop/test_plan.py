@@ -18,7 +18,7 @@ def test_run_dry_run_prints_the_plan_and_loads_no_model(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "loop", "run", str(EXAMPLES / "marrowick"), "--eval-set",
          str(EXAMPLES / "marrowick-eval.jsonl"), "--student", "smollm2", "--dry-run", "--json",
-         "-w", str(ws)],
+         "--budget", "0", "-w", str(ws)],
         capture_output=True, text=True, timeout=240, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)["plan"]
@@ -45,3 +45,31 @@ def test_a_measured_rate_replaces_the_assumed_one(tmp_path):
         rate, basis = _measured_rate(ws, "smollm2", "lora")
         assert rate == 123.0 and basis.startswith(f"measured (run {run_id}")
         assert _measured_rate(ws, "smollm2", "full")[1].startswith("assumed")
+
+
+def _dry(tmp_path, *extra):
+    r = subprocess.run(
+        [sys.executable, "-m", "loop", "run", str(EXAMPLES / "marrowick"), "--eval-set",
+         str(EXAMPLES / "marrowick-eval.jsonl"), "--dry-run", "--json", "-w", str(tmp_path / "ws"),
+         *extra],
+        capture_output=True, text=True, timeout=240, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["plan"]
+
+
+def test_run_scales_the_defaults_it_was_not_given_to_fit_the_budget(tmp_path):
+    """Over `--budget`, `run` scales the defaults down in a stated order, says which, and
+    leaves every setting the user gave alone; the scaled plan fits."""
+    plan = _dry(tmp_path, "--budget", "30")
+    assert plan["scaled"] == ["eval setups: tuned+rag left out", "combined epochs 3 -> 1",
+                              "tuned exposures per fact 8 -> 4"]
+    assert plan["seconds"] <= 30 * 60
+    by = {s["stage"]: s for s in plan["stages"]}
+    assert "tuned+rag" not in by["eval"]["setups"] and by["train-combined"]["epochs"] == 1
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[train]\nexposures = 8\n[eval]\nsetups = ['base', 'rag', 'tuned', 'tuned+rag']\n")
+    tight = _dry(tmp_path, "--budget", "10", "--config", str(cfg))
+    assert not any("exposures" in x or "setups" in x for x in tight["scaled"])
+    assert any(x.startswith("chunks the data is generated from 234 -> ") for x in tight["scaled"])
+    assert "scaled" not in _dry(tmp_path, "--budget", "0")
