@@ -98,7 +98,14 @@ def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str
         # minutes of generate, index and training would otherwise come before "cannot load"
         check_student(uri, LoadOptions(ws=ws, trust_remote_code=cfgs.train.trust_remote_code,
                                        allow_pickle=cfgs.train.allow_pickle, emit=emit))
-    stage("generate", generate, ws, cfgs.generate, eval_questions=questions, emit=emit, api_key=api_key)
+    made = stage("generate", generate, ws, cfgs.generate, eval_questions=questions, emit=emit,
+                 api_key=api_key)
+    if made.failed_all():  # nothing to train on: a failed run, not base and rag scored as "ok"
+        from loop.errors import StageError
+
+        raise StageError(f"generate: {made.failed_all()}",
+                         hint="the same command again retries the failed jobs; the teacher "
+                              "calls that worked come back from the cache")
     if eval_set is None:
         stage("generate-eval", generate, ws, cfgs.generate, eval_mode=True, emit=emit, api_key=api_key)
     # With targeted rounds the targets come from a dev part and every round is scored on a

@@ -69,11 +69,9 @@ def generate(
                 result = run(ws, cfg, eval_mode=eval_mode, eval_set=eval_set, style_file=style,
                              emit=sink, api_key=os.environ.get("OPENAI_API_KEY"))
         s = result.summary()
-        failed_all = not s["samples"] and bool(s["failed_chunks"])
+        failed_all = result.failed_all()
         if failed_all:  # an empty dataset with every job failed is a failure, not a success
-            first = s["failed_chunks"][0]
-            s["error"] = (f"no sample was made: {len(s['failed_chunks'])} job(s) failed (the first: "
-                          f"{first['task']} on {first['chunk_id']}: {first['reason']})")
+            s["error"] = failed_all
         if as_json:
             emit_json(s)
             if failed_all:

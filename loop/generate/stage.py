@@ -92,6 +92,15 @@ class GenerateResult:
         d["dataset_path"] = str(self.dataset_path)
         return d
 
+    def failed_all(self) -> str | None:
+        """What went wrong when no sample was made and every job failed (an empty dataset
+        that is a failure, not a success); None otherwise."""
+        if self.samples or not self.failed_chunks:
+            return None
+        first = self.failed_chunks[0]
+        return (f"no sample was made: {len(self.failed_chunks)} job(s) failed (the first: "
+                f"{first['task']} on {first['chunk_id']}: {first['reason']})")
+
 
 def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: bool = False,
              eval_questions: list[str] | None = None, eval_set: Path | None = None,

@@ -197,6 +197,22 @@ def test_generate_exits_1_when_every_job_failed(ingested, hostile):
     assert r.exit_code == 1 and "no sample was made" in r.output, r.output
 
 
+def test_run_exits_1_when_every_generate_job_failed(tmp_path, hostile, rel):
+    """`run` stops at generate with the reason, instead of training nothing and reporting
+    base and rag as a finished run."""
+    server = hostile()
+    server.default = "html"
+    docs = rel.write_docs(tmp_path / "docs")
+    (tmp_path / "c.toml").write_text('[generate]\ntasks = ["qa"]\nmax_retries = 0\nlimit = 3\n')
+    r = runner.invoke(app, ["run", str(docs), "-w", str(tmp_path / "ws"), "--teacher", "openai:m",
+                            "--teacher-url", server.url, "--student", "scratch:tiny",
+                            "--config", str(tmp_path / "c.toml"), "--budget", "0"],
+                      env={"OPENAI_API_KEY": "none"})
+    assert r.exit_code == 1, r.output
+    assert "generate: no sample was made: 3 job(s) failed" in r.output
+    assert not (tmp_path / "ws" / "models").exists() or not any((tmp_path / "ws" / "models").iterdir())
+
+
 def test_a_redirect_to_another_origin_is_not_followed(hostile):
     """A 307 keeps the method and body: following it would send the prompt (documents
     included) to the other server. Within the same origin it is followed."""
