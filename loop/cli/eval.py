@@ -54,6 +54,7 @@ def report(
     evaluation: Annotated[str | None, typer.Argument(
         help="Evaluation id (default: the latest).")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder to write into (default: beside the scores).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a report already in --out.")] = False,
     workspace: WorkspaceOpt = DEFAULT_WS,
     as_json: JsonOpt = False,
 ) -> None:
@@ -61,7 +62,7 @@ def report(
     from loop.eval.report import report_evaluation
 
     with verb(as_json), Workspace(workspace) as ws:
-        scores, paths = report_evaluation(ws, evaluation, out)
+        scores, paths = report_evaluation(ws, evaluation, out, force=force)
         _show(scores, paths, as_json)
 
 

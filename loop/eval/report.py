@@ -109,11 +109,21 @@ def recommend(table: dict[str, Any], diffs: list[dict], lead: str = "f1") -> str
     return best
 
 
-def report_evaluation(ws: Workspace, eval_id: str | None = None,
-                      out: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def report_evaluation(ws: Workspace, eval_id: str | None = None, out: Path | None = None,
+                      force: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """``synthloop report``: the scores of an evaluation (default: the latest) and the paths
-    of the report written for it."""
+    of the report written for it. A folder ``out`` of the user's that already holds a report
+    is replaced only with ``force`` (the default folder, inside the workspace, always is)."""
     from loop.errors import InputError
+
+    if out is not None:
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out}: not a folder")
+        there = [n for n in ("report.md", "report.json") if (out / n).exists()]
+        if there and not force:
+            raise InputError(f"--out {out} already holds a report ({', '.join(there)})",
+                             hint="pass --force to replace it, or another folder")
 
     eval_id = eval_id or ws.ledger.current("eval")
     if not eval_id:

@@ -83,6 +83,23 @@ def test_report_files(scored, tmp_path):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_report_out_never_replaces_a_report_unasked(scored, tmp_path):
+    from loop.errors import InputError
+    from loop.eval.report import report_evaluation
+
+    ws, result, _, _ = scored
+    out = tmp_path / "mine"
+    report_evaluation(ws, result.eval_id, out)
+    (out / "report.md").write_text("my notes")
+    with pytest.raises(InputError, match="already holds a report") as err:
+        report_evaluation(ws, result.eval_id, out)
+    assert "--force" in str(err.value) and (out / "report.md").read_text() == "my notes"
+    report_evaluation(ws, result.eval_id, out, force=True)
+    assert (out / "report.md").read_text().startswith("# synthloop report")
+    report_evaluation(ws, result.eval_id)  # the workspace's own folder: always rewritten
+    report_evaluation(ws, result.eval_id)
+
+
 def test_verdict_follows_the_intervals():
     table = {s: {"f1": {"mean": m}} for s, m in (("base", .1), ("rag", .6), ("tuned", .3), ("combined", .62))}
     diffs = [
