@@ -124,8 +124,7 @@ def export_gguf(ws: Workspace, out: Path, quant: str = "f16", model: str | None 
         tok.save_pretrained(tmp)
         info = write_gguf(merged, tok, Path(tmp), out, quant,
                           name=f"synthloop {row['kind']} {model_id} ({row['student']})", mode=mode)
-    write_text(mf, modelfile(out.name, getattr(tok, "chat_template", None), tok.eos_token,
-                             _system_prompt(ws, row["dataset_id"])), force=force)
+    write_text(mf, modelfile(out.name, tok, _system_prompt(ws, row["dataset_id"])), force=force)
     write_text(rd, readme(out.name, f"synthloop {row['kind']} model {model_id}", quant),
                force=force)
     return {**info, "model_id": model_id, "kind": row["kind"], "modelfile": str(mf),

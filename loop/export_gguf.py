@@ -204,38 +204,176 @@ def _encode(data: np.ndarray, quant: str) -> tuple[np.ndarray, Any]:
 
 
 # -- Ollama --------------------------------------------------------------------------------------
-
-CHATML = ('{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
-          '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
-          '<|im_start|>assistant\n')
-LLAMA3 = ('{{- if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>'
-          '{{ end }}{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n'
-          '{{ .Content }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n')
-
-PLAIN = ('{{- if .System }}<|system|>\n{{ .System }}\n{{ end }}'
-         '{{- range .Messages }}<|{{ .Role }}|>\n{{ .Content }}\n{{ end }}<|assistant|>\n')
+# Ollama renders TEMPLATE with .Messages holding every message, system ones included (.System is
+# only their join), after prepending the Modelfile's SYSTEM as a message when the first one is not
+# a system message (ollama template/template.go, server/routes.go). So the templates print system
+# turns from .Messages alone: printing .System as well printed the system prompt twice.
 
 
-def modelfile(gguf_name: str, chat_template: str | None, eos: str | None,
-              system: str | None) -> str:
-    """An Ollama Modelfile: FROM the file, the chat template as Ollama's Go TEMPLATE, stop
-    tokens and the system prompt the model was trained with (if any)."""
+@dataclass(frozen=True)
+class _Family:
+    """A chat format: one turn (ROLE, CONTENT and EOS stand for the parts), the assistant turn
+    where it differs, the generation prompt, and the stop strings."""
+
+    turn: str
+    generation: str
+    stops: tuple[str, ...]
+    assistant: str | None = None
+
+    def render(self, role: str, content: str, eos: str = "") -> str:
+        shape = self.assistant if role == "assistant" and self.assistant else self.turn
+        return _fill(shape, {"ROLE": role, "CONTENT": content, "EOS": eos})
+
+    def go(self, eos: str) -> str:
+        """One message as Go template text: {{ .Role }}, {{ .Content }}."""
+        parts = {"ROLE": "{{ .Role }}", "CONTENT": "{{ .Content }}", "EOS": _go_text(eos)}
+        if self.assistant is None:
+            return _fill(self.turn, parts)
+        return ('{{ if eq .Role "assistant" }}' + _fill(self.assistant, parts) + "{{ else }}"
+                + _fill(self.turn, parts) + "{{ end }}")
+
+
+def _fill(shape: str, parts: dict[str, str]) -> str:
+    return re.sub("ROLE|CONTENT|EOS", lambda m: parts[m.group()], shape)
+
+
+CHATML = _Family("<|im_start|>ROLE\nCONTENT<|im_end|>\n", "<|im_start|>assistant\n",
+                 ("<|im_end|>", "<|im_start|>"))
+LLAMA3 = _Family("<|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>",
+                 "<|start_header_id|>assistant<|end_header_id|>\n\n",
+                 ("<|eot_id|>", "<|start_header_id|>"))
+# synthloop's own template (students without one): the assistant turn ends with the eos token
+PLAIN = _Family("<|ROLE|>\nCONTENT\n", "<|assistant|>\n", ("<|user|>",),
+                assistant="<|assistant|>\nCONTENTEOS\n")
+
+
+def _family(chat_template: str | None) -> _Family | None:
     tpl = chat_template or ""
     if "<|im_start|>" in tpl:
-        template, stops = CHATML, ["<|im_end|>", "<|im_start|>"]
-    elif "<|start_header_id|>" in tpl:
-        template, stops = LLAMA3, ["<|eot_id|>", "<|start_header_id|>"]
-    elif "'<|' + m['role'] + '|>" in tpl:  # synthloop's default template (students without one)
-        template, stops = PLAIN, ["<|user|>"]
+        return CHATML
+    if "<|start_header_id|>" in tpl:
+        return LLAMA3
+    if "'<|' + m['role'] + '|>" in tpl:
+        return PLAIN
+    return None
+
+
+def ollama_template(family: _Family, default_system: str | None, eos: str = "") -> str:
+    """The family's Go TEMPLATE, in the plainest form (range, if, eq/ne/and, no trim markers):
+    with ``default_system``, a system turn of that text is put first when the first message is
+    not a system one, as SmolLM2's own template does (``loop.first and messages[0]['role'] !=
+    'system'``)."""
+    if default_system is None:
+        head = "{{ range .Messages }}"
     else:
+        head = ('{{ range $i, $_ := .Messages }}{{ if and (eq $i 0) (ne .Role "system") }}'
+                + _fill(family.turn, {"ROLE": "system", "CONTENT": _go_text(default_system),
+                                      "EOS": ""})
+                + "{{ end }}")
+    return head + family.go(eos) + "{{ end }}" + family.generation
+
+
+def _go_text(text: str) -> str:
+    """``text`` as a Go template action printing a string literal: printable ASCII as it is,
+    every other character escaped, so neither Go nor the Modelfile parser can misread it."""
+    if not text:
+        return ""
+    out = []
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif " " <= c <= "~":
+            out.append(c)
+        else:
+            out.append(f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
+    return '{{ "' + "".join(out) + '" }}'
+
+
+def default_system(tok: Any, family: _Family) -> tuple[str | None, bool]:
+    """The system prompt the chat template inserts into a conversation without one (SmolLM2's:
+    "You are a helpful AI assistant named SmolLM..."), read off its own rendering: a user turn
+    alone, less the family's user turn and generation prompt, must be one system turn, and that
+    text given as the system message must render the same prompt. Returns (the text or None,
+    whether the family's TEMPLATE then renders what the chat template does)."""
+    mark = "synthloop-user-turn"
+    alone = _render(tok, [{"role": "user", "content": mark}])
+    if alone is None:
+        return None, False
+    bos = getattr(tok, "bos_token", None) or ""
+    # a template that writes BOS itself (Llama 3) is read without it: llama.cpp adds BOS
+    want = family.render("user", mark) + family.generation
+    for body in (alone, alone[len(bos):]) if bos and alone.startswith(bos) else (alone,):
+        if body == want:
+            return None, True
+        found = _system_turn(body, want, family)
+        if found is not None:
+            again = _render(tok, [{"role": "system", "content": found},
+                                  {"role": "user", "content": mark}])
+            if again == alone:
+                return found, True
+    return None, False
+
+
+def _system_turn(body: str, want: str, family: _Family) -> str | None:
+    """The text of the one system turn before ``want`` (a user turn and the generation
+    prompt) in ``body``; None when ``body`` is not that."""
+    opening, closing = _fill(family.turn, {"ROLE": "system", "CONTENT": "\0", "EOS": ""}).split("\0")
+    head = body[: len(body) - len(want)]
+    if (body.endswith(want) and head.startswith(opening) and head.endswith(closing)
+            and len(head) >= len(opening) + len(closing)):
+        return head[len(opening): len(head) - len(closing)]
+    return None
+
+
+def _render(tok: Any, messages: list[dict[str, str]]) -> str | None:
+    try:
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception:  # a template may refuse a role (raise_exception): nothing to read off
+        return None
+
+
+def modelfile_string(text: str) -> str | None:
+    """``text`` as a Modelfile triple-quoted string, or None where Ollama could not read it
+    back exactly. Its parser has no escapes: a value ends at the first line end that follows
+    three quotes (spaces between), and unprintable characters are dropped (parser/parser.go);
+    anything else, quote runs included, comes back as written."""
+    if re.search(r'"""[ \t]*[\r\n]', text) or not all(c.isprintable() or c in "\t\r\n" for c in text):
+        return None
+    return f'"""{text}"""'
+
+
+def modelfile(gguf_name: str, tok: Any, system: str | None) -> str:
+    """An Ollama Modelfile: FROM the file, the chat template as Ollama's Go TEMPLATE, stop
+    tokens, and the system prompt the model was trained with (if any); without one, the
+    TEMPLATE keeps the default system prompt of the GGUF's own chat template."""
+    eos = getattr(tok, "eos_token", None) or ""
+    family = _family(getattr(tok, "chat_template", None))
+    notes, quoted = [], None
+    if family is None:
         template, stops = "{{ .Prompt }}", []
+        if getattr(tok, "chat_template", None):
+            notes.append("# TEMPLATE: synthloop writes no Ollama template for this model's chat "
+                         "template; prompts reach the model as they are")
+    else:
+        default, mirrored = default_system(tok, family)
+        if system:
+            quoted = modelfile_string(system)
+            default = system if quoted is None else default
+        if system and quoted is None:
+            # the TEMPLATE puts it first instead, which Ollama renders the same: SYSTEM too is
+            # put first only when the first message is not a system one
+            notes.append("# SYSTEM: the trained system prompt is in TEMPLATE (the first turn of "
+                         "a conversation without one): a Modelfile string cannot hold it exactly")
+        if not mirrored:
+            notes.append("# TEMPLATE: this model's chat template adds more than this TEMPLATE "
+                         "writes; Ollama's prompts may differ from the scored ones")
+        template, stops = ollama_template(family, default, eos), list(family.stops)
     if eos and eos not in stops:
         stops.append(eos)
-    lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{template}"""']
+    lines = [f"FROM ./{gguf_name}", *notes, f'TEMPLATE """{template}"""']
+    lines += [f"SYSTEM {quoted}"] if quoted else []
     lines += [f'PARAMETER stop "{s}"' for s in stops]
     lines += ["PARAMETER temperature 0"]  # the scoreboard's answers were greedy
-    if system:
-        lines.append(f'SYSTEM """{system.replace(chr(34) * 3, chr(34) * 2)}"""')
     return "\n".join(lines) + "\n"
 
 
@@ -247,5 +385,5 @@ def readme(gguf_name: str, model_name: str, quant: str) -> str:
             f"ollama create {stem} -f {stem}.Modelfile\nollama run {stem}\n```\n\n"
             "## llama.cpp\n\n```sh\n"
             f"llama-server -m {gguf_name} --jinja   # OpenAI-compatible server on :8080\n"
-            f"llama-cli -m {gguf_name} -cnv\n```\n\n"
+            f'llama-cli -m {gguf_name} -p "Hello" -st   # one prompt, one answer, with the chat template\n```\n\n'
             "LM Studio opens the file as it is.\n")
