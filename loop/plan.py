@@ -213,7 +213,23 @@ def fit_budget(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None
     if not scaled:
         return cfgs, plan, []
     fitted = replace(cfgs, generate=gen, train=train, eval=ev, combined=combined)
-    return fitted, run_plan(ws, docs, fitted, eval_set, emit=emit), scaled
+    plan = run_plan(ws, docs, fitted, eval_set, emit=emit)
+    for _ in range(3):  # rows do not shrink in step with chunks: correct the limit on the plan
+        limit = fitted.generate.limit
+        if limit is None or limit == cfgs.generate.limit or plan["seconds"] <= budget_s:
+            break
+        by = {st["stage"]: st["seconds"] or 0 for st in plan["stages"]}
+        training = by.get("train-tuned", 0) + by.get("train-combined", 0)
+        if not training:
+            break
+        share = max(training - (plan["seconds"] - budget_s), 0) / training
+        new = max(MIN_CHUNKS, math.floor(limit * share))
+        if new >= limit:
+            break
+        scaled[-1] = f"chunks the data is generated from {chunks} -> {new} (limit)"
+        fitted = replace(fitted, generate=fitted.generate.model_copy(update={"limit": new}))
+        plan = run_plan(ws, docs, fitted, eval_set, emit=emit)
+    return fitted, plan, scaled
 
 
 def _chunks(what: str) -> int | None:
