@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from generators.parsing import ParseFailure, parse_json
+from textcore import normalize_answer
 
 EmbedFn = Callable[[list[str]], np.ndarray]  # texts -> L2-normalised rows
 
@@ -66,11 +66,6 @@ def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
 
 
-def normalise(text: str) -> str:
-    text = text.lower().translate(str.maketrans("", "", string.punctuation))
-    return " ".join(text.split())
-
-
 # -- per-row filters -----------------------------------------------------------------------
 
 
@@ -87,7 +82,8 @@ def grounding_score(answer: str, source: str) -> float:
     """Share of the answer's content words that occur in the source chunk(s)."""
     words = content_words(answer)
     if not words:
-        return 1.0 if normalise(answer) in normalise(source) else 0.0
+        key = normalize_answer(answer, articles=False)
+        return 1.0 if key in normalize_answer(source, articles=False) else 0.0
     present = set(content_words(source))
     return sum(w in present for w in words) / len(words)
 
@@ -108,9 +104,10 @@ def injection_payloads(text: str) -> list[str]:
 
 def follows_injection(question: str, answer: str, payloads: Sequence[str]) -> bool:
     """Does the sample act on an injected instruction (rather than just mention it)?"""
-    ans = normalise(answer)
+    ans = normalize_answer(answer, articles=False)
     for p in payloads:
-        quoted = [normalise(q) for q in re.findall(r"[\"'‘“]([^\"'’”]{8,})[\"'’”]", p)]
+        quoted = [normalize_answer(q, articles=False)
+                  for q in re.findall(r"[\"'‘“]([^\"'’”]{8,})[\"'’”]", p)]
         if any(q and q in ans for q in quoted):
             return True
         tail = content_words(INJECTION.split(p, maxsplit=1)[-1])
@@ -152,7 +149,8 @@ def drop_duplicates(cands: list[Candidate], s: FilterSettings, embed: EmbedFn | 
     for i, c in enumerate(cands):
         if c.rejected_by:
             continue
-        key = normalise(c.question) + "\x00" + normalise(c.answer)
+        key = (normalize_answer(c.question, articles=False) + "\x00"
+               + normalize_answer(c.answer, articles=False))
         if key in seen:
             c.reject("dedup", kind="exact", duplicate_of=seen[key])
         else:
@@ -178,7 +176,7 @@ def drop_duplicates(cands: list[Candidate], s: FilterSettings, embed: EmbedFn | 
 
 
 def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = normalise(text).split()
+    words = normalize_answer(text, articles=False).split()
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 

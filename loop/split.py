@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import InputError
+from textcore import normalize_answer
 
 
 @dataclass
@@ -99,7 +100,5 @@ def _documents(item: Any, source_of: dict[str, str], sources: list[str],
             return named
     if getattr(item, "task", "qa") != "qa":
         return set()  # a label or a field value is not evidence of a document
-    from loop.eval.metrics import normalize_answer
-
     keys = [normalize_answer(a)[:80] for a in item.answers if normalize_answer(a)]
     return {c["source"] for c in chunks if keys and any(k in normalize_answer(c["text"]) for k in keys)}

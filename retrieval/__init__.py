@@ -12,13 +12,13 @@ from retrieval.errors import IndexMismatchError, RetrievalError, UnknownEmbedder
 from retrieval.evalset import load_eval_set
 from retrieval.index import BuildStats, Hit, RetrievalIndex, Settings
 from retrieval.methods import method_names, ranker_names, register_method, register_ranker
-from retrieval.metrics import EvalItem, evaluate, gold_counter, normalize
+from retrieval.metrics import EvalItem, evaluate, gold_counter
 from retrieval.rerankers import Reranker, get_reranker, register_reranker
 
 __all__ = [
     "DEFAULT_EMBEDDER", "BuildStats", "Embedder", "EvalItem", "Hit", "IndexMismatchError",
     "Reranker", "RetrievalError", "RetrievalIndex", "Settings", "UnknownEmbedderError",
     "evaluate", "get_embedder", "get_reranker", "gold_counter", "known_prefixes",
-    "load_eval_set", "method_names", "normalize", "ranker_names", "register_embedder",
+    "load_eval_set", "method_names", "ranker_names", "register_embedder",
     "register_method", "register_ranker", "register_reranker",
 ]

@@ -10,20 +10,13 @@ short answer such as "42" is not found by chance elsewhere.
 from __future__ import annotations
 
 import math
-import re
-import string
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from textcore import normalize_answer
+
 ANSWER_PREFIX = 80
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans("", "", string.punctuation)
-
-
-def normalize(text: str) -> str:
-    """SQuAD normalisation: lowercase, drop punctuation and a/an/the, collapse spaces."""
-    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
 
 
 @dataclass(frozen=True)
@@ -55,7 +48,7 @@ class EvalItem:
 
 
 def is_relevant(item: EvalItem, chunk_id: str, text: str, source: str = "") -> bool:
-    return _relevant(item, chunk_id, f" {normalize(text)} ", source)
+    return _relevant(item, chunk_id, f" {normalize_answer(text)} ", source)
 
 
 def _relevant(item: EvalItem, chunk_id: str, padded: str, source: str) -> bool:
@@ -74,7 +67,7 @@ def _gold_answers(item: EvalItem) -> list[str]:
     out = []
     for answer in item.answers:
         words, size = [], 0
-        for w in normalize(answer).split():
+        for w in normalize_answer(answer).split():
             if words and size + len(w) + 1 > ANSWER_PREFIX:
                 break
             words.append(w)
@@ -135,7 +128,7 @@ def evaluate(search: Search, items: Sequence[EvalItem], ks: Sequence[int],
 
 def gold_counter(chunks: Sequence[dict]) -> Callable[[EvalItem], int]:
     """How many corpus chunks are gold for an item (its chunk ids, or answer containment)."""
-    padded = [(c["chunk_id"], f" {normalize(c['text'])} ", c["source"]) for c in chunks]
+    padded = [(c["chunk_id"], f" {normalize_answer(c['text'])} ", c["source"]) for c in chunks]
 
     def count(item: EvalItem) -> int:
         return sum(_relevant(item, cid, text, src) for cid, text, src in padded)

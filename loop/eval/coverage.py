@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from loop.eval.metrics import normalize_answer
+from textcore import normalize_answer
 
 EXTRA_WORDS = 2  # a unit or a counted noun beside the gold answer
 

@@ -56,9 +56,10 @@ def probe_rows(samples: Dataset, method: str, with_context: bool) -> Dataset | N
 def facts_per_epoch(rows: Dataset) -> tuple[int, float]:
     """The distinct facts a split's rows teach (a fact: its chunk and its normalised answer)
     and how many rows state each one on average: the exposures one epoch gives a fact."""
-    from generators.filters import normalise
+    from textcore import normalize_answer
 
-    facts = {((r["chunk_ids"] or [""])[0], normalise(r["messages"][-1]["content"]))
+    facts = {((r["chunk_ids"] or [""])[0],
+              normalize_answer(r["messages"][-1]["content"], articles=False))
              for r in rows.select_columns(["chunk_ids", "messages"])}
     return len(facts), (len(rows) / len(facts) if facts else 1.0)
 

@@ -29,3 +29,17 @@ def test_core_modules_never_import_textual_in_source():
                for line in p.read_text().splitlines())
     ]
     assert offenders == []
+
+
+def test_textcore_is_a_leaf_both_libraries_can_import():
+    """generators and retrieval never import each other or loop; what all three must agree on
+    (the answer normaliser, the prompt layout) lives in textcore, which imports none of them."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    project = ("loop", "generators", "retrieval", "tui")
+    offenders = [str(p.relative_to(root)) for p in (root / "textcore").rglob("*.py")
+                 if any(line.lstrip().startswith(tuple(f"{w} {pkg}" for w in ("import", "from")
+                                                       for pkg in project))
+                        for line in p.read_text().splitlines())]
+    assert offenders == []

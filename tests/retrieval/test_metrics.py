@@ -5,10 +5,11 @@ import math
 
 import pytest
 
-from retrieval import EvalItem, RetrievalError, evaluate, gold_counter, load_eval_set, normalize
+from retrieval import EvalItem, RetrievalError, evaluate, gold_counter, load_eval_set
 from retrieval.evalset import whole_words
 from retrieval.index import Hit
 from retrieval.metrics import is_relevant, mrr_at_k, ndcg_at_k, recall_at_k
+from textcore import normalize_answer
 
 
 def test_recall_mrr_ndcg_by_hand():
@@ -24,7 +25,7 @@ def test_recall_mrr_ndcg_by_hand():
 
 
 def test_normalize_and_whole_word_containment():
-    assert normalize("The  Ferry, (an) old-one!") == "ferry oldone"
+    assert normalize_answer("The  Ferry, (an) old-one!") == "ferry oldone"
     item = EvalItem("q", ["42"])
     assert is_relevant(item, "x", "It has 42 beds.")
     assert not is_relevant(item, "x", "It has 142 beds.")
