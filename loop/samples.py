@@ -25,6 +25,7 @@ from datasets import Dataset, Features, List, Value, load_from_disk
 
 from loop.errors import WorkspaceError
 from loop.workspace import Workspace, load_dataset
+from textcore import QUESTION_MARK
 
 SAMPLE_FEATURES = Features(
     {
@@ -69,9 +70,6 @@ def make_sample(
         "split": split,
         "rejected": rejected,
     }
-
-
-QUESTION_MARK = "Question:"  # where a context-showing row's question starts (after its chunks)
 
 
 def question_of(sample: dict[str, Any]) -> str:

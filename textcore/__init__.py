@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import string
 
-__all__ = ["QUESTION_MARK", "normalize_answer", "with_context"]
+__all__ = ["QUESTION_MARK", "normalize_answer", "prompt_with_context"]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -29,7 +29,7 @@ def normalize_answer(text: str, *, articles: bool = True) -> str:
     return " ".join(text.split())
 
 
-def with_context(context: str, question: str) -> str:
+def prompt_with_context(context: str, question: str) -> str:
     """A question asked after its context: the context block, a blank line, ``Question:``.
 
     The one layout of a raft training row, a RAG setup's prompt and ``ask``; readers find

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from generators.tasks.base import Record, Task, as_json, document_block
 from generators.teachers.base import Chunk, Job
+from textcore import prompt_with_context
 
 Str = Field(min_length=1)
 
@@ -138,7 +139,7 @@ class RaftTask(Task):
             shown.append(job.chunk)
         random.Random(job.key).shuffle(shown)  # the oracle's position must not be learnable
         fmt = job.format_context or default_context
-        user = f"{fmt(shown)}\n\nQuestion: {item.question}"
+        user = prompt_with_context(fmt(shown), item.question)
         answer = (f"{item.reasoning.strip()}\nAnswer: {item.answer.strip()}" if job.reasoning
                   else item.answer.strip())
         msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]

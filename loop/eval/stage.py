@@ -29,6 +29,7 @@ from loop.eval.stats import bootstrap_ci, bootstrap_stat, holm, mcnemar_p, paire
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
 from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
+from textcore import prompt_with_context
 
 # Part of every evaluation id: bump it when scoring changes what an evaluation holds, so an
 # older evaluation is not taken for the new code's (v2: Holm-corrected decisions, lineage).
@@ -558,8 +559,8 @@ def setup_messages(q: Question, context: tuple[str, list] | None, setup: str) ->
     from generators.tasks.base import student_chat
 
     if SETUPS[setup].retrieval and context is not None:
-        # The same layout as generators' raft rows: context block, blank line, question.
-        return student_chat([{"role": "user", "content": f"{context[0]}\n\nQuestion: {q.question}"}])
+        return student_chat([{"role": "user",
+                              "content": prompt_with_context(context[0], q.question)}])
     return student_chat([{"role": "user", "content": q.question}])
 
 

@@ -1,12 +1,13 @@
 """Fit a context-carrying row (raft) into ``max_length`` without losing its answer.
 
 A raft row's user turn is the RAG block (``retrieval.prompt.build_context``: a header, then
-numbered ``<document>`` passages) followed by ``\\n\\nQuestion: ...``; its assistant turn is the
-answer. Cut at the end, a row longer than ``max_length`` loses the answer (on 8 scientific
-papers, 70 of 137 training rows kept no answer token). Here the row is shortened where it
-can spare text: whole distractor passages first (the last shown first), never the oracle
-when it can be identified; then the text of what is left, in a window around the answer
-when the passage holds it. The question and the answer are never touched; a row that is
+numbered ``<document>`` passages) followed by ``\\n\\nQuestion: ...`` (the layout of
+``textcore.prompt_with_context``); its assistant turn is the answer. Cut at the end, a row
+longer than ``max_length`` loses the answer (on 8 scientific papers, 70 of 137 training
+rows kept no answer token). Here the row is shortened where it can spare text: whole
+distractor passages first (the last shown first), never the oracle when it can be
+identified; then the text of what is left, in a window around the answer when the passage
+holds it. The question and the answer are never touched; a row that is
 still too long after that is left to the plain cut.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from generators.filters import content_words
-from loop.samples import QUESTION_MARK
+from textcore import QUESTION_MARK
 
 _DOC = re.compile(r'<document index="\d+"(?P<attrs>[^>]*)>\n(?P<text>.*?)\n</document>', re.S)
 _ANSWER = "Answer:"  # raft answers end "reasoning\nAnswer: X": X is what the passage holds

@@ -48,12 +48,16 @@ def test_every_setup_and_training_row_gets_the_same_system_message():
     from generators.tasks.base import STUDENT_SYSTEM
     from loop.eval.stage import Question, setup_messages
     from loop.train.data import with_student_system
+    from textcore import prompt_with_context
 
     q = Question("1", Q, ["42 beds"], [], "")
     for setup, ctx in (("base", None), ("rag", ("[1] ctx", [])), ("tuned", None),
                        ("combined", ("[1] ctx", []))):
         msgs = setup_messages(q, ctx, setup)
         assert msgs[0] == {"role": "system", "content": STUDENT_SYSTEM}
+        # a RAG setup's prompt is laid out as a raft training row is
+        assert msgs[-1]["content"] == (prompt_with_context(ctx[0], Q) if setup in ("rag", "combined")
+                                       else Q)
     rows = Dataset.from_list([{"messages": [{"role": "user", "content": Q},
                                             {"role": "assistant", "content": "42 beds"}]},
                               {"messages": [{"role": "system", "content": "Mine."},

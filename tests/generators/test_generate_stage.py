@@ -239,8 +239,15 @@ def test_generated_eval_set_is_separate_and_decontaminated(example_ws):
 
 def test_raft_rows_use_the_rag_prompt_block(example_ws):
     generate(example_ws, GenerateConfig(limit=20, tasks=["raft"]))
-    user = load_samples(example_ws)[0]["messages"][0]["content"]
+    from loop.samples import question_of
+    from textcore import prompt_with_context
+
+    row = load_samples(example_ws)[0]
+    user = row["messages"][0]["content"]
     assert user.startswith("Use the documents below to answer") and "<document index=" in user
+    # the one layout the RAG setups answer too: context, blank line, "Question: ..."
+    block = user.rsplit("\n\nQuestion: ", 1)[0]
+    assert user == prompt_with_context(block, question_of(row))
 
 
 def test_style_guide_reaches_the_prompt_as_a_delimited_block(tmp_path, server):
