@@ -120,7 +120,13 @@ def good_reply(messages: list[dict]) -> str:
 
 class Scripted:
     """Each request pops a behaviour ('ok', '429', '500', 'hang', 'malformed', 'truncated',
-    'garbage', 'echo401'); when the script is empty every request gets 'ok'."""
+    'garbage', 'echo401'); when the script is empty every request gets 'ok'.
+
+    Replies are plain JSON (a server that does not stream) unless ``streams`` is set: then a
+    request with ``"stream": true`` gets server-sent events, a piece of ``piece`` characters
+    every ``drip`` seconds, and the stream modes 'stall' (two pieces, then ``hang`` seconds of
+    nothing), 'cut' (two pieces, then the connection closes) and 'refuse-stream' (HTTP 400
+    naming stream_options, as a server without streaming says)."""
 
     def __init__(self) -> None:
         self.script: deque[str] = deque()
@@ -132,6 +138,9 @@ class Scripted:
         self.hang = 5.0
         self.reply = good_reply  # messages -> the assistant's text; a test may swap it
         self.die_after: int | None = None  # after this many requests the server goes away
+        self.streams = False
+        self.drip = 0.0
+        self.piece = 8
 
     def next(self) -> str:
         with self.lock:
@@ -173,6 +182,10 @@ def _handler(state: Scripted):
                 time.sleep(state.hang)
                 return self._send(200, b"{}")
             text = state.reply(body["messages"]) if mode != "garbage" else "I am not JSON at all"
+            if state.streams and body.get("stream"):
+                if mode == "refuse-stream":
+                    return self._send(400, b'{"error": "stream_options is not supported"}')
+                return self._events(text, mode, body)
             payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}],
                                   "usage": {"prompt_tokens": 11, "completion_tokens": 7}}).encode()
             if mode == "malformed":
@@ -187,6 +200,34 @@ def _handler(state: Scripted):
                 self.close_connection = True
                 return None
             return self._send(200, payload)
+
+        def _events(self, text, mode, body):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")  # the body ends when the connection does
+            self.end_headers()
+            self.close_connection = True
+            pieces = [text[i:i + state.piece] for i in range(0, len(text), state.piece)]
+
+            def event(chunk):
+                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                self.wfile.flush()
+
+            for n, piece in enumerate(pieces):
+                if n and state.drip:
+                    time.sleep(state.drip)
+                event({"object": "chat.completion.chunk",
+                       "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+                if n == 1 and mode == "stall":
+                    time.sleep(state.hang)
+                    return None
+                if n == 1 and mode == "cut":
+                    return None
+            event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            if (body.get("stream_options") or {}).get("include_usage"):
+                event({"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 7}})
+            self.wfile.write(b"data: [DONE]\n\n")
+            return None
 
         def _send(self, code, payload, headers=None):
             self.send_response(code)

@@ -47,8 +47,8 @@ def get_teacher(uri: str, **options: Any) -> Teacher:
 def _openai(model: str, **options: Any) -> Teacher:
     from generators.teachers.openai import OpenAITeacher
 
-    keep = {"base_url", "api_key", "concurrency", "timeout", "max_retries", "backoff", "cache",
-            "params", "max_reply_kb"}
+    keep = {"base_url", "api_key", "concurrency", "timeout", "total_timeout", "max_retries",
+            "backoff", "cache", "params", "max_reply_kb"}
     return OpenAITeacher(model, **{k: v for k, v in options.items() if k in keep})
 
 

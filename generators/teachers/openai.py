@@ -6,6 +6,14 @@ comes from the environment (or the caller) and is never logged, cached or put in
 every form of it (``generators.secrets``) is cut out of error bodies and replies alike,
 before either is stored or shown.
 
+Replies are streamed (``"stream": true``, server-sent events, usage from the last chunk
+with ``stream_options.include_usage``), so ``timeout`` is an idle timeout: the longest wait
+for the reply to start or for its next chunk. A slow server that keeps sending is never cut
+off (against llama-server at ~2.5 tokens/s, a 120 s cap on the whole request cancelled every
+long generation and retried it from scratch); ``total_timeout`` caps a whole request when
+set. A server that answers a stream request with a plain JSON body is read as before, and
+one that refuses the stream fields (an error naming them) is asked without them.
+
 A reply larger than ``max_reply_kb`` is refused with that reason (a 10 MB reply was stored
 twice in the ledger). Redirects are followed only within the server's own origin: a 307 to
 another host would re-send the prompt, documents included, there.
@@ -50,6 +58,7 @@ class OpenAITeacher(ChatTeacher):
         api_key: str | None = None,
         concurrency: int = 8,
         timeout: float = 120.0,
+        total_timeout: float | None = None,
         max_retries: int = 5,
         backoff: float = 1.0,
         backoff_cap: float = 60.0,
@@ -67,6 +76,8 @@ class OpenAITeacher(ChatTeacher):
         self.max_reply_bytes = max(1, int(max_reply_kb)) * 1024
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
+        self.total_timeout = total_timeout
+        self.stream = True  # off for good once a server refuses the stream fields
         self.max_retries = max_retries
         self.backoff = backoff
         self.backoff_cap = backoff_cap
@@ -83,7 +94,9 @@ class OpenAITeacher(ChatTeacher):
             headers["Authorization"] = f"Bearer {self._api_key}"
         # One TLS context for all workers: building one costs ~40 ms (loading the CA store).
         tls = ssl.create_default_context() if any(u.startswith("https") for u in self.base_urls) else False
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        # idle, not total: each chunk that arrives resets sock_read's clock
+        timeout = aiohttp.ClientTimeout(total=self.total_timeout, sock_connect=self.timeout,
+                                        sock_read=self.timeout)
         queue: asyncio.Queue[tuple[int, Messages]] = asyncio.Queue()
         for item in enumerate(requests):
             queue.put_nowait(item)
@@ -112,17 +125,19 @@ class OpenAITeacher(ChatTeacher):
             server = self._pick()
             server.outstanding += 1
             try:
-                status, raw, retry_after = await self._post(session, f"{server.url}/chat/completions", body)
+                status, raw, retry_after = await self._post_any(session, f"{server.url}/chat/completions", body)
                 if status == 200:
-                    result = _completion(raw, self._redact)
+                    result = raw if isinstance(raw, Completion) else _completion(raw, self._redact)
                     server.ok()
                     return result
                 last = f"HTTP {status}: {_snippet(raw, self._redact)}"
                 if status not in _RETRY_STATUS:
                     raise TeacherError(last)
                 wait = _retry_after(retry_after)
-            except asyncio.TimeoutError:
-                last = f"timeout after {self.timeout:g}s"
+            except asyncio.TimeoutError as e:  # before ClientError: aiohttp's are both
+                last = (f"timeout: nothing received for {self.timeout:g}s"
+                        if isinstance(e, aiohttp.ServerTimeoutError) or self.total_timeout is None
+                        else f"timeout: the reply took over total_timeout ({self.total_timeout:g}s)")
             except aiohttp.ClientError as e:
                 last = f"connection error: {type(e).__name__}"
             except _BrokenBody as e:
@@ -141,10 +156,24 @@ class OpenAITeacher(ChatTeacher):
                 await asyncio.sleep(max(0.0, min(s.down_until for s in self.servers) - time.monotonic()))
         raise TeacherError(f"{last} (gave up after {self.max_retries + 1} attempts)")
 
+    async def _post_any(self, session: aiohttp.ClientSession, url: str,
+                        body: dict[str, Any]) -> tuple[int, bytes | Completion, str | None]:
+        """POST as a stream; again without the stream fields (and never again with them) when
+        the server's error names them."""
+        if not self.stream:
+            return await self._post(session, url, body)
+        streamed = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        status, raw, retry_after = await self._post(session, url, streamed)
+        if status in (400, 422) and isinstance(raw, bytes) and b"stream" in raw.lower():
+            self.stream = False
+            return await self._post(session, url, body)
+        return status, raw, retry_after
+
     async def _post(self, session: aiohttp.ClientSession, url: str,
-                    body: dict[str, Any]) -> tuple[int, bytes, str | None]:
+                    body: dict[str, Any]) -> tuple[int, bytes | Completion, str | None]:
         """POST, following at most 3 redirects within the URL's origin; the body read up to
-        ``max_reply_bytes``. Returns status, body, Retry-After."""
+        ``max_reply_bytes``. Returns status, body (an event stream already read as the
+        Completion it makes), Retry-After."""
         for _ in range(4):
             async with session.post(url, json=body, allow_redirects=False) as resp:
                 if resp.status in _REDIRECTS and resp.headers.get("Location"):
@@ -156,6 +185,8 @@ class OpenAITeacher(ChatTeacher):
                             "if it is the right one)")
                     url = str(target)
                     continue
+                if resp.status == 200 and resp.content_type == "text/event-stream":
+                    return 200, await self._read_events(resp), None
                 return resp.status, await self._read(resp), resp.headers.get("Retry-After")
         raise TeacherError(f"more than 3 redirects from {url}")
 
@@ -171,6 +202,30 @@ class OpenAITeacher(ChatTeacher):
                 raise TeacherError(self._too_big(size, more=True))
             parts.append(part)
         return b"".join(parts)
+
+    async def _read_events(self, resp: aiohttp.ClientResponse) -> Completion:
+        """A streamed chat completion: ``data:`` lines of chunks, ``[DONE]`` last (or a
+        finish_reason); the text is choice 0's ``delta.content`` pieces joined, then redacted
+        whole (a key split across two chunks would slip past a per-chunk cut). Read up to
+        ``max_reply_bytes``, like a plain body."""
+        events = _Events()
+        pending, size = b"", 0
+        async for part in resp.content.iter_any():
+            size += len(part)
+            if size > self.max_reply_bytes:
+                raise TeacherError(self._too_big(size, more=True))
+            *lines, pending = (pending + part).split(b"\n")
+            for line in lines:
+                events.line(line, self._redact)
+            if events.done:
+                break
+        events.line(pending, self._redact)
+        events.line(b"", self._redact)  # an event the stream's end cut short
+        if not (events.done or events.finished):
+            raise _BrokenBody("the event stream ended before its last chunk")
+        text = self._redact("".join(events.text))
+        return Completion(text, int(events.usage.get("prompt_tokens") or 0),
+                          int(events.usage.get("completion_tokens") or 0))
 
     def _too_big(self, size: int, more: bool = False) -> str:
         return (f"reply of {'over ' if more else ''}{size} bytes is larger than max_reply_kb "
@@ -191,6 +246,47 @@ class OpenAITeacher(ChatTeacher):
 
 class _BrokenBody(ValueError):
     pass
+
+
+class _Events:
+    """Server-sent events, line by line: an event's ``data:`` lines end at a blank line."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.usage: dict[str, Any] = {}
+        self.data: list[bytes] = []
+        self.done = self.finished = False
+
+    def line(self, raw: bytes, redact: Any) -> None:
+        line = raw.rstrip(b"\r")
+        if line.startswith(b"data:"):
+            self.data.append(line[5:].removeprefix(b" "))
+        elif not line and self.data:
+            data, self.data = b"\n".join(self.data), []
+            self._event(data, redact)
+
+    def _event(self, data: bytes, redact: Any) -> None:
+        if self.done:
+            return
+        if data.strip() == b"[DONE]":
+            self.done = True
+            return
+        try:
+            chunk = json.loads(data)
+            choices = chunk.get("choices") or []
+        except (ValueError, AttributeError) as e:
+            raise _BrokenBody(f"bad event: {type(e).__name__}: {str(e)[:120]}") from e
+        if chunk.get("error"):
+            raise _BrokenBody(f"error in the stream: {_snippet(json.dumps(chunk['error']).encode(), redact)}")
+        for choice in choices if isinstance(choices, list) else []:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            piece = (choice.get("delta") or {}).get("content")
+            if isinstance(piece, str):
+                self.text.append(piece)
+            self.finished = self.finished or bool(choice.get("finish_reason"))
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
 
 
 class _Server:

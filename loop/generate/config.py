@@ -91,7 +91,10 @@ class GenerateConfig(StageConfig):
     def _urls(cls, value: object) -> object:
         return ",".join(str(v).strip() for v in value) if isinstance(value, list | tuple) else value
     concurrency: int = Field(8, ge=1, le=512, description="Teacher requests in flight at once.")
-    timeout: float = Field(120.0, gt=0, description="Seconds before a teacher request times out.")
+    timeout: float = Field(120.0, gt=0, description="Seconds a teacher request may wait with nothing "
+                           "arriving (for the reply to start, or for its next streamed chunk).")
+    total_timeout: float | None = Field(None, gt=0, description="Seconds a whole teacher request "
+                                        "may take, however steadily it streams (none by default).")
     max_retries: int = Field(5, ge=0, le=20, description="Retries of a failed teacher request.")
     max_reply_kb: int = Field(1024, ge=1, description="A teacher reply larger than this is refused "
                               "(its job fails with that reason) rather than stored.")
@@ -111,6 +114,6 @@ class GenerateConfig(StageConfig):
 
     omit_when_empty: ClassVar[frozenset[str]] = frozenset({"source_weights", "labels", "label_by", "format"})
     execution_only: ClassVar[frozenset[str]] = frozenset(
-        {"teacher_url", "concurrency", "timeout", "max_retries", "max_reply_kb", "batch_size", "price_per_1k",
-         "trust_remote_code", "allow_pickle"}
+        {"teacher_url", "concurrency", "timeout", "total_timeout", "max_retries", "max_reply_kb",
+         "batch_size", "price_per_1k", "trust_remote_code", "allow_pickle"}
     )

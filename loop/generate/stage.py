@@ -293,7 +293,8 @@ class _Generate:
     def _teacher_options(self) -> dict[str, Any]:
         c = self.cfg
         return {"cache": TeacherCallCache(self.ws.ledger), "base_url": c.teacher_url, "api_key": self.api_key,
-                "concurrency": c.concurrency, "timeout": c.timeout, "max_retries": c.max_retries,
+                "concurrency": c.concurrency, "timeout": c.timeout, "total_timeout": c.total_timeout,
+                "max_retries": c.max_retries,
                 "max_reply_kb": c.max_reply_kb,
                 "batch_size": c.batch_size, "trust_remote_code": c.trust_remote_code,
                 "allow_pickle": c.allow_pickle, "ws": self.ws, "emit": self.emit,

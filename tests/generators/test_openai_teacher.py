@@ -106,3 +106,92 @@ def test_unknown_prefix_lists_the_known_ones():
 
     with pytest.raises(UnknownTeacherError, match="'openai:'.*'rules'"):
         get_teacher("anthropic:claude")
+
+
+# -- streaming: the timeout is an idle one --------------------------------------------------------
+
+def _teacher(server, **kw):
+    from generators.teachers.openai import OpenAITeacher
+
+    kw = {"api_key": "sk-test", "timeout": 2.0, "backoff": 0.01, **kw}
+    return OpenAITeacher("test-model", base_url=server.url, **kw)
+
+
+def test_streamed_replies_are_parsed_and_usage_counted(server):
+    server.streams = True
+    _, out = _run(server, _jobs(3))
+    assert all(not r.error and r.items for r in out.values())
+    assert sum(r.usage.prompt_tokens for r in out.values()) == 33
+    assert server.requests[0]["stream"] is True
+    assert server.requests[0]["stream_options"] == {"include_usage": True}
+
+
+def test_a_slow_stream_that_makes_progress_is_never_timed_out(server):
+    """A piece every 0.3 s for over twice the idle timeout: one request, and it succeeds."""
+    server.streams, server.drip, server.piece = True, 0.3, 4
+    server.reply = lambda messages: "one two three four five six seven eight nine ten"
+    t = time.perf_counter()
+    done = _teacher(server, timeout=1.0, max_retries=0).complete([{"role": "user", "content": "count"}])
+    assert time.perf_counter() - t > 2.0
+    assert done.text == "one two three four five six seven eight nine ten"
+    assert done.completion_tokens == 7 and len(server.requests) == 1
+
+
+def test_a_stream_that_stalls_past_the_idle_timeout_fails_with_a_clear_line(server):
+    import pytest
+
+    from generators.errors import TeacherError
+
+    server.streams, server.hang = True, 2.0
+    server.script.append("stall")
+    t = time.perf_counter()
+    with pytest.raises(TeacherError, match=r"^timeout: nothing received for 0.5s \(gave up after 1 attempts\)$"):
+        _teacher(server, timeout=0.5, max_retries=0).complete([{"role": "user", "content": "x"}])
+    assert time.perf_counter() - t < 1.5
+
+
+def test_total_timeout_still_caps_a_whole_request(server):
+    import pytest
+
+    from generators.errors import TeacherError
+
+    server.streams, server.drip, server.piece = True, 0.3, 4
+    server.reply = lambda messages: "a reply that takes a good while to stream"
+    with pytest.raises(TeacherError, match=r"timeout: the reply took over total_timeout \(1s\)"):
+        _teacher(server, timeout=1.0, total_timeout=1.0, max_retries=0).complete(
+            [{"role": "user", "content": "x"}])
+
+
+def test_a_stream_cut_short_is_retried(server):
+    server.streams = True
+    server.script.append("cut")
+    _, out = _run(server, _jobs(1), concurrency=1)
+    assert out["j0"].items and len(server.requests) == 2
+
+
+def test_a_server_that_refuses_the_stream_fields_is_asked_without_them(server):
+    server.streams = True
+    server.script.append("refuse-stream")
+    _, out = _run(server, _jobs(2), concurrency=1)
+    assert all(r.items for r in out.values())
+    assert server.requests[0].get("stream") and not any(r.get("stream") for r in server.requests[1:])
+    assert len(server.requests) == 3  # the refused one, its plain retry, the next job
+
+
+def test_a_key_split_across_streamed_pieces_is_cut_out(server):
+    key = "sk-proj-0123456789abcdefSECRET"
+    server.streams, server.piece = True, 3
+    server.reply = lambda messages: f"your key is {key} ok"
+    done = _teacher(server, api_key=key).complete([{"role": "user", "content": "x"}])
+    assert key not in done.text and "SECRET" not in done.text and done.text.endswith(" ok")
+
+
+def test_a_huge_stream_is_refused_while_reading(server):
+    import pytest
+
+    from generators.errors import TeacherError
+
+    server.streams, server.piece = True, 512
+    server.reply = lambda messages: "x" * 40_000
+    with pytest.raises(TeacherError, match=r"reply of over \d+ bytes is larger than max_reply_kb \(4 KB\)"):
+        _teacher(server, max_reply_kb=4, max_retries=0).complete([{"role": "user", "content": "x"}])
