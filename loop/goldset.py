@@ -4,7 +4,8 @@
 :mod:`generators.formats`) or SQuAD-format JSON.
 
 ``generate`` needs only the questions (to keep near-duplicates out of the training data);
-``eval`` and ``run`` need answerable items. Both read through here. A JSONL line that
+``eval``, ``run`` and ``retrieval-eval`` need answerable items. All read through here, and
+this reads through the one parser, :mod:`retrieval.evalset`. A JSONL line that
 cannot be used is passed over and named (``.skipped`` of what is returned, ``"FILE:N:
 reason"``), the other lines kept; a file that cannot be read, or has no usable line, is one
 :class:`~loop.errors.InputError` naming the file and the first line's reason.
@@ -12,7 +13,6 @@ reason"``), the other lines kept; a file that cannot be read, or has no usable l
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -46,31 +46,17 @@ def read_gold_set(path: Path) -> list[Any]:
 
 def gold_questions(path: Path, *, tasks: bool = False) -> list[Any]:
     """Every question of the file, answered or not; with ``tasks``, (question, task) pairs."""
-    text = read_text_file(path)
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-            qs = [qa["question"] for art in data["data"] for p in art["paragraphs"]
-                  for qa in p.get("qas", [])]
-            return [(q, "qa") for q in qs] if tasks else qs
-        except (ValueError, KeyError, TypeError, RecursionError) as e:
-            raise InputError(f"{path}: not a SQuAD-format eval set ({type(e).__name__}: {e})") from e
-    from retrieval.evalset import EvalSet
+    from retrieval.errors import RetrievalError
+    from retrieval.evalset import parse_questions
 
-    out = EvalSet()
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            q = str(row["question"])
-            out.append((q, str(row.get("task") or "qa")) if tasks else q)
-        except (ValueError, KeyError, TypeError, RecursionError) as e:
-            why = "JSON nested too deep to read" if isinstance(e, RecursionError) else \
-                "each line needs a JSON object with 'question'"
-            out.skipped.append(f"{path.name}:{n}: {why}")
+    try:
+        out = parse_questions(read_text_file(path), path)
+    except RetrievalError as e:
+        raise InputError(str(e)) from e
     if not out and out.skipped:
         raise InputError(f"{path}: no line holds a question (the first refused: {out.skipped[0]})")
+    if not tasks:
+        out[:] = [q for q, _ in out]
     return out
 
 

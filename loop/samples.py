@@ -144,14 +144,19 @@ def recorded_path(ws: Workspace, dataset_id: str) -> Path:
     return Path(row["path"]) if row else ws.artefact("datasets", dataset_id)
 
 
-def load_eval_set(ws: Workspace, eval_set_id: str | None = None) -> Dataset | None:
+def load_generated_eval_set(ws: Workspace, eval_set_id: str | None = None) -> Dataset | None:
     """The generated eval set (``id, question, answers, chunk_ids, ...``), or None before
-    ``generate --eval``."""
+    ``generate --eval``. (A human gold file is read by ``loop.goldset``.)"""
     eval_set_id = eval_set_id or ws.ledger.current("eval_set")
     if not eval_set_id:
         return None
     path = recorded_path(ws, eval_set_id) / "data"
     return load_from_disk(str(path)) if path.exists() else None
+
+
+# The old name, which retrieval.load_eval_set (a gold file) also bears; only loop/pipeline.py
+# still imports it. Drop it once that file moves to load_generated_eval_set.
+load_eval_set = load_generated_eval_set
 
 
 def eval_items(ds: Dataset) -> list[Any]:

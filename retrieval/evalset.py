@@ -1,5 +1,7 @@
 """Read gold question sets: JSONL (``{"question", "answers", "doc"?, "chunk_ids"?}``) or
-SQuAD-format JSON.
+SQuAD-format JSON. The one parser of a gold file: ``load_eval_set`` gives its answerable
+items (``EvalItem``), ``parse_questions`` every question it asks, answered or not (what
+generation keeps its rows away from); ``loop.goldset`` reads through both.
 
 JSONL is read line by line: a line that cannot be used (not JSON, nested too deep for the
 JSON reader, a field of the wrong type, an unknown task) is passed over and named in
@@ -40,7 +42,7 @@ def load_eval_set(path: str | Path) -> EvalSet:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise RetrievalError(f"cannot read eval set {path}: {e}") from e
-    items = EvalSet(_squad(raw, path)) if path.suffix == ".json" else _jsonl(raw, path)
+    items = parse_eval_set(raw, path)
     if not items:
         why = (f" ({len(items.skipped)} line(s) skipped; the first: {items.skipped[0]})"
                if items.skipped else "")
@@ -48,13 +50,14 @@ def load_eval_set(path: str | Path) -> EvalSet:
     return items
 
 
-def _jsonl(raw: str, path: Path) -> EvalSet:
+def parse_eval_set(raw: str, path: Path) -> EvalSet:
+    """The answerable items of a gold file's text (``path`` names it and picks the format)."""
+    if path.suffix == ".json":
+        return EvalSet(_squad(raw, path))
     items = EvalSet()
-    for n, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, row in _json_lines(raw, path, items.skipped):
         try:
-            item = _row(line, n)
+            item = _row(row, n)
         except _BadLine as e:
             items.skipped.append(f"{path.name}:{n}: {e}")
             continue
@@ -63,17 +66,39 @@ def _jsonl(raw: str, path: Path) -> EvalSet:
     return items
 
 
+def parse_questions(raw: str, path: Path) -> EvalSet:
+    """Every question of a gold file's text as ``(question, task)``, answered or not: a JSONL
+    line is passed over (and named) only when it holds no question."""
+    if path.suffix == ".json":
+        return EvalSet([(qa["question"], "qa") for _, _, _, qa in _squad_qas(raw, path)])
+    out = EvalSet()
+    for n, row in _json_lines(raw, path, out.skipped):
+        try:
+            out.append((str(row["question"]), str(row.get("task") or "qa")))
+        except (KeyError, TypeError, AttributeError):
+            out.skipped.append(f"{path.name}:{n}: each line needs a JSON object with 'question'")
+    return out
+
+
 class _BadLine(Exception):
     """One line of a JSONL eval set cannot be used; the message says why."""
 
 
-def _row(line: str, n: int) -> EvalItem:
-    try:
-        row = json.loads(line)
-    except RecursionError as e:
-        raise _BadLine("JSON nested too deep to read") from e
-    except ValueError as e:
-        raise _BadLine(f"not valid JSON ({e})") from e
+def _json_lines(raw: str, path: Path, skipped: list[str]):
+    """``(line number, parsed JSON)`` for each non-blank line; a line that is not JSON is
+    named in ``skipped`` instead."""
+    for n, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except RecursionError:
+            skipped.append(f"{path.name}:{n}: JSON nested too deep to read")
+        except ValueError as e:
+            skipped.append(f"{path.name}:{n}: not valid JSON ({e})")
+
+
+def _row(row: object, n: int) -> EvalItem:
     try:
         answers = (row.get("answers") or ([row["answer"]] if row.get("answer") else [])
                    or ([row["label"]] if row.get("label") else []))
@@ -106,24 +131,42 @@ def _squad(raw: str, path: Path) -> list[EvalItem]:
     """Each question is tied to its paragraph: ``doc`` is the source name the ingester gives
     that paragraph (``FILE#article.paragraph``), so an answer found in another paper does not
     count."""
+    items = []
+    for i, j, context, qa in _squad_qas(raw, path):
+        try:
+            answers = [whole_words(context, a.get("answer_start"), a["text"])
+                       for a in qa.get("answers", [])]
+        except (KeyError, TypeError, AttributeError) as e:
+            raise _not_squad(path, e) from e
+        if answers:
+            items.append(EvalItem(qa["question"], answers, [], str(qa.get("id", "")),
+                                  f"{path.name}#{i}.{j}"))
+    return items
+
+
+def _squad_qas(raw: str, path: Path) -> list[tuple[int, int, str, dict]]:
+    """``(article, paragraph, context, qa)`` for every question of a SQuAD file, each with a
+    ``question``; a file that is not SQuAD JSON is one RetrievalError."""
     try:
         data = json.loads(raw)
-        items = []
+        out = []
         for i, article in enumerate(data["data"]):
             for j, para in enumerate(article["paragraphs"]):
-                context = para.get("context") or ""
-                for qa in para["qas"]:
-                    answers = [whole_words(context, a.get("answer_start"), a["text"])
-                               for a in qa.get("answers", [])]
-                    if answers:
-                        items.append(EvalItem(qa["question"], answers, [], str(qa.get("id", "")),
-                                              f"{path.name}#{i}.{j}"))
-        return items
+                for qa in para.get("qas", []):
+                    if "question" not in qa:  # refused here, for both readers alike
+                        raise KeyError("question")
+                    out.append((i, j, para.get("context") or "", qa))
+        return out
     except RecursionError as e:
-        raise RetrievalError(f"{path}: JSON nested too deep to read") from e
-    except (ValueError, KeyError, TypeError) as e:
-        raise RetrievalError(f"{path}: not SQuAD JSON ({{'data': [{{'paragraphs': "
-                             f"[{{'qas': ...}}]}}]}}): {e}") from e
+        # "RecursionError" named too: the questions' reader said so before they shared this
+        raise RetrievalError(f"{path}: JSON nested too deep to read (RecursionError)") from e
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise _not_squad(path, e) from e
+
+
+def _not_squad(path: Path, e: Exception) -> RetrievalError:
+    return RetrievalError(f"{path}: not SQuAD JSON ({{'data': [{{'paragraphs': "
+                          f"[{{'qas': ...}}]}}]}}): {e}")
 
 
 def whole_words(context: str, start: object, text: str) -> str:

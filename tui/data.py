@@ -214,9 +214,9 @@ def by_document(questions: list[QuestionRow], setups: list[str]) -> list[dict[st
 
 
 def _eval_set(ws) -> dict[str, tuple[str, list[str]]]:  # noqa: ANN001
-    from loop.samples import load_eval_set
+    from loop.samples import load_generated_eval_set
 
-    ds = load_eval_set(ws)
+    ds = load_generated_eval_set(ws)
     return {r["id"]: (r["question"], list(r["answers"])) for r in ds} if ds is not None else {}
 
 
@@ -424,7 +424,7 @@ def index_settings(ws) -> dict[str, Any]:  # noqa: ANN001
 
 
 def load_index_view(ws_path: Path) -> dict[str, Any]:
-    from loop.samples import load_eval_set
+    from loop.samples import load_generated_eval_set
 
     with _open(ws_path) as ws:
         db = ws.ledger
@@ -435,7 +435,7 @@ def load_index_view(ws_path: Path) -> dict[str, Any]:
             index = {"id": row["id"], "embedder": row["embedder"], "method": cfg.get("method", "?"),
                      "k": cfg.get("k", "?")}
         stale = bool(row) and row["corpus_id"] != db.current("corpus")
-        has_eval = load_eval_set(ws) is not None
+        has_eval = load_generated_eval_set(ws) is not None
     return {"index": index, "stale": stale, "eval_set": has_eval}
 
 
@@ -468,9 +468,9 @@ def retrieval_recall(ws_path: Path, ks: list[int], gold: str | None = None) -> d
 
 
 def _eval_chunks(ws) -> dict[str, list[str]]:  # noqa: ANN001
-    from loop.samples import load_eval_set
+    from loop.samples import load_generated_eval_set
 
-    ds = load_eval_set(ws)
+    ds = load_generated_eval_set(ws)
     if ds is None or "chunk_ids" not in ds.column_names:
         return {}
     return {r["id"]: list(r["chunk_ids"] or []) for r in ds}

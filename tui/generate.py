@@ -39,9 +39,9 @@ def run_generation(ws_path: Path, cfg: Any, emit: Any, should_stop: Any) -> Any:
 
 
 def _eval_questions(ws: Any) -> list[str]:
-    from loop.samples import load_eval_set
+    from loop.samples import load_generated_eval_set
 
-    ds = load_eval_set(ws)
+    ds = load_generated_eval_set(ws)
     return list(ds["question"]) if ds is not None else []
 
 

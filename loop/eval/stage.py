@@ -214,10 +214,10 @@ class _Eval:
         return out, origin, hashlib.sha256(blob).hexdigest()[:16]
 
     def _generated_set(self) -> tuple[list[Any], str]:
-        from loop.samples import eval_items, load_eval_set
+        from loop.samples import eval_items, load_generated_eval_set
 
         eval_id = self.ws.ledger.current("eval_set")
-        ds = load_eval_set(self.ws, eval_id)
+        ds = load_generated_eval_set(self.ws, eval_id)
         if ds is None:
             raise InputError("no eval set: pass --eval-set FILE (a human gold set) or run "
                              "`synthloop generate --eval` first")

@@ -23,6 +23,7 @@ from loop.config import StageConfig, resolve
 from loop.corpus import corpus_meta, current_corpus_id, load_corpus
 from loop.errors import ConfigError, InputError, StageError, WorkspaceError
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
+from loop.goldset import read_gold_set
 from loop.stage import stage_run
 from loop.workspace import Workspace, write_json
 from retrieval import (
@@ -34,7 +35,6 @@ from retrieval import (
     UnknownEmbedderError,
     evaluate,
     gold_counter,
-    load_eval_set,
 )
 from retrieval.fusion import valid_source_weights
 from retrieval.methods import get_method, method_names
@@ -314,12 +314,9 @@ def evaluate_retrieval(ws: Workspace, eval_set: Path, ks: list[int],
     """Score every method on a gold set: recall@k, MRR@10, nDCG@10, words retrieved; with
     source weights, also how many first hits come from a preferred source and how many the
     weights changed."""
-    try:
-        # retrieval scores find evidence for questions; classify/extract items have none
-        read = load_eval_set(eval_set)
-        items = [it for it in read if it.task == "qa"]
-    except RetrievalError as e:
-        raise InputError(str(e)) from e
+    read = read_gold_set(eval_set)  # the one gold-set reader, as eval's
+    # retrieval scores find evidence for questions; classify/extract items have none
+    items = [it for it in read if it.task == "qa"]
     if not items:
         raise InputError(f"{eval_set} holds no question-answer item to score retrieval on")
     retriever = load_retriever(ws, cfg, **overrides)

@@ -11,7 +11,7 @@ import pytest
 from loop.errors import ConfigError
 from loop.events import Warned
 from loop.generate import GenerateConfig, generate
-from loop.samples import load_eval_set, load_samples
+from loop.samples import load_generated_eval_set, load_samples
 
 
 def test_rules_labels_each_chunk_by_its_folder_offline(example_ws):
@@ -37,7 +37,7 @@ def test_generated_classify_eval_items_come_only_from_untrained_chunks(example_w
     train = load_samples(example_ws)
     trained = {r["chunk_ids"][0] for r in train if r["split"] == "train"}
     generate(example_ws, GenerateConfig(tasks=["classify"], limit=60), eval_mode=True)
-    items = [r for r in load_eval_set(example_ws) if r["task"] == "classify"]
+    items = [r for r in load_generated_eval_set(example_ws) if r["task"] == "classify"]
     assert items and all(r["chunk_ids"][0] not in trained for r in items)
     assert all(r["answers"][0] in r["labels"] and len(r["labels"]) >= 5 for r in items)
 
@@ -67,7 +67,7 @@ def test_a_format_is_told_filtered_and_carried_and_rules_says_once_it_cannot_app
     assert all(len(row["messages"][-1]["content"].split()) <= 2 for row in ds)
     assert all(json.loads(row["filters"])["format"]["ok"] for row in ds)
     generate(example_ws, cfg, eval_mode=True)
-    assert {row["format"] for row in load_eval_set(example_ws)} == {json.dumps({"max_words": 2})}
+    assert {row["format"] for row in load_generated_eval_set(example_ws)} == {json.dumps({"max_words": 2})}
 
 
 def test_a_bad_format_is_refused_before_any_work():

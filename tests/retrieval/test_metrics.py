@@ -74,6 +74,30 @@ def test_load_jsonl_and_squad(tmp_path):
         load_eval_set(tmp_path / "missing.jsonl")
 
 
+def test_one_parser_gives_the_items_and_every_question(tmp_path):
+    """Generation keeps away from every gold question, answered or not; scoring takes the
+    answerable ones: one parser, two views of the same lines."""
+    from retrieval.evalset import parse_eval_set, parse_questions
+
+    jl = tmp_path / "gold.jsonl"
+    raw = "\n".join([json.dumps({"question": "Q?", "answers": ["a"]}), "{oops",
+                     json.dumps({"question": "open?", "task": "classify"}),
+                     json.dumps({"answers": ["x"]})])
+    assert [it.question for it in parse_eval_set(raw, jl)] == ["Q?"]
+    qs = parse_questions(raw, jl)
+    assert list(qs) == [("Q?", "qa"), ("open?", "classify")]
+    assert [s.split(":")[1] for s in qs.skipped] == ["2", "4"]
+    assert "not valid JSON" in qs.skipped[0]
+    sq = tmp_path / "squad.json"
+    raw = json.dumps({"data": [{"paragraphs": [{"context": "c", "qas": [
+        {"id": 7, "question": "Q?", "answers": [{"text": "c", "answer_start": 0}]},
+        {"id": 8, "question": "none?", "answers": []}]}, {"context": "d"}]}]})
+    assert [it.question for it in parse_eval_set(raw, sq)] == ["Q?"]
+    assert list(parse_questions(raw, sq)) == [("Q?", "qa"), ("none?", "qa")]
+    with pytest.raises(RetrievalError, match="not SQuAD JSON"):
+        parse_questions(json.dumps({"data": [{"paragraphs": [{"qas": [{"query": "?"}]}]}]}), sq)
+
+
 def test_squad_answers_cut_inside_a_word_are_widened_to_whole_words():
     ctx = "Staff wear gowns in the clean area and masks outside."
     assert whole_words(ctx, 21, "he clean are") == "the clean area"
