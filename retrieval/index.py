@@ -199,10 +199,6 @@ class RetrievalIndex:
             self._embedder = get_embedder(self.settings.embedder)
         return self._embedder
 
-    def method_weights(self, method: str) -> dict[str, float]:
-        """The ranker weights ``method`` fuses (see :mod:`retrieval.methods`)."""
-        return get_method(method).weights_for(self.settings)
-
     def search(self, query: str, k: int = 5, method: str = "hybrid") -> list[Hit]:
         """The top ``k`` hits for ``query``: windows around the best-matching units."""
         spec = get_method(method)

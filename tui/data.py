@@ -226,12 +226,6 @@ def fmt_interval(cell: dict[str, float] | None) -> str:
     return f"{cell['mean']:.2f} [{cell['ci_low']:.2f}, {cell['ci_high']:.2f}]"
 
 
-def fmt_age(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
-
-
 def open_retriever(ws_path: Path):  # noqa: ANN201
     """The workspace's index, loaded once (the embedder takes a few seconds)."""
     from loop.index import load_retriever

@@ -87,17 +87,6 @@ def to_messages(ds: Dataset) -> Dataset:
     return ds.select_columns(["messages"])
 
 
-def to_prompt_completion(ds: Dataset) -> Dataset:
-    """Conversational prompt/completion rows, for chat templates without generation marks.
-
-    Only the last assistant turn is then trained (earlier turns become prompt).
-    """
-    def split(row: dict[str, Any]) -> dict[str, Any]:
-        return {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]}
-
-    return ds.map(split, remove_columns=ds.column_names)
-
-
 def to_preference(ds: Dataset) -> Dataset:
     """DPO rows: conversational prompt, chosen and rejected."""
     def split(row: dict[str, Any]) -> dict[str, Any]:
