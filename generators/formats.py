@@ -99,7 +99,7 @@ def _pair(text: str) -> tuple[str, Any]:
 
 
 @functools.cache
-def _validator(schema_json: str):  # noqa: ANN202
+def _validator(schema_json: str):
     import jsonschema
 
     schema = json.loads(schema_json)

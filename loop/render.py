@@ -101,8 +101,8 @@ class LogSink:
     figures after), one when it ends, and warnings as they come.
     """
 
-    def __init__(self, stream=None, *, every: float = 30.0, max_warnings: int = 20,  # noqa: ANN001
-                 clock=None) -> None:  # noqa: ANN001
+    def __init__(self, stream=None, *, every: float = 30.0, max_warnings: int = 20,
+                 clock=None) -> None:
         import sys
         import time
 
@@ -166,7 +166,7 @@ def _seconds(s: float) -> str:
     return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
 
 
-def sink_for(console: Console, *, every: float | None = None):  # noqa: ANN201
+def sink_for(console: Console, *, every: float | None = None):
     """A RichSink on a terminal; a LogSink (plain timed lines) when stderr goes to a file or
     a pipe. ``$SYNTHLOOP_LOG_EVERY`` sets the seconds between lines (default 30). Either
     way, the libraries' own progress bars (tqdm: GGUF conversion, weight loading, datasets)

@@ -103,7 +103,7 @@ def apply_reviews(ws: Workspace, dataset_id: str | None = None) -> ReviewResult:
     return result
 
 
-def _reviewed_rows(rows: list[dict], own: dict[str, Review], carried: dict[str, str]):  # noqa: ANN202
+def _reviewed_rows(rows: list[dict], own: dict[str, Review], carried: dict[str, str]):
     out, rejected, verdicts = [], [], {}
     for row in rows:
         r = own.get(row["id"])

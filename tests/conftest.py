@@ -157,7 +157,7 @@ def _handler(state: Scripted):
         def log_message(self, *a):  # keep test output clean
             pass
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             with state.lock:
                 state.requests.append(body)

@@ -83,10 +83,10 @@ def guarded(fn: Callable) -> Callable:
     """A handler whose failure becomes an error notification, not a traceback on screen."""
 
     @functools.wraps(fn)
-    def wrapper(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(self, *args, **kwargs)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             self.app.notify(f"{type(e).__name__}: {e}", title="dashboard error", severity="error",
                             markup=False)
             return None
@@ -101,11 +101,11 @@ class _Loading:
         return self.app.ws_path  # type: ignore[attr-defined]
 
     @work(thread=True, exclusive=True, group="load")
-    def load(self, what: str, fn, *args: Any) -> None:  # noqa: ANN001
+    def load(self, what: str, fn, *args: Any) -> None:
         worker = get_current_worker()
         try:
             value = fn(*args)
-        except Exception as e:  # noqa: BLE001 - shown as a notification, never a traceback
+        except Exception as e:  # shown as a notification, never a traceback
             if not worker.is_cancelled:
                 self.post_message(LoadFailed(what, f"{type(e).__name__}: {e}" if not str(e) else str(e)))  # type: ignore[attr-defined]
             return
@@ -158,7 +158,7 @@ class RunWatch:
         worker = get_current_worker()
         try:
             rows = active_runs(self.app.ws_path)  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001 - a missing workspace is the screen's own load's to say
+        except Exception:  # a missing workspace is the screen's own load's to say
             return
         if not worker.is_cancelled:
             self.post_message(ActiveRuns(rows))  # type: ignore[attr-defined]
@@ -217,7 +217,7 @@ def run_stage(screen: Any, job: str, fn: Callable[[Callable], Any]) -> None:
 
     try:
         result = fn(emit)
-    except Exception as e:  # noqa: BLE001 - shown as a notification, never a traceback
+    except Exception as e:  # shown as a notification, never a traceback
         if not worker.is_cancelled:
             screen.post_message(JobDone(job, error=reason(e)))
         return

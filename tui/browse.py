@@ -78,7 +78,7 @@ class CorpusScreen(_Loading, Screen):
         """Ingest in a worker (its own group: a refresh must not cancel it)."""
         try:
             summary = D.add_documents(self._ws(), path)
-        except Exception as e:  # noqa: BLE001 - a notification, never a traceback
+        except Exception as e:  # a notification, never a traceback
             self.post_message(LoadFailed("add documents", str(e) or type(e).__name__))
             return
         self.post_message(Loaded("added", summary))
@@ -141,7 +141,7 @@ class CorpusScreen(_Loading, Screen):
         worker = get_current_worker()
         try:
             chunks = D.load_chunks(self._ws(), doc_id)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if not worker.is_cancelled:
                 self.post_message(LoadFailed("chunks", str(e) or type(e).__name__))
             return
@@ -210,7 +210,7 @@ class SearchScreen(_Loading, Screen):
                 if worker.is_cancelled:
                     return
                 hits[m] = self.retriever.search(query, None, m)
-        except Exception as e:  # noqa: BLE001 - a notification, never a traceback
+        except Exception as e:  # a notification, never a traceback
             if not worker.is_cancelled:
                 self.post_message(LoadFailed("search", str(e) or type(e).__name__))
             return

@@ -86,7 +86,7 @@ class QuestionRow:
         return len(ems) > 1
 
 
-def _open(path: Path):  # noqa: ANN202
+def _open(path: Path):
     from loop.workspace import Workspace
 
     return Workspace(path, create=False)
@@ -97,7 +97,7 @@ def load_scores(ws_path: Path, eval_id: str | None = None) -> Scores | None:
         return _scores(ws, eval_id)
 
 
-def _scores(ws, eval_id: str | None = None) -> Scores | None:  # noqa: ANN001
+def _scores(ws, eval_id: str | None = None) -> Scores | None:
     eval_id = eval_id or ws.ledger.current("eval")
     if not eval_id:
         return None
@@ -134,7 +134,7 @@ def active_runs(ws_path: Path) -> list[dict[str, Any]]:
         return _active_runs(ws)
 
 
-def _active_runs(ws) -> list[dict[str, Any]]:  # noqa: ANN001
+def _active_runs(ws) -> list[dict[str, Any]]:
     from loop.workspace import lock_holder
 
     rows = ws.ledger.running_runs()
@@ -177,7 +177,7 @@ def load_questions(ws_path: Path, scores: Scores) -> list[QuestionRow]:
                 for c in load_corpus(ws).select_columns(["chunk_id", "source", "text"]):
                     if c["chunk_id"] in wanted:
                         texts[c["chunk_id"]] = (c["source"], c["text"])
-            except Exception:  # noqa: BLE001 - the answers still show without the chunk texts
+            except Exception:  # the answers still show without the chunk texts
                 pass
         gold = _eval_set(ws)
     rows: dict[str, QuestionRow] = {}
@@ -213,7 +213,7 @@ def by_document(questions: list[QuestionRow], setups: list[str]) -> list[dict[st
     return out
 
 
-def _eval_set(ws) -> dict[str, tuple[str, list[str]]]:  # noqa: ANN001
+def _eval_set(ws) -> dict[str, tuple[str, list[str]]]:
     from loop.samples import load_generated_eval_set
 
     ds = load_generated_eval_set(ws)
@@ -226,7 +226,7 @@ def fmt_interval(cell: dict[str, float] | None) -> str:
     return f"{cell['mean']:.2f} [{cell['ci_low']:.2f}, {cell['ci_high']:.2f}]"
 
 
-def open_retriever(ws_path: Path):  # noqa: ANN201
+def open_retriever(ws_path: Path):
     """The workspace's index, loaded once (the embedder takes a few seconds)."""
     from loop.index import load_retriever
 
@@ -293,7 +293,7 @@ def compare_runs(ws_path: Path, a: int, b: int) -> tuple[dict[str, str], dict[st
         return _run_facts(ws, a), _run_facts(ws, b)
 
 
-def _run_facts(ws, run_id: int) -> dict[str, str]:  # noqa: ANN001
+def _run_facts(ws, run_id: int) -> dict[str, str]:
     from loop.errors import InputError
 
     r = ws.ledger.run(run_id)
@@ -315,7 +315,7 @@ def _run_facts(ws, run_id: int) -> dict[str, str]:  # noqa: ANN001
     return out
 
 
-def _lineage(ws, aid: str, out: dict[str, str]) -> None:  # noqa: ANN001
+def _lineage(ws, aid: str, out: dict[str, str]) -> None:
     db = ws.ledger
     d = db.dataset(aid)
     if d:
@@ -375,7 +375,7 @@ def save_review(ws_path: Path, dataset_id: str, sample_id: str, verdict: str,
     return sample_id, verdict, messages
 
 
-def apply_sample_reviews(ws_path: Path, dataset_id: str):  # noqa: ANN201
+def apply_sample_reviews(ws_path: Path, dataset_id: str):
     from loop.review import apply_reviews
 
     with _open(ws_path) as ws:
@@ -410,7 +410,7 @@ def playground_student(ws_path: Path) -> str:
 # -- the index -------------------------------------------------------------------------------
 
 
-def index_settings(ws) -> dict[str, Any]:  # noqa: ANN001
+def index_settings(ws) -> dict[str, Any]:
     """The resolved config the current index was built with ({} before any)."""
     iid = ws.ledger.current("index")
     meta = ws.artefact("index", iid) / "synthloop.json" if iid else None
@@ -461,7 +461,7 @@ def retrieval_recall(ws_path: Path, ks: list[int], gold: str | None = None) -> d
             return {**evaluate_retrieval(ws, path, ks), "eval_set": "the generated eval set"}
 
 
-def _eval_chunks(ws) -> dict[str, list[str]]:  # noqa: ANN001
+def _eval_chunks(ws) -> dict[str, list[str]]:
     from loop.samples import load_generated_eval_set
 
     ds = load_generated_eval_set(ws)

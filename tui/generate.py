@@ -104,7 +104,7 @@ class GenerateScreen(_Loading, Screen):
             return
         try:
             cfg = form_config(self, GenerateConfig, "gen", FORM)
-        except Exception as e:  # noqa: BLE001 - a ConfigError names the bad field
+        except Exception as e:  # a ConfigError names the bad field
             self.notify(str(e), title="cannot start", severity="error", markup=False)
             return
         self.price = cfg.price_per_1k

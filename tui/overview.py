@@ -73,7 +73,7 @@ class OverviewScreen(RunWatch, _View, Screen):
         worker = get_current_worker()
         try:
             path = D.write_latest_report(self._ws())
-        except Exception as e:  # noqa: BLE001 - a notification, never a traceback
+        except Exception as e:  # a notification, never a traceback
             if not worker.is_cancelled:
                 self.post_message(LoadFailed("report", str(e) or type(e).__name__))
             return

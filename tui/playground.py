@@ -112,7 +112,7 @@ class PlaygroundScreen(_Loading, Screen):
                 self.playground, self.student = open_playground(self._ws(), student), student
                 notes = list(self.playground.notes)
             answers = self.playground.ask(question)
-        except Exception as e:  # noqa: BLE001 - a notification, never a traceback
+        except Exception as e:  # a notification, never a traceback
             if not worker.is_cancelled:
                 self.post_message(LoadFailed("playground", reason(e)))
             return

@@ -175,7 +175,7 @@ class SamplesScreen(_View, Screen):
     def save(self, dataset_id: str, sample_id: str, verdict: str, messages: list | None) -> None:
         try:
             D.save_review(self._ws(), dataset_id, sample_id, verdict, messages)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             self.post_message(LoadFailed("review", reason(e)))
 
     def action_apply(self) -> None:
@@ -190,7 +190,7 @@ class SamplesScreen(_View, Screen):
             time.sleep(0.01)  # the verdicts given just before must be in the ledger
         try:
             result = D.apply_sample_reviews(self._ws(), dataset_id)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if not worker.is_cancelled:
                 self.post_message(LoadFailed("apply", reason(e)))
             return

@@ -163,7 +163,7 @@ class TrainScreen(RunWatch, _Loading, Screen):
             return
         try:
             cfg = form_config(self, TrainConfig, "train", FORM)
-        except Exception as e:  # noqa: BLE001 - a ConfigError names the bad field
+        except Exception as e:  # a ConfigError names the bad field
             self.notify(str(e), title="cannot start", severity="error", markup=False)
             return
         self.stop, self.meter, self.curves = threading.Event(), Meter(), Curves()

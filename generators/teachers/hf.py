@@ -36,7 +36,7 @@ class HFTeacher(ChatTeacher):
             return
         try:
             model, tok = self._loader()
-        except Exception as e:  # noqa: BLE001 - the loader's own errors say what went wrong
+        except Exception as e:  # the loader's own errors say what went wrong
             raise TeacherError(f"cannot load teacher model {self.model!r}: {e}") from e
         tok.padding_side = "left"  # generation appends on the right: pads must sit left
         self._tok, self._model = tok, model
@@ -49,7 +49,7 @@ class HFTeacher(ChatTeacher):
             idx = order[start:start + self.batch_size]
             try:
                 outs = self.generate_batch([requests[i] for i in idx])
-            except Exception as e:  # noqa: BLE001 - one failed batch must not end the run
+            except Exception as e:  # one failed batch must not end the run
                 outs = [TeacherError(f"generation failed: {type(e).__name__}: {e}")] * len(idx)
             for i, out in zip(idx, outs, strict=True):
                 on_done(i, out)
@@ -61,7 +61,7 @@ class HFTeacher(ChatTeacher):
                               seed=int(self.params.get("seed", 0)))
 
 
-def generate_texts(model, tok, batch: Sequence[Messages], *, max_new_tokens: int,  # noqa: ANN001
+def generate_texts(model, tok, batch: Sequence[Messages], *, max_new_tokens: int,
                    temperature: float = 0.0, seed: int = 0) -> list[Completion]:
     """One batched ``generate`` over chat prompts: left padding, the chat template, the KV
     cache; the texts after the prompt, cut at EOS. Shared by teachers and the scoring stage."""

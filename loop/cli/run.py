@@ -107,7 +107,7 @@ def demo(
         _go(workspace, [docs], demo_configs(), gold, 1, as_json, demo=True)
 
 
-def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, demo: bool,  # noqa: ANN001
+def _go(workspace: Path, docs, cfgs, eval_set, iterations: int, as_json: bool, demo: bool,
         fresh: list[Path] | None = None, dry_run: bool = False,
         budget_s: float | None = None) -> None:
     from loop.pipeline import run_pipeline

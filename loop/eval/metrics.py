@@ -131,7 +131,7 @@ class Metric:
     per_answer: Callable[[str, Any, Shown | None], float | None] | None = None
     per_batch: Callable[[Any, list, list[dict]], None] | None = None
     statistic: Callable[[list[dict]], float] | None = None
-    applies: Callable[[dict], bool] = lambda p: True  # noqa: E731 - which rows ``statistic`` reads
+    applies: Callable[[dict], bool] = lambda p: True  # which rows ``statistic`` reads
     headline: bool = False
     meaning: str = ""
 

@@ -241,7 +241,7 @@ class _Eval:
             return False
         return True
 
-    def _retriever(self):  # noqa: ANN202
+    def _retriever(self):
         from loop.index import load_retriever
 
         try:
@@ -257,7 +257,7 @@ class _Eval:
             return json.loads((path / "synthloop.json").read_text())["student"]
         raise InputError("no student to score", hint="pass --student URI or train a model first")
 
-    def _lineage(self, models: dict[str, Path], retriever, set_hash: str,  # noqa: ANN001
+    def _lineage(self, models: dict[str, Path], retriever, set_hash: str,
                  eval_set: Path | None) -> dict[str, Any]:
         """What was scored besides the models: their datasets, the index, the question set."""
         rows = {kind: self.ws.ledger.model(path.name) for kind, path in models.items()}
@@ -268,7 +268,7 @@ class _Eval:
                 "eval_set": (f"{eval_set.name}#{set_hash}" if eval_set is not None
                              else self.ws.ledger.current("eval_set"))}
 
-    def _eval_id(self, set_hash: str, setups: list[str], models: dict[str, Path], retriever) -> str:  # noqa: ANN001
+    def _eval_id(self, set_hash: str, setups: list[str], models: dict[str, Path], retriever) -> str:
         parts = [SCORING_VERSION, set_hash, ",".join(setups), self.cfg.digest(), self._student_uri(models),
                  *(f"{k}={p.name}" for k, p in sorted(models.items())),
                  _searched_as(retriever), str(getattr(getattr(retriever, "cfg", None), "k", "")),
@@ -281,7 +281,7 @@ class _Eval:
 
     # -- answering ---------------------------------------------------------------------------
 
-    def _retrieve(self, questions: list[Question], retriever) -> dict[str, tuple[str, list[str]]]:  # noqa: ANN001
+    def _retrieve(self, questions: list[Question], retriever) -> dict[str, tuple[str, list[str]]]:
         out = {}
         self.emit(Started("retrieve", total=len(questions), unit="questions"))
         for n, q in enumerate(questions, 1):
@@ -291,7 +291,7 @@ class _Eval:
         self.emit(Finished("retrieve"))
         return out
 
-    def _answer(self, questions, setups, models, contexts) -> list[dict[str, Any]]:  # noqa: ANN001
+    def _answer(self, questions, setups, models, contexts) -> list[dict[str, Any]]:
         from loop.eval.models import SetupModels
 
         uri = self._student_uri(models)
@@ -318,7 +318,7 @@ class _Eval:
         self.emit(Finished("answer"))
         return preds, {"forgetting": self._forgetting(pool, setups)}
 
-    def _batch_size(self, model, setup: str) -> int:  # noqa: ANN001
+    def _batch_size(self, model, setup: str) -> int:
         """``batch_size`` or fewer: what fits the memory budget with this setup's longest
         prompts (a RAG prompt carries ``context_tokens`` of chunks)."""
         from loop.train.memory import answer_batch_size, parse_budget
@@ -336,7 +336,7 @@ class _Eval:
                               f"{self.cfg.batch_size}) to fit the memory budget")
         return n
 
-    def _forgetting(self, pool, setups: list[str]) -> dict[str, Any]:  # noqa: ANN001
+    def _forgetting(self, pool, setups: list[str]) -> dict[str, Any]:
         """Perplexity on general text and F1 on general questions, base against tuned."""
         from generators.tasks.base import student_chat
         from generators.teachers.hf import generate_texts
@@ -356,7 +356,7 @@ class _Eval:
                               "general_f1": round(sum(f1) / len(f1), 4)}
         return out
 
-    def _answer_batch(self, model, tok, batch, setup, contexts) -> list[dict[str, Any]]:  # noqa: ANN001
+    def _answer_batch(self, model, tok, batch, setup, contexts) -> list[dict[str, Any]]:
         from generators.teachers.hf import generate_texts
 
         msgs = [setup_messages(q, contexts.get(q.id), setup) for q in batch]
@@ -375,7 +375,7 @@ class _Eval:
 
     # -- scoring ---------------------------------------------------------------------------
 
-    def _score(self, questions: list[Question], preds: list[dict], contexts: dict) -> None:  # noqa: ANN001
+    def _score(self, questions: list[Question], preds: list[dict], contexts: dict) -> None:
         by_id = {q.id: q for q in questions}
         k = max((len(c[1]) for c in contexts.values()), default=0)
         metrics = [M.METRICS[n] for n in M.metric_names()]
@@ -396,7 +396,7 @@ class _Eval:
             if m.per_batch is not None:
                 m.per_batch(self, questions, preds)
 
-    def _aggregate(self, preds: list[dict], setups: list[str]):  # noqa: ANN202
+    def _aggregate(self, preds: list[dict], setups: list[str]):
         kw = {"n_boot": self.cfg.n_boot, "seed": self.cfg.seed}
         table: dict[str, dict[str, dict[str, float]]] = {}
         per: dict[str, dict[str, list]] = {}
@@ -578,16 +578,16 @@ def _gold_chunks(answers: list[str], doc: str, chunks: list[dict]) -> list[str]:
     return out
 
 
-def _batches(items: list, n: int):  # noqa: ANN202
+def _batches(items: list, n: int):
     for i in range(0, len(items), n):
         yield items[i:i + n]
 
 
-def _source_weights(retriever) -> dict[str, float]:  # noqa: ANN001
+def _source_weights(retriever) -> dict[str, float]:
     return dict(getattr(getattr(retriever, "cfg", None), "source_weights", None) or {})
 
 
-def _searched_as(retriever) -> str:  # noqa: ANN001
+def _searched_as(retriever) -> str:
     """The index the RAG setups searched, with its source weights when it has any (they
     change what is retrieved; an evaluation without them keeps its id)."""
     index_id = getattr(retriever, "index_id", "") or ""

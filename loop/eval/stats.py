@@ -34,7 +34,7 @@ def bootstrap_ci(values: Sequence[float], *, n_boot: int = 2000, alpha: float = 
     return Interval(float(x.mean()), float(lo), float(hi))
 
 
-def bootstrap_stat(rows: Sequence, statistic, *, n_boot: int = 2000, alpha: float = 0.05,  # noqa: ANN001
+def bootstrap_stat(rows: Sequence, statistic, *, n_boot: int = 2000, alpha: float = 0.05,
                    seed: int = 0) -> Interval:
     """Percentile bootstrap interval of a statistic of the whole sample (macro-F1, say, which
     is not a mean of per-item values): ``statistic(rows)`` on the rows resampled with
@@ -49,7 +49,7 @@ def bootstrap_stat(rows: Sequence, statistic, *, n_boot: int = 2000, alpha: floa
     return Interval(float(statistic(rows)), float(lo), float(hi))
 
 
-def paired_diff_ci(a: Sequence[float], b: Sequence[float], **kw) -> Interval:  # noqa: ANN003
+def paired_diff_ci(a: Sequence[float], b: Sequence[float], **kw) -> Interval:
     """Bootstrap interval of mean(a - b) over the same questions (resampled together)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     assert a.shape == b.shape, f"paired samples differ in length: {a.shape} vs {b.shape}"

@@ -61,7 +61,7 @@ def rag_context(chunks: list[Chunk], max_tokens: int = 1500) -> str:
                           for c in chunks], max_tokens=max_tokens)
 
 
-def _embed_fn(uri: str | None):  # noqa: ANN202
+def _embed_fn(uri: str | None):
     if not uri:
         return None
     from retrieval.embedders import get_embedder
@@ -105,7 +105,7 @@ class GenerateResult:
 def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: bool = False,
              eval_questions: list[str] | None = None, eval_set: Path | None = None,
              style: str = "", style_file: Path | None = None,
-             emit: EventSink = null_sink, embed=None, api_key: str | None = None,  # noqa: ANN001
+             emit: EventSink = null_sink, embed=None, api_key: str | None = None,
              merge: bool = False, should_stop: Callable[[], bool] | None = None) -> GenerateResult:
     """Run the teacher over the corpus and write the dataset (or, with ``eval_mode``, the
     generated eval set, decontaminated against the training questions). With ``merge`` the
@@ -198,8 +198,8 @@ class _Stop(Exception):
 
 
 class _Generate:
-    def __init__(self, ws, cfg, eval_mode, eval_questions, style, emit, embed, api_key,  # noqa: ANN001
-                 should_stop=None, eval_chunk_texts=None) -> None:  # noqa: ANN001
+    def __init__(self, ws, cfg, eval_mode, eval_questions, style, emit, embed, api_key,
+                 should_stop=None, eval_chunk_texts=None) -> None:
         self.should_stop = should_stop or (lambda: False)
         self.eval_chunk_texts = list(eval_chunk_texts or [])
         self.cancelled = False
@@ -274,7 +274,7 @@ class _Generate:
 
     # -- teacher ---------------------------------------------------------------------------
 
-    def _check_teacher(self, teacher, jobs: list[Job]) -> None:  # noqa: ANN001
+    def _check_teacher(self, teacher, jobs: list[Job]) -> None:
         """Refuse a job the teacher cannot do before any call; say once what it will ignore."""
         cannot = getattr(teacher, "cannot", None)
         for job in {j.task.name: j for j in jobs}.values():
@@ -300,7 +300,7 @@ class _Generate:
                 "allow_pickle": c.allow_pickle, "ws": self.ws, "emit": self.emit,
                 "params": {"temperature": c.temperature, "max_tokens": c.max_tokens, "seed": c.seed}}
 
-    def _run_jobs(self, teacher, jobs: list[Job]) -> dict[str, JobResult]:  # noqa: ANN001
+    def _run_jobs(self, teacher, jobs: list[Job]) -> dict[str, JobResult]:
         results: dict[str, JobResult] = {}
         usage, reasons = Usage(), Counter()
         self.emit(Started("generate", total=len(jobs), unit="jobs",
@@ -332,7 +332,7 @@ class _Generate:
 
     # -- filters ---------------------------------------------------------------------------
 
-    def _filter(self, jobs: list[Job], results: dict[str, JobResult], against: list[str]):  # noqa: ANN202
+    def _filter(self, jobs: list[Job], results: dict[str, JobResult], against: list[str]):
         s = FilterSettings(max_answer_chars=self.cfg.max_answer_chars,
                            grounding_min=self.cfg.grounding_min,
                            near_dup_threshold=self.cfg.near_dup_threshold,
@@ -437,7 +437,7 @@ class _Generate:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _write(self, dataset_id, final, jobs, results, rows, rejects, decon) -> GenerateResult:  # noqa: ANN001
+    def _write(self, dataset_id, final, jobs, results, rows, rejects, decon) -> GenerateResult:
         from datasets import Dataset
 
         failed = [{"chunk_id": j.chunk.chunk_id, "task": j.task.name, "reason": results[j.key].error}
@@ -536,7 +536,7 @@ class _Generate:
         return {r["chunk_ids"][0] for r in ds if r["chunk_ids"] and r["split"] == "train"
                 and r["task"] in TASKS and TASKS[r["task"]].embeds_chunk}
 
-    def _dataset_id(self, tasks, against: list[str]) -> str:  # noqa: ANN001
+    def _dataset_id(self, tasks, against: list[str]) -> str:
         trained = self._trained_chunks()  # eval mode: an item on a chunk trained since is stale
         h = hashlib.sha256()
         for part in (PIPELINE_VERSION, self.kind, current_corpus_id(self.ws), self.cfg.digest(),
@@ -613,7 +613,7 @@ def items_per_chunk(chunk: Chunk, cfg: GenerateConfig) -> int:
     return min(max(1, math.floor(cfg.per_chunk * w + 0.5)), max(cfg.per_chunk, 50))
 
 
-def _job(task, chunk: Chunk, cfg: GenerateConfig, pool: list[Chunk], style: str = "",  # noqa: ANN001
+def _job(task, chunk: Chunk, cfg: GenerateConfig, pool: list[Chunk], style: str = "",
          labels: tuple[tuple[str, ...], dict[str, str]] | None = None) -> Job:
     n = items_per_chunk(chunk, cfg)
     # n, not per_chunk: an unweighted chunk keeps its key, so its teacher calls stay cached

@@ -243,7 +243,7 @@ def _previous(ws: Workspace, cfg: IndexConfig) -> RetrievalIndex | None:
     return prev if prev.settings.embedder == cfg.embedder else None
 
 
-def _progress(emit: EventSink):  # noqa: ANN202 - a closure over emit
+def _progress(emit: EventSink):  # a closure over emit
     started: set[str] = set()
     t0 = time.perf_counter()
 

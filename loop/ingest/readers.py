@@ -151,7 +151,7 @@ def read_rst(path: Path, source: str) -> Iterator[RawDoc]:
     notes = [note] if note else []
     try:
         text, title = rst_to_text(raw)
-    except Exception as e:  # noqa: BLE001 - docutils raises many types; the text survives
+    except Exception as e:  # docutils raises many types; the text survives
         notes.append(f"reStructuredText could not be parsed ({type(e).__name__}: {e}); "
                      "read as plain text")
         text, title = raw, None
@@ -234,7 +234,7 @@ def read_pdf(path: Path, source: str) -> Iterator[RawDoc]:
         if reader.is_encrypted:
             try:
                 ok = reader.decrypt("")
-            except Exception as e:  # noqa: BLE001 - pypdf raises several types here
+            except Exception as e:  # pypdf raises several types here
                 raise Skip(f"encrypted PDF ({e})") from e
             if not ok:
                 raise Skip("encrypted PDF: a password is needed")

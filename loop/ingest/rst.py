@@ -80,7 +80,7 @@ class _Kept(Directive):
         return out
 
 
-def _kept_role(name, rawtext, text, lineno, inliner, options=None, content=None):  # noqa: ANN001, ANN201, ARG001 - docutils' role signature
+def _kept_role(name, rawtext, text, lineno, inliner, options=None, content=None):  # docutils' role signature
     """An unknown role: its title (``title <target>``), a ``~dotted.name``'s last part."""
     m = re.match(r"^(.*?)\s*<[^<>]*>$", text, re.DOTALL)
     shown = (m.group(1) if m and m.group(1) else text).lstrip("!")
@@ -130,7 +130,7 @@ _SKIP = (nodes.comment, nodes.target, nodes.substitution_definition, nodes.syste
          nodes.raw, nodes.pending, nodes.image, nodes.decoration)
 
 
-def _blocks(node: nodes.Node, depth: int) -> list[str]:  # noqa: PLR0911, PLR0912 - one case per node kind
+def _blocks(node: nodes.Node, depth: int) -> list[str]:  # one case per node kind
     if isinstance(node, _SKIP):
         return []
     if isinstance(node, nodes.section):
@@ -210,7 +210,7 @@ def _text(node: nodes.Node) -> str:
 
 
 # What the lookups above need of a document: a language module and a silent reporter.
-def _lookup_context():  # noqa: ANN202
+def _lookup_context():
     from docutils.frontend import get_default_settings
     from docutils.languages import get_language
     from docutils.parsers.rst import Parser

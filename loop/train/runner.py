@@ -138,7 +138,7 @@ def _tensorboard(log_dir: Path) -> Any:
     from transformers.integrations import TensorBoardCallback
 
     class _Logger(TensorBoardCallback):
-        def _init_summary_writer(self, args: Any, log_dir_arg: Any = None) -> None:  # noqa: ARG002
+        def _init_summary_writer(self, args: Any, log_dir_arg: Any = None) -> None:
             # the writer opens at train begin; transformers 4.x would take args.logging_dir
             self.tb_writer = self._SummaryWriter(log_dir=str(log_dir))
 
@@ -187,18 +187,18 @@ class EventsCallback(TrainerCallback):
         self.step0 = 0
         self.tokens0 = 0
 
-    def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
+    def on_train_begin(self, args, state, control, **kw):
         self.t0, self.step0, self.tokens0 = time.perf_counter(), state.global_step, state.num_input_tokens_seen
         memory = self.plan.memory if self.plan is not None else None
         self.emit(Started(STAGE, total=state.max_steps, unit="steps",
                           message=plan_line(memory) if memory else ""))
 
-    def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001, ANN003, ANN201
+    def on_log(self, args, state, control, logs=None, **kw):
         logs = logs or {}
         self.loss = logs.get("loss", self.loss)
         self.val_loss = logs.get("eval_loss", self.val_loss)
 
-    def on_step_end(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
+    def on_step_end(self, args, state, control, **kw):
         elapsed = max(time.perf_counter() - self.t0, 1e-9)
         done = state.global_step - self.step0
         rate = (state.num_input_tokens_seen - self.tokens0) / elapsed

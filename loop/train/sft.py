@@ -217,13 +217,13 @@ def _answer_loss_trainer() -> type:
 
         heldout = None  # held-out chunks' rows, scored beside the fact probe (eval_dataset)
 
-        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):  # noqa: ANN001, ANN201
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
             out = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
             if self.heldout is not None and eval_dataset is None and metric_key_prefix == "eval":
                 out.update(super().evaluate(self.heldout, ignore_keys, "heldout"))
             return out
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN201
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             # accelerate applies bf16/fp16 autocast by wrapping model.forward; calling the
             # decoder and head directly needs it said here
             with self.accelerator.autocast():

@@ -168,7 +168,7 @@ def count_parameters(config: Any, opts: LoadOptions) -> int | None:
     try:
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=opts.trust_remote_code)
-    except Exception:  # noqa: BLE001 - an estimate only: never the reason a run fails
+    except Exception:  # an estimate only: never the reason a run fails
         return None
     return sum(p.numel() for p in model.parameters())
 
@@ -490,7 +490,7 @@ register_student("scratch", ScratchLoader())
 # -- local models as teachers ------------------------------------------------------------
 
 
-def _local_teacher(prefix: str):  # noqa: ANN202 - a teacher factory
+def _local_teacher(prefix: str):  # a teacher factory
     """The ``hf:`` / ``smollm2`` teacher factory: generators' HFTeacher with this module's
     loader, so a teacher loads exactly as a student does (GGUF, safetensors-only, device)."""
 

@@ -51,18 +51,18 @@ def test_ask_without_a_config_takes_the_train_default(fresh_ws, monkeypatch):
     asked: list[str] = []
 
     class Pool:
-        def __init__(self, ws, uri, models, device, **kw):  # noqa: ANN001, ARG002
+        def __init__(self, ws, uri, models, device, **kw):
             asked.append(uri)
             self.notes: list[str] = []
             self.student = SimpleNamespace(uri=uri)
 
         @contextmanager
-        def use(self, setup):  # noqa: ANN001, ARG002
+        def use(self, setup):
             yield None, None
 
     monkeypatch.setattr("loop.eval.models.SetupModels", Pool)
     monkeypatch.setattr("generators.teachers.hf.generate_texts",
-                        lambda model, tok, chats, **kw: [SimpleNamespace(text="7:15") for _ in chats])  # noqa: ARG005
+                        lambda model, tok, chats, **kw: [SimpleNamespace(text="7:15") for _ in chats])
     r = CliRunner().invoke(app, ["ask", "When does the ferry leave?", "-w", str(fresh_ws), "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)

@@ -53,7 +53,7 @@ def cli(*args, env: dict | None = None, timeout: float = 200, **kw) -> subproces
                           timeout=timeout, env={**os.environ, **(env or {})}, **kw)
 
 
-def kill_after(args: list, seconds: float, env: dict | None = None, *, once=None) -> bool:  # noqa: ANN001
+def kill_after(args: list, seconds: float, env: dict | None = None, *, once=None) -> bool:
     """Start the CLI, SIGKILL it ``seconds`` later (counted from when ``once()`` first holds,
     if given); True if it was still running then."""
     proc = subprocess.Popen([str(SCRIPT), *map(str, args)], stdout=subprocess.DEVNULL,
@@ -99,7 +99,7 @@ def write_docs(folder: Path, docs: dict[str, str] | None = None) -> Path:
     return folder
 
 
-def _load(path: Path, name: str):  # noqa: ANN202 - a module
+def _load(path: Path, name: str):  # a module
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

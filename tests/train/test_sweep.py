@@ -145,7 +145,7 @@ def test_a_diverged_setting_is_kept_but_never_chosen(ws, monkeypatch, tmp_path):
 
     losses = {"0.1": math.nan, "0.0001": 1.5}
 
-    def fake_train(ws_, c, emit, callbacks=None):  # noqa: ANN001, ANN202
+    def fake_train(ws_, c, emit, callbacks=None):
         return SimpleNamespace(val_loss=losses[str(c.lr)], model_id=f"m{c.lr}", cached=False,
                                path=tmp_path, kind="tuned", dataset_id="d1")
 

@@ -64,16 +64,16 @@ def fake_student(monkeypatch):
     loaded: list[str] = []
 
     class Pool:
-        def __init__(self, ws, uri, models, device, **kw):  # noqa: ANN001, ARG002
+        def __init__(self, ws, uri, models, device, **kw):
             loaded.append(uri)
             self.notes: list[str] = []
             self.student = SimpleNamespace(uri=uri)
 
         @contextmanager
-        def use(self, setup):  # noqa: ANN001, ARG002
+        def use(self, setup):
             yield None, None
 
-    def generate_texts(model, tok, chats, max_new_tokens=0, **kw):  # noqa: ANN001, ARG001
+    def generate_texts(model, tok, chats, max_new_tokens=0, **kw):
         return [SimpleNamespace(text="7:15") for _ in chats]
 
     monkeypatch.setattr("loop.eval.models.SetupModels", Pool)
@@ -190,7 +190,7 @@ def _still(bar: ProgressBar) -> bool:
 
 
 async def test_a_failed_generation_says_failed_and_its_bar_stops(dash_ws, monkeypatch):
-    def broken(*a, **kw):  # noqa: ARG001
+    def broken(*a, **kw):
         raise RuntimeError("the teacher fell over [b]")
 
     monkeypatch.setattr("tui.generate.run_generation", broken)
@@ -296,7 +296,7 @@ async def test_hits_are_listed_by_the_score_shown(dash_ws, monkeypatch):
 
     ranked = [hit(1, 0.2), hit(2, 0.5), hit(3, 0.1)]  # a rerank reordered the fused scores
     monkeypatch.setattr("tui.data.open_retriever",
-                        lambda ws: SimpleNamespace(search=lambda q, k, m: list(ranked)))  # noqa: ARG005
+                        lambda ws: SimpleNamespace(search=lambda q, k, m: list(ranked)))
     app = SynthloopApp(dash_ws)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("4")

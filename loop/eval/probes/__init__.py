@@ -22,7 +22,7 @@ def general_questions() -> list[dict[str, Any]]:
     return [json.loads(line) for line in raw.splitlines() if line.strip()]
 
 
-def perplexity(model, tok, text: str, window: int = 512) -> float:  # noqa: ANN001
+def perplexity(model, tok, text: str, window: int = 512) -> float:
     """Token-level perplexity of ``text`` in non-overlapping windows (exact for the text)."""
     import torch
 
