@@ -1,9 +1,10 @@
 """The eval stage: every setup answers the same questions; metrics with 95% intervals.
 
-Setups (DESIGN.md): ``base`` (student, closed book), ``rag`` (student + retrieved chunks),
-``tuned`` (student + SFT adapter, closed book), ``tuned+rag`` (that adapter with
-retrieval), ``combined`` (the RAFT adapter, trained with context, + retrieval). All use the
-same decoding settings, and every RAG setup the same retriever, k and context block.
+Setups (registered in :mod:`loop.eval.setups`): ``base`` (student, closed book), ``rag``
+(student + retrieved chunks), ``tuned`` (student + SFT adapter, closed book), ``tuned+rag``
+(that adapter with retrieval), ``combined`` (the RAFT adapter, trained with context, +
+retrieval). All use the same decoding settings, and every RAG setup the same retriever, k
+and context block.
 """
 
 from __future__ import annotations
