@@ -46,9 +46,12 @@ from loop.samples import make_sample, overlap_text, samples_dataset
 from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
 
-# Part of every dataset id: bump it when parsing or filtering changes what a run produces,
-# so an old cached dataset is not taken for the new code's output.
-PIPELINE_VERSION = "gen-5"  # gen-5: rules qa slips fixed (dates, money, pronoun subjects); gen-4: gen-4: chunk-carrying tasks (classify, extract): no question-length check, decontaminated on their text
+# The generate stage's version (not the pipeline's), part of every dataset id: bump it when
+# parsing or filtering changes what a run produces, so an old cached dataset is not taken for
+# the new code's output. gen-5: rules qa slips fixed (dates, money, pronoun subjects); gen-4:
+# chunk-carrying tasks (classify, extract): no question-length check, decontaminated on
+# their text.
+GENERATOR_VERSION = "gen-5"
 
 
 def rag_context(chunks: list[Chunk], max_tokens: int = 1500) -> str:
@@ -539,7 +542,7 @@ class _Generate:
     def _dataset_id(self, tasks, against: list[str]) -> str:
         trained = self._trained_chunks()  # eval mode: an item on a chunk trained since is stale
         h = hashlib.sha256()
-        for part in (PIPELINE_VERSION, self.kind, current_corpus_id(self.ws), self.cfg.digest(),
+        for part in (GENERATOR_VERSION, self.kind, current_corpus_id(self.ws), self.cfg.digest(),
                      ",".join(t.prompt_version for t in tasks),
                      hashlib.sha256("\n".join(sorted(against)).encode()).hexdigest(),
                      hashlib.sha256(self.style.encode()).hexdigest(),
