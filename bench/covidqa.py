@@ -35,7 +35,7 @@ def pick(data: dict, papers: int, min_questions: int = 8) -> dict:
     return {"version": data.get("version", "covidqa"), "data": chosen}
 
 
-def _knowledge():  # noqa: ANN202 - bench/knowledge.py, loaded by path (bench/ is no package)
+def _knowledge():
     spec = importlib.util.spec_from_file_location("bench_knowledge", ROOT / "bench" / "knowledge.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -25,7 +25,7 @@ REPLY = json.dumps({"choices": [{"message": {"role": "assistant", "content":
                    "usage": {"prompt_tokens": 50, "completion_tokens": 12}}).encode()
 
 
-def _serve(port_q, capacity: int) -> None:  # noqa: ANN001
+def _serve(port_q, capacity: int) -> None:
     import asyncio
 
     response = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
@@ -34,7 +34,7 @@ def _serve(port_q, capacity: int) -> None:  # noqa: ANN001
     async def main() -> None:
         slots = asyncio.Semaphore(capacity)
 
-        async def handle(reader, writer) -> None:  # noqa: ANN001
+        async def handle(reader, writer) -> None:
             try:
                 while True:
                     head = await reader.readuntil(b"\r\n\r\n")

@@ -23,7 +23,7 @@ REPLY = json.dumps({"choices": [{"message": {"role": "assistant", "content":
                    "usage": {"prompt_tokens": 50, "completion_tokens": 12}}).encode()
 
 
-def _serve(port_q) -> None:  # noqa: ANN001
+def _serve(port_q) -> None:
     """A minimal asyncio HTTP/1.1 server: reply after 100 ms, one write per response.
     (http.server's thread per connection added ~30 ms of its own per wave of 32.)"""
     import asyncio
@@ -31,7 +31,7 @@ def _serve(port_q) -> None:  # noqa: ANN001
     response = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
                 + str(len(REPLY)).encode() + b"\r\n\r\n" + REPLY)
 
-    async def handle(reader, writer) -> None:  # noqa: ANN001
+    async def handle(reader, writer) -> None:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -105,7 +105,7 @@ def tiny_model(path: Path):
 def bench_hf(device: str, dtype: str, prompts: int, new_tokens: int, repeats: int = 3) -> dict:
     import torch
 
-    import loop.train.students  # noqa: F401 - registers the hf: teacher
+    import loop.train.students  # noqa: F401  (registers the hf: teacher)
     from generators.teachers import get_teacher
 
     with tempfile.TemporaryDirectory() as d:
@@ -127,7 +127,7 @@ def bench_hf(device: str, dtype: str, prompts: int, new_tokens: int, repeats: in
                 model.generate(**enc, max_new_tokens=new_tokens, do_sample=False,
                                pad_token_id=tok.pad_token_id)
 
-        def timed(fn) -> float:  # noqa: ANN001 - best of 3, interleaved, against machine noise
+        def timed(fn) -> float:
             if device == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()

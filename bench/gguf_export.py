@@ -26,7 +26,7 @@ PROMPTS = ["What is the capital of France?", "Name three colours of the rainbow.
            "When does the Marrowick ferry leave?", "Write one sentence about harbours."]
 
 
-def greedy(model, tok, n: int = 16):  # noqa: ANN001, ANN201
+def greedy(model, tok, n: int = 16):
     import torch
 
     out = []

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 
-def configs(args: argparse.Namespace):  # noqa: ANN201
+def configs(args: argparse.Namespace):
     from loop.pipeline import demo_configs
 
     cfgs = demo_configs()
@@ -85,7 +85,7 @@ def bench(args: argparse.Namespace) -> dict:
     """Run the pipeline on ``args.docs`` / ``args.gold`` and return the figures."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from loop.eval.stage import EvalResult  # noqa: F401 - import errors before any work
+    from loop.eval.stage import EvalResult  # noqa: F401  (import errors before any work)
     from loop.pipeline import run_pipeline
     from loop.render import RichSink
     from loop.workspace import Workspace

@@ -24,10 +24,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
+import faiss
+import numpy as np
 
-from retrieval import RetrievalIndex, Settings, get_embedder, register_embedder  # noqa: E402
+from retrieval import RetrievalIndex, Settings, get_embedder, register_embedder
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "marrowick"
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datasets import load_from_disk  # noqa: E402
+from datasets import load_from_disk
 
-from retrieval import (  # noqa: E402
+from retrieval import (
     EvalItem,
     RetrievalIndex,
     Settings,

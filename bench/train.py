@@ -80,7 +80,7 @@ def build_student(folder: Path, size: str) -> Path:
     return folder
 
 
-def workspace(root: Path, rows: list[dict]):  # noqa: ANN201
+def workspace(root: Path, rows: list[dict]):
     from loop.samples import samples_dataset
     from loop.workspace import Workspace
 
@@ -114,7 +114,7 @@ def peak_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # lifetime peak, KiB
 
 
-def synthloop_run(ws, student: Path, args, *, packing: bool, method: str = "lora") -> dict:  # noqa: ANN001
+def synthloop_run(ws, student: Path, args, *, packing: bool, method: str = "lora") -> dict:
     """tokens/s of the train stage itself: the median of its per-step rates after warm-up."""
     from loop.events import Collector, Progress
     from loop.train import TrainConfig, train
@@ -131,7 +131,7 @@ def synthloop_run(ws, student: Path, args, *, packing: bool, method: str = "lora
     return {"tok_s": statistics.median(rates), "peak_mb": peak_mb(args.device)}
 
 
-def plain_loop(student: Path, ws, args) -> dict:  # noqa: ANN001
+def plain_loop(student: Path, ws, args) -> dict:
     """The same LoRA model on the same packed batches, in a bare PyTorch loop."""
     import torch
     from torch.utils.data import DataLoader
@@ -173,7 +173,7 @@ def plain_loop(student: Path, ws, args) -> dict:  # noqa: ANN001
     return {"tok_s": statistics.median(rates), "peak_mb": peak_mb(args.device)}
 
 
-def _cycle(loader):  # noqa: ANN001, ANN202
+def _cycle(loader):
     while True:
         yield from loader
 
@@ -202,7 +202,7 @@ def collate_ms(batch: int, max_length: int) -> dict:
         rows.append({"input_ids": [rng.randrange(500) for _ in range(n)],
                      "labels": [rng.randrange(-100, 500) for _ in range(n)], "seq_lengths": lengths})
 
-    def per_row_torch(examples):  # noqa: ANN001, ANN202
+    def per_row_torch(examples):
         width = max(len(e["input_ids"]) for e in examples)
         ids = torch.full((len(examples), width), 1, dtype=torch.long)
         labels, pos = torch.full_like(ids, IGNORE), torch.zeros_like(ids)

@@ -72,11 +72,11 @@ def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set:
         return _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh)
 
 
-def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str, Any]:  # noqa: ANN001
+def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str, Any]:
     timings: dict[str, float] = {}
     cached: dict[str, bool] = {}
 
-    def stage(name: str, fn, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def stage(name: str, fn, *a, **kw):
         emit(Started("run", message=name))
         t = time.perf_counter()
         out = fn(*a, **kw)
@@ -151,14 +151,14 @@ DEV_ORIGIN = "dev part of the gold set (picks the targets; not a score to report
 def _split(ws: Workspace, eval_set: Path | None, seed: int) -> dict[str, Any]:
     """The gold set (or the generated eval set) split by document into dev and test files."""
     from loop.corpus import load_corpus
-    from loop.samples import eval_items, load_eval_set
+    from loop.samples import eval_items, load_generated_eval_set
     from loop.split import split_by_document, split_id
 
     if eval_set is not None:
         items, name = read_gold_set(eval_set), Path(eval_set).stem
         origin = f"human gold set ({Path(eval_set).name})"
     else:
-        ds = load_eval_set(ws)
+        ds = load_generated_eval_set(ws)
         items = eval_items(ds) if ds is not None else []
         name, origin = "generated", f"generated eval set ({ws.ledger.current('eval_set')})"
     chunks = load_corpus(ws).select_columns(["chunk_id", "source", "text"]).to_list()
@@ -170,7 +170,7 @@ def _split(ws: Workspace, eval_set: Path | None, seed: int) -> dict[str, Any]:
                       f"{summary['documents']['test']} documents the targets never come from"}
 
 
-def _missed_on_dev(ws: Workspace, cfgs: RunConfigs, split: dict[str, Any] | None, stage,  # noqa: ANN001
+def _missed_on_dev(ws: Workspace, cfgs: RunConfigs, split: dict[str, Any] | None, stage,
                    emit: EventSink) -> set[str]:
     """The gold chunks of the dev questions the tuned setups miss (F1 < 0.5), never a chunk
     of a test question's document."""
@@ -191,7 +191,7 @@ def _missed_on_dev(ws: Workspace, cfgs: RunConfigs, split: dict[str, Any] | None
     return missed
 
 
-def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict[str, str]:  # noqa: ANN001
+def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict[str, str]:
     from loop.errors import SynthloopError
 
     out = {}
@@ -211,7 +211,7 @@ def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict
     return out
 
 
-def _add_fresh(ws, docs, fresh, trained_on, cfgs, stage, emit) -> set[str]:  # noqa: ANN001
+def _add_fresh(ws, docs, fresh, trained_on, cfgs, stage, emit) -> set[str]:
     """Ingest and index the fresh documents beside the training corpus; their sources."""
     from loop.corpus import load_corpus
 
@@ -221,7 +221,7 @@ def _add_fresh(ws, docs, fresh, trained_on, cfgs, stage, emit) -> set[str]:  # n
     return set(load_corpus(ws)["source"]) - before
 
 
-def _targeted_round(ws, cfgs, missed, questions, stage, emit) -> bool:  # noqa: ANN001
+def _targeted_round(ws, cfgs, missed, questions, stage, emit) -> bool:
     """Generate more data for the chunks behind the dev questions the tuned setups missed."""
     if not missed:
         emit(Warned("run", message="no missed question points to a chunk: stopping early"))

@@ -154,11 +154,6 @@ def load_generated_eval_set(ws: Workspace, eval_set_id: str | None = None) -> Da
     return load_from_disk(str(path)) if path.exists() else None
 
 
-# The old name, which retrieval.load_eval_set (a gold file) also bears; only loop/pipeline.py
-# still imports it. Drop it once that file moves to load_generated_eval_set.
-load_eval_set = load_generated_eval_set
-
-
 def eval_items(ds: Dataset) -> list[Any]:
     """A generated eval set's rows as gold items (``retrieval.metrics.EvalItem``), with their
     task, labels and format (columns a set made before 0.2 lacks read as a QA item)."""
