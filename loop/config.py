@@ -161,7 +161,8 @@ def _describe(model: type[StageConfig], err: ValidationError) -> str:
             known = ", ".join(model.model_fields)
             parts.append(f"unknown key '{key}' (known: {known})")
         else:
-            parts.append(f"'{key}': {item['msg']} (got {item.get('input')!r})")
+            msg = item["msg"].removeprefix("Value error, ")  # a field check's own words
+            parts.append(f"'{key}': {msg} (got {item.get('input')!r})")
     return f"[{stage}] " + "; ".join(parts)
 
 

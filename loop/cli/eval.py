@@ -18,7 +18,7 @@ from loop.cli.common import (
     stage_sink,
     verb,
 )
-from loop.cli.flags import config_flags
+from loop.cli.flags import config_flags, serve_option, served_setups
 from loop.config import read_config_file, resolve
 from loop.eval.stage import EvalConfig
 from loop.workspace import Workspace
@@ -31,6 +31,7 @@ def eval_(
     eval_set: Annotated[Path | None, typer.Option(
         help="Human gold set: JSONL {question, answers, doc?} or SQuAD JSON (default: the "
              "generated eval set).")] = None,
+    serve: serve_option(EvalConfig) = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -41,7 +42,8 @@ def eval_(
     from loop.eval.report import write_report
 
     with verb(as_json):
-        cfg = resolve(EvalConfig, read_config_file(config).get("eval"), **overrides)
+        cfg = resolve(EvalConfig, read_config_file(config).get("eval"), **overrides,
+                      serve=served_setups(serve))
         with Workspace(workspace) as ws:
             with stage_sink() as sink:
                 result = run(ws, cfg, eval_set=eval_set, emit=sink)
@@ -86,6 +88,7 @@ def show_scores(summary: dict) -> None:
 
     lead = summary.get("lead_metric") or "f1"
     shown: dict[str, str] = {}  # metric: the name its cells carry, for the legend below
+    served = (summary.get("lineage") or {}).get("served") or {}
     for setup, row in summary["setups"].items():
         parts = [cell("F1", row["f1"]), f"EM {row['em']['mean']:.3f}"] if "f1" in row else []
         if "f1" in row:
@@ -96,10 +99,14 @@ def show_scores(summary: dict) -> None:
         heads = [name for name, m in METRICS.items() if m.headline and name in row]
         parts += [cell(name, row[name]) for name in heads]
         shown.update({name: name for name in heads})
-        say(f"  {setup:<10} " + "   ".join(parts))
+        mark = " (served)" if setup in served else ""
+        say(f"  {setup:<10} " + "   ".join(parts) + mark)
     meanings = dict(legend(shown))
     for name, label in shown.items():  # in the order the cells above print them
         say(f"  {label}: {meanings[name]}")
+    if served:
+        say("served: " + ", ".join(f"{setup} by {x['model']} at {x['url']}"
+                                   for setup, x in served.items()))
     cov = summary.get("coverage")
     if cov and cov.get("share") is not None:
         say(f"coverage ceiling: {cov['covered']}/{cov['questions']} gold answers "

@@ -9,8 +9,9 @@ default shown, the choices listed, and nothing written twice.
 Every field of the model becomes ``--field-name`` (booleans ``--x/--no-x``, lists a
 comma-separated string, ``Literal`` fields and fields named in the model's ``choices`` a
 fixed set); a flag left out is ``None`` in ``overrides``, so the config file's value (or the
-default) stands. Dict-valued fields stay in the config file, but for ``source_weights``:
-its flag is the repeatable ``--prefer GLOB[=W]`` (:func:`prefer_option`).
+default) stands. Dict-valued fields stay in the config file, but for ``source_weights``
+(its flag is the repeatable ``--prefer GLOB[=W]``, :func:`prefer_option`) and the eval's
+``serve`` (the repeatable ``--serve SETUP=openai:NAME@URL``, :func:`serve_option`).
 """
 
 from __future__ import annotations
@@ -135,4 +136,27 @@ def source_weights(prefer: list[str] | None) -> dict[str, float] | None:
             raise typer.BadParameter(f"'{item}' is not GLOB or GLOB=W with a number W > 0",
                                      param_hint="--prefer")
         out[glob] = weight
+    return out
+
+
+def serve_option(model: type[StageConfig]) -> Any:
+    """The repeatable ``--serve SETUP=openai:NAME@URL`` option that sets ``model``'s ``serve``
+    (a dict, so ``config_flags`` makes no flag for it); its help is the field's."""
+    help_text = (f"{model.model_fields['serve'].description} Repeatable; given, it replaces "
+                 "the config file's serve table.")
+    return Annotated[list[str] | None, typer.Option(
+        "--serve", metavar="SETUP=openai:NAME@URL", help=help_text, show_default=False)]
+
+
+def served_setups(serve: list[str] | None) -> dict[str, str] | None:
+    """``--serve`` values as the ``serve`` mapping; None when the flag was not given (the
+    config's value stands). The specs themselves are checked by the config."""
+    if not serve:
+        return None
+    out: dict[str, str] = {}
+    for item in serve:
+        setup, sep, spec = item.partition("=")
+        if not sep or not setup.strip() or not spec.strip():
+            raise typer.BadParameter(f"'{item}' is not SETUP=openai:NAME@URL", param_hint="--serve")
+        out[setup.strip()] = spec.strip()
     return out

@@ -190,13 +190,17 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
     lines = ["# synthloop report", "", f"**Verdict.** {s['verdict']}", "",
              f"Questions: {s['questions']} from the {s['origin']}. Eval questions that are "
              f"near-duplicates of training questions: {s['contamination']}.", ""]
+    lineage = s.get("lineage") or {}
+    served = lineage.get("served") or {}
     if s.get("models"):
         scored = ", ".join(f"`{setup}` = model `{mid}`" for setup, mid in s["models"].items() if mid)
-        lineage = s.get("lineage") or {}
-        lines += [f"Scored: {scored or 'the base student only'}"
+        local = [x for x in s["models"] if x not in served]
+        lines += [f"Scored: {scored or ('the base student only' if local else 'served setups only')}"
                   + (f"; index `{lineage['index']}`" if lineage.get("index") else "")
                   + (f"; eval set `{lineage['eval_set']}`" if lineage.get("eval_set") else "")
                   + ".", ""]
+    if served:
+        lines += [served_line(served), ""]
     weights = (s.get("lineage") or {}).get("source_weights")
     if weights:
         lines += [_preferred_sources(weights), ""]
@@ -265,6 +269,13 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
     lines += sweep_lines(s.get("sweeps") or [])
     lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def served_line(served: dict[str, dict[str, str]]) -> str:
+    """Which setups an endpoint answered (``[eval] serve``), by model name and URL."""
+    each = ", ".join(f"`{setup}` by `{x['model']}` at {x['url']}" for setup, x in served.items())
+    return (f"Served: {each} (an OpenAI-compatible endpoint answered these setups with the same "
+            "prompts, greedy, the same answer length; the others were answered in-process).")
 
 
 def _preferred_sources(weights: dict[str, float]) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from loop.config import StageConfig
 from loop.corpus import load_corpus
@@ -67,16 +67,36 @@ class EvalConfig(StageConfig):
     allow_pickle: bool = Field(
         False, description="Load a student that has only pickle weights (.bin); they can run "
                            "code when loaded, so only for a trusted source.")
+    serve: dict[str, str] = Field(
+        default_factory=dict,
+        description="Setups answered by an OpenAI-compatible endpoint instead of in-process "
+        "(setup -> openai:NAME@URL; vLLM, llama-server, Ollama, transformers serve): the same "
+        "prompts, greedy, max_new_tokens; the key from OPENAI_API_KEY.")
+    serve_concurrency: int | None = Field(
+        None, ge=1, le=512, description="Requests in flight at once per served setup (default 8).")
+    serve_timeout: float | None = Field(
+        None, gt=0, description="Seconds a served setup's request may wait with nothing "
+        "received (an idle timeout: a reply that keeps streaming is never cut; default 120).")
+    serve_retries: int | None = Field(
+        None, ge=0, le=20, description="Retries of a failed request to a served setup (default 5).")
 
     @classmethod
     def choices(cls) -> dict[str, list[str]]:
         return {"setups": setup_names()}
 
+    @field_validator("serve")
+    @classmethod
+    def _served(cls, value: dict[str, str]) -> dict[str, str]:
+        from loop.eval.served import check_serve
+
+        return check_serve(value)
+
     execution_only: ClassVar[frozenset[str]] = frozenset(
         {"batch_size", "device", "dtype", "judge_url", "trust_remote_code", "allow_pickle",
-         "memory_budget"})
-    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"style"})  # earlier ids unchanged
-
+         "memory_budget", "serve_concurrency", "serve_timeout", "serve_retries"})
+    # fields added later: left out while empty, so earlier evaluations keep their ids
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset(
+        {"style", "serve", "serve_concurrency", "serve_timeout", "serve_retries"})
 
 
 
@@ -135,6 +155,10 @@ def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | N
     cfg = cfg or EvalConfig()
     for s in cfg.setups:
         get_setup(s)  # an unknown setup fails before any work, naming the known ones
+    if cfg.serve:  # a URL taken from the environment is written out: the id names the server
+        from loop.eval.served import pinned
+
+        cfg = cfg.model_copy(update={"serve": pinned(cfg.serve)})
     with stage_run(ws, "eval", cfg.resolved(), emit=emit) as run:
         result = _Eval(ws, cfg, emit, fresh_sources or set(), origin).run(eval_set)
         run.done(result.summary(), result.eval_id)
@@ -148,6 +172,11 @@ class _Eval:
         self.fresh = fresh_sources or set()
         self.notes: list[str] = []
         self._shrunk: set[str] = set()
+        from loop.eval.served import parse_served
+
+        self.served = {s: parse_served(spec) for s, spec in cfg.serve.items() if s in cfg.setups}
+        self.unscored: dict[str, str] = {}  # served setup -> why its endpoint did not answer
+        self.student: str | None = None
 
     def run(self, eval_set: Path | None) -> EvalResult:
         questions, origin, set_hash = self._questions(eval_set)
@@ -158,11 +187,12 @@ class _Eval:
             setups = [s for s in setups if s not in rag_setups()]
         if not setups:
             raise WorkspaceError("no setup can be scored", hint="train a model or build an index")
+        self.student = self._student(models, setups)
         eval_id = self._eval_id(set_hash, setups, models, retriever)
         final = self.ws.eval_dir(eval_id)
         if (final / "scores.json").exists():
             data = json.loads((final / "scores.json").read_text())
-            data.setdefault("student", self._student_uri(models))
+            data.setdefault("student", self.student)
             result = EvalResult(**{**data, "path": final, "cached": True})
             if self.ws.ledger.evaluation(eval_id) is None:  # killed between folder and ledger
                 self._record(final, result)
@@ -170,6 +200,12 @@ class _Eval:
             return result
         contexts = self._retrieve(questions, retriever) if retriever else {}
         preds, probes = self._answer(questions, setups, models, contexts)
+        if self.unscored:  # kept apart from the whole run's id: a re-run asks the server again
+            setups = [s for s in setups if s not in self.unscored]
+            if not setups:
+                raise InputError("no setup was scored: " + "; ".join(self.unscored.values()))
+            eval_id = self._eval_id(set_hash, setups, models, retriever)
+            final = self.ws.eval_dir(eval_id)
         self._score(questions, preds, contexts)
         table, diffs = self._aggregate(preds, setups)
         if self.fresh:
@@ -180,9 +216,9 @@ class _Eval:
         lead = M.lead_metric(words)
         result = EvalResult(eval_id, final, origin, len(questions), table, diffs,
                             verdict(table, diffs, lead), self.notes, self._contamination(questions),
-                            probes, student=self._student_uri(models),
-                            models=_setup_models(setups, models),
-                            lineage=self._lineage(models, retriever, set_hash, eval_set),
+                            probes, student=self.student,
+                            models=_setup_models(setups, models, self.served),
+                            lineage=self._lineage(models, retriever, set_hash, eval_set, setups),
                             lead_metric=lead, answer_words=words,
                             coverage=self._coverage(questions, models))
         self._write(final, result, preds, set_hash)
@@ -232,6 +268,8 @@ class _Eval:
         return current_models(self.ws)
 
     def _available(self, setup: str, models: dict[str, Path]) -> bool:
+        if setup in self.served:  # the server holds its weights
+            return True
         need = SETUPS[setup].adapter
         if need and need not in models and SETUPS[setup].optional:
             return False
@@ -251,6 +289,13 @@ class _Eval:
             self.emit(Warned("eval", message=f"RAG setups skipped: {e}"))
             return None
 
+    def _student(self, models: dict[str, Path], setups: list[str]) -> str | None:
+        """The student the in-process setups load; None when every setup is served and
+        nothing names one."""
+        if all(s in self.served for s in setups) and not self.cfg.student and not models:
+            return None
+        return self._student_uri(models)
+
     def _student_uri(self, models: dict[str, Path]) -> str:
         if self.cfg.student:
             return self.cfg.student
@@ -259,18 +304,22 @@ class _Eval:
         raise InputError("no student to score", hint="pass --student URI or train a model first")
 
     def _lineage(self, models: dict[str, Path], retriever, set_hash: str,
-                 eval_set: Path | None) -> dict[str, Any]:
-        """What was scored besides the models: their datasets, the index, the question set."""
-        rows = {kind: self.ws.ledger.model(path.name) for kind, path in models.items()}
+                 eval_set: Path | None, setups: list[str]) -> dict[str, Any]:
+        """What was scored besides the models: their datasets, the index, the question set,
+        and each served setup's model name and URL (never a key)."""
+        rows = {kind: self.ws.ledger.model(path.name) for kind, path in models.items()
+                if not self.served or kind in self._local_kinds(setups)}
         weights = _source_weights(retriever)  # recorded only when the index had some
+        served = {s: self.served[s].lineage() for s in setups if s in self.served}
         return {"datasets": {kind: row["dataset_id"] for kind, row in rows.items() if row},
                 "index": getattr(retriever, "index_id", None),
                 **({"source_weights": weights} if weights else {}),
+                **({"served": served} if served else {}),
                 "eval_set": (f"{eval_set.name}#{set_hash}" if eval_set is not None
                              else self.ws.ledger.current("eval_set"))}
 
     def _eval_id(self, set_hash: str, setups: list[str], models: dict[str, Path], retriever) -> str:
-        parts = [SCORING_VERSION, set_hash, ",".join(setups), self.cfg.digest(), self._student_uri(models),
+        parts = [SCORING_VERSION, set_hash, ",".join(setups), self.cfg.digest(), self.student or "",
                  *(f"{k}={p.name}" for k, p in sorted(models.items())),
                  _searched_as(retriever), str(getattr(getattr(retriever, "cfg", None), "k", "")),
                  ",".join(sorted(self.fresh))]
@@ -292,22 +341,34 @@ class _Eval:
         self.emit(Finished("retrieve"))
         return out
 
+    def _local_kinds(self, setups: list[str]) -> set[str]:
+        """The adapter kinds the in-process setups load (a served one's weights are elsewhere)."""
+        return {SETUPS[s].adapter for s in setups if s not in self.served and SETUPS[s].adapter}
+
     def _answer(self, questions, setups, models, contexts) -> list[dict[str, Any]]:
         from loop.eval.models import SetupModels
 
-        uri = self._student_uri(models)
-        pool = SetupModels(self.ws, uri, models, self.cfg.device, self.cfg.dtype,
-                           trust_remote_code=self.cfg.trust_remote_code,
-                           allow_pickle=self.cfg.allow_pickle)
-        self.notes += pool.notes
         preds = []
         total = len(questions) * len(setups)
         self.emit(Started("answer", total=total, unit="answers", message=", ".join(setups)))
-        t0, tokens = time.perf_counter(), 0
+        # served first: a dead endpoint says so before the student is loaded
+        for setup in [s for s in setups if s in self.served]:
+            preds += self._answer_served(setup, questions, contexts, len(preds), total)
+        local = [s for s in setups if s not in self.served]
+        if not local:
+            self.emit(Finished("answer"))
+            return preds, {}
+        kinds = self._local_kinds(local)
+        pool = SetupModels(self.ws, self.student, {k: p for k, p in models.items() if k in kinds},
+                           self.cfg.device, self.cfg.dtype,
+                           trust_remote_code=self.cfg.trust_remote_code,
+                           allow_pickle=self.cfg.allow_pickle)
+        self.notes += pool.notes
+        t0, tokens, before = time.perf_counter(), 0, len(preds)
         # Similar prompt lengths share a batch: less padding to attend over (the order of
         # the predictions does not matter; they are keyed by question and setup).
         by_length = sorted(questions, key=lambda q: len(contexts.get(q.id, ("",))[0]) + len(q.question))
-        for setup in setups:
+        for setup in local:
             with pool.use(setup) as (model, tok):
                 for batch in _batches(by_length, self._batch_size(model, setup)):
                     preds += self._answer_batch(model, tok, batch, setup, contexts)
@@ -315,9 +376,50 @@ class _Eval:
                     elapsed = time.perf_counter() - t0
                     self.emit(Progress("answer", done=len(preds), total=total, info={
                         "tok/s": round(tokens / elapsed), "setup": setup,
-                        "eta_s": round(elapsed / len(preds) * (total - len(preds)))}))
+                        "eta_s": round(elapsed / (len(preds) - before) * (total - len(preds)))}))
         self.emit(Finished("answer"))
-        return preds, {"forgetting": self._forgetting(pool, setups)}
+        return preds, {"forgetting": self._forgetting(pool, local)}
+
+    def _answer_served(self, setup: str, questions: list[Question], contexts: dict,
+                       done: int, total: int) -> list[dict[str, Any]]:
+        """A served setup's answers: the chats the in-process setup would answer, sent to its
+        endpoint. The first goes alone, so a dead endpoint costs one request's retries, not
+        every question's; a setup with any request that failed for good is not scored (one
+        line that says why: a partial setup would be compared on other questions)."""
+        from loop.eval.served import client
+
+        served = self.served[setup]
+        msgs = [setup_messages(q, contexts.get(q.id), setup) for q in questions]
+        replies: list[Any] = [None] * len(msgs)
+        t0 = time.perf_counter()
+
+        def got(offset: int):
+            def on_done(i: int, reply: Any) -> None:
+                replies[offset + i] = reply
+                n = sum(r is not None for r in replies)
+                self.emit(Progress("answer", done=done + n, total=total,
+                                   info={"setup": setup, "served": served.url}))
+            return on_done
+
+        teacher = client(served, self.cfg)
+        try:
+            teacher.complete_many(msgs[:1], got(0))
+            if not isinstance(replies[0], Exception):
+                teacher.complete_many(msgs[1:], got(1))
+        finally:
+            teacher.close()
+        failed = [r for r in replies if isinstance(r, Exception)]
+        if failed:
+            asked = sum(r is not None for r in replies)
+            line = (f"setup '{setup}' not scored: {served.model} at {served.url} did not answer "
+                    f"({len(failed)} of {asked} requests failed: {failed[0]})")
+            self.emit(Warned("eval", message=line))
+            self.notes.append(line)
+            self.unscored[setup] = line
+            return []
+        ms = (time.perf_counter() - t0) * 1000 / max(1, len(msgs))
+        return [self._prediction(q, setup, r.text, contexts, ms, r.prompt_tokens, r.completion_tokens)
+                for q, r in zip(questions, replies, strict=True)]
 
     def _batch_size(self, model, setup: str) -> int:
         """``batch_size`` or fewer: what fits the memory budget with this setup's longest
@@ -364,15 +466,21 @@ class _Eval:
         t = time.perf_counter()
         outs = generate_texts(model, tok, msgs, max_new_tokens=self.cfg.max_new_tokens)
         ms = (time.perf_counter() - t) * 1000 / len(batch)
+        return [self._prediction(q, setup, o.text, contexts, ms, o.prompt_tokens, o.completion_tokens)
+                for q, o in zip(batch, outs, strict=True)]
+
+    @staticmethod
+    def _prediction(q: Question, setup: str, text: str, contexts: dict, ms: float,
+                    prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         # question and answers ride along so a drill-down shows what was scored, even after
         # the workspace's eval set changes (older predictions lack them: readers fall back).
-        return [{"eval_id": q.id, "setup": setup, "doc": q.doc, "gold_chunk_ids": q.gold_chunks,
-                 "question": q.question, "answers": list(q.answers), "task": q.task,
-                 "answer": final_answer(o.text) if q.whole_answer else clean_answer(o.text),
-                 "raw": o.text,
-                 "retrieved_chunk_ids": contexts[q.id][1] if SETUPS[setup].retrieval else [],
-                 "latency_ms": round(ms, 2), "prompt_tokens": o.prompt_tokens,
-                 "completion_tokens": o.completion_tokens} for q, o in zip(batch, outs, strict=True)]
+        return {"eval_id": q.id, "setup": setup, "doc": q.doc, "gold_chunk_ids": q.gold_chunks,
+                "question": q.question, "answers": list(q.answers), "task": q.task,
+                "answer": final_answer(text) if q.whole_answer else clean_answer(text),
+                "raw": text,
+                "retrieved_chunk_ids": contexts[q.id][1] if SETUPS[setup].retrieval else [],
+                "latency_ms": round(ms, 2), "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens}
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -533,9 +641,13 @@ def _answer_words(preds: list[dict], setups: list[str]) -> dict[str, float]:
     return out
 
 
-def _setup_models(setups: list[str], models: dict[str, Path]) -> dict[str, str | None]:
-    """Each scored setup's model id: the adapter kind's model, or None (the bare student)."""
-    return {s: models[SETUPS[s].adapter].name if SETUPS[s].adapter else None for s in setups}
+def _setup_models(setups: list[str], models: dict[str, Path],
+                  served: dict[str, Any] | None = None) -> dict[str, str | None]:
+    """Each scored setup's model id: the adapter kind's model, or None (the bare student, or a
+    served setup: its name and URL are in the lineage's ``served``)."""
+    served = served or {}
+    return {s: models[SETUPS[s].adapter].name if SETUPS[s].adapter and s not in served else None
+            for s in setups}
 
 
 def final_answer(text: str) -> str:
