@@ -1,6 +1,6 @@
 """The knowledge recipe against the baselines it must beat, on one corpus and one question set.
 
-    .venv/bin/python bench/knowledge.py [--method lora|full] [--exposures 4] [--paraphrases 3]
+    .venv/bin/python bench/knowledge.py [--method lora|full] [--exposures 8] [--paraphrases 3]
         [--pretrain EPOCHS] [--docs examples/marrowick --gold examples/marrowick-eval.jsonl] [--workspace DIR]
 
 Runs ``synthloop run``'s pipeline in-process: the rules teacher's ``knowledge`` + ``raft``
@@ -63,7 +63,7 @@ def _diff(diffs: list[dict], a: str, b: str, metric: str) -> dict | None:
 def options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The recipe's knobs, shared with bench/covidqa.py."""
     p.add_argument("--method", choices=["lora", "full"], default="lora")
-    p.add_argument("--exposures", type=float, default=4)
+    p.add_argument("--exposures", type=float, default=8)
     p.add_argument("--paraphrases", type=int, default=3)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--pretrain", type=float, default=None, metavar="EPOCHS",
