@@ -166,6 +166,26 @@ def _seconds(s: float) -> str:
     return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
 
 
+def quiet_library_bars() -> None:
+    """Silence tqdm, the hub's and transformers' bars. The environment reaches a library
+    imported later (tqdm reads TQDM_ defaults, the hub its flag, at import); one already
+    imported is told directly (transformers' "Loading weights" bar reads the hub's flag
+    once, when transformers is imported)."""
+    import os
+    import sys
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging
+
+        logging.disable_progress_bar()
+
+
 def sink_for(console: Console, *, every: float | None = None):
     """A RichSink on a terminal; a LogSink (plain timed lines) when stderr goes to a file or
     a pipe. ``$SYNTHLOOP_LOG_EVERY`` sets the seconds between lines (default 30). Either
@@ -173,8 +193,7 @@ def sink_for(console: Console, *, every: float | None = None):
     are silenced: progress is ours to report."""
     import os
 
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    quiet_library_bars()
     if console.is_terminal:
         return RichSink(console)
     if every is None:

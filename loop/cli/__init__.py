@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# progress is ours to report: the libraries' own bars are off before any of them is imported
+# (loop.render.quiet_library_bars tells one already imported)
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
 import typer
 
 from loop import __version__

@@ -56,3 +56,22 @@ def test_ingest_to_a_log_file_prints_plain_lines(tmp_path):
     text = log.read_text()
     assert "ingest: started 1 files" in text and "ingest: done in" in text
     assert "━" not in text and "\r" not in text
+
+
+def test_index_to_a_log_file_has_no_library_bars(tmp_path):
+    """Loading the embedder prints transformers' "Loading weights" bar unless it is told
+    before (or, once imported, directly): a log file gets our lines only."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nThe ferry leaves at 7:15 from Pier 3.\n")
+    ws = str(tmp_path / "ws")
+    env = {**os.environ, "SYNTHLOOP_LOG_EVERY": "0", "HF_HUB_OFFLINE": "1"}
+    env.pop("TQDM_DISABLE", None)
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    subprocess.run([sys.executable, "-m", "loop", "ingest", str(docs), "-w", ws],
+                   capture_output=True, timeout=120, env=env, check=True)
+    r = subprocess.run([sys.executable, "-m", "loop", "index", "-w", ws], capture_output=True,
+                       text=True, timeout=240, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "index: started" in r.stderr
+    assert "Loading weights" not in r.stderr and "it/s]" not in r.stderr, r.stderr[-2000:]
