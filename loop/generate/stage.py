@@ -266,7 +266,9 @@ class _Generate:
         finally:
             teacher.close()
         if sized:
-            rows = self._sized(rows, len(chunks))
+            why = Counter(reason for _, reason, _, _ in rejects)
+            why.update(rej["reason"] for r in results.values() for rej in r.rejects)
+            rows = self._sized(rows, len(chunks), why)
         if self.cancelled or any(r.error for r in results.values()):
             # Not the full run's dataset: it gets an id of its own, and the full id stays
             # free, so the same command run again retries what failed or was not reached
@@ -408,20 +410,24 @@ class _Generate:
                                  f"{self.cfg.label_by or 'folder'} to label them by; skipped"))
         return jobs
 
-    def _sized(self, rows: list[dict[str, Any]], n_chunks: int) -> list[dict[str, Any]]:
+    def _sized(self, rows: list[dict[str, Any]], n_chunks: int,
+               why: Counter | None = None) -> list[dict[str, Any]]:
         """An eval set of ``eval_size`` items, spread evenly over what survived the filters;
-        fewer, with a warning that says how many and why, when the corpus gave fewer."""
+        fewer, with a warning that says how many and why (the drops by reason), when the
+        corpus gave fewer."""
         target = self.cfg.eval_size
         if len(rows) > target:
             step = len(rows) / target
             return [rows[int(i * step)] for i in range(target)]
         if len(rows) < target:
+            drops = ", ".join(f"{REASON_WORDS.get(k, k)} {n}" for k, n in (why or Counter()).most_common())
             self.emit(Warned("generate", message=(
                 f"eval set: {len(rows)} of the {target} questions aimed at (eval_size): "
-                f"{n_chunks} chunk(s) gave no more after the filters (decontamination against "
-                "training removes questions training already asks); with fewer than ~150 the "
-                "intervals cannot resolve small differences. Add documents, lower "
-                "--eval-size, or bring a gold set (--eval-set)")))
+                f"{n_chunks} chunk(s) gave no more"
+                + (f" (dropped: {drops})" if drops else " after the filters")
+                + "; with fewer than ~150 the intervals cannot resolve small differences. Add "
+                "documents, use a model teacher (the rules teacher finds facts in prose with "
+                "names, numbers and dates), lower --eval-size, or bring a gold set (--eval-set)")))
         return rows
 
     def _row(self, job: Job, rec: Record, c: Candidate) -> dict[str, Any]:
@@ -647,6 +653,16 @@ def stage_tasks(cfg: GenerateConfig, eval_mode: bool) -> list:
     if not eval_mode:
         return [get_task(t) for t in cfg.tasks]
     return [EVAL_TASK] + [t for t in map(get_task, cfg.tasks) if t.eval_items]
+
+
+# reject reasons as the eval-set warning words them
+REASON_WORDS = {
+    "no_fact_found": "no fact the teacher could ask about",
+    "decontam": "too like a training question (decontamination)",
+    "dedup": "duplicates",
+    "grounding": "answer not in the chunk",
+    "length": "too long",
+}
 
 
 def _row_split(job: Job, rec: Record, val_share: float) -> str:

@@ -282,4 +282,5 @@ def test_generated_eval_set_is_sized_by_a_target_from_untrained_chunks_first(exa
     big = generate(example_ws, cfg.model_copy(update={"eval_size": 5000}), eval_mode=True,
                    emit=lambda e: warned.append(e.message) if isinstance(e, Warned) else None)
     assert 60 < big.samples < 5000
-    assert any(f"eval set: {big.samples} of the 5000 questions" in m for m in warned)
+    line = next(m for m in warned if f"eval set: {big.samples} of the 5000 questions" in m)
+    assert "(dropped: " in line and "duplicates" in line, line  # the drops by reason, not a guess
