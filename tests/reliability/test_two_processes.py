@@ -62,7 +62,7 @@ _FAKE_RUN = textwrap.dedent("""
         return run
 
     p.ingest = stage("ingest", NS(cached=False, chunks=1))
-    p.generate = stage("generate", NS(cached=False))
+    p.generate = stage("generate", NS(cached=False, failed_all=lambda: None))
     p.build_index = stage("index", NS(cached=False))
     p.train = stage("train", NS(cached=False, model_id="m"))
     p.evaluate = stage("eval", NS(cached=False, path=None, setups={}, eval_id="e", verdict="v",
