@@ -239,8 +239,10 @@ def test_early_stopping_stops_when_validation_loss_rises_and_keeps_the_best(ws, 
     # the rows as written: with the student's system message in every row this tiny model
     # was still learning the shared format at step 60 (validation loss never rose)
     monkeypatch.setattr("loop.train.data.student_chat", lambda m: list(m))
-    cfg = kit.fast_config(tiny_student, max_steps=60, eval_steps=2, save_steps=2, patience=2,
-                          lr=5e-2)  # at 1e-2 this tiny LoRA still learnt the format at step 60
+    cfg = kit.fast_config(tiny_student, max_steps=60, eval_steps=2, save_steps=2, patience=1,
+                          lr=5e-2)  # at 1e-2 this tiny LoRA still learnt the format at step 60;
+    # patience 1: on some machines the curve rises once, falls a hair, then rises (6.13 5.91 5.84
+    # 5.90 5.83 ...), which patience 2 never stops on within 60 steps
     r = train(ws, cfg)
     curve = json.loads((r.path / "curves.json").read_text())
     val = dict(curve["val"])
