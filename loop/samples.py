@@ -164,7 +164,8 @@ def eval_items(ds: Dataset) -> list[Any]:
         fmt = r.get("format")
         out.append(EvalItem(r["question"], list(r["answers"]), list(r["chunk_ids"] or []), r["id"],
                             "", r.get("task") or "qa", list(r.get("labels") or []), None,
-                            (json.loads(fmt) if isinstance(fmt, str) else fmt) or None))
+                            # "" (no format): generate writes it so every row has the column
+                            (json.loads(fmt) if isinstance(fmt, str) and fmt.strip() else fmt) or None))
     return out
 
 

@@ -284,3 +284,16 @@ def test_generated_eval_set_is_sized_by_a_target_from_untrained_chunks_first(exa
     assert 60 < big.samples < 5000
     line = next(m for m in warned if f"eval set: {big.samples} of the 5000 questions" in m)
     assert "(dropped: " in line and "duplicates" in line, line  # the drops by reason, not a guess
+
+
+def test_a_generated_eval_set_without_a_format_reads_back_as_items(example_ws):
+    """Generate writes `format = ""` on every row of a set with no format spec; eval reads
+    the set back through eval_items, which took "" for JSON (the Python-docs run crashed at
+    its eval stage, after 75 minutes of training)."""
+    from loop.samples import eval_items, load_generated_eval_set
+
+    r = generate(example_ws, GenerateConfig(limit=10, eval_size=5), eval_mode=True)
+    ds = load_generated_eval_set(example_ws, r.dataset_id)
+    assert set(ds["format"]) == {""}
+    items = eval_items(ds)
+    assert len(items) == r.samples > 0 and all(it.question and it.answers for it in items)
