@@ -1,6 +1,6 @@
 """The knowledge recipe against the baselines it must beat, on one corpus and one question set.
 
-    .venv/bin/python bench/knowledge.py [--method lora|full] [--exposures 8] [--paraphrases 3]
+    .venv/bin/python bench/knowledge.py [--method lora|full] [--exposures 8] [--paraphrases 3] [--replay 0.1]
         [--pretrain EPOCHS] [--docs examples/marrowick --gold examples/marrowick-eval.jsonl] [--workspace DIR]
 
 Runs ``synthloop run``'s pipeline in-process: the rules teacher's ``knowledge`` + ``raft``
@@ -37,6 +37,8 @@ def configs(args: argparse.Namespace):
     lr = args.lr or (1e-3 if args.method == "lora" else 1e-4)
     cfgs.train = cfgs.train.model_copy(update={"method": args.method, "exposures": args.exposures,
                                                "lr": lr})
+    if args.replay is not None:
+        cfgs.train = cfgs.train.model_copy(update={"replay": args.replay})
     if args.method == "full":  # the combined adapter stays LoRA (it starts from the student)
         cfgs.combined = {**cfgs.combined, "method": "lora", "init_from": None}
     if args.pretrain:  # continued pretraining on the chunks and their rewrites, then the SFT
@@ -66,6 +68,8 @@ def options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--exposures", type=float, default=8)
     p.add_argument("--paraphrases", type=int, default=3)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--replay", type=float, default=None,
+                   help="share of replay rows against forgetting (unset: the train default)")
     p.add_argument("--pretrain", type=float, default=None, metavar="EPOCHS",
                    help="first continued pretraining (LoRA, merged) for EPOCHS passes over the "
                         "chunks and their rewrites, then the SFT on the pretrained model")
@@ -129,7 +133,8 @@ def bench(args: argparse.Namespace) -> dict:
                                                               "loss_last", "val_loss")}
     return {
         "settings": {"method": args.method, "exposures": args.exposures, "pretrain": args.pretrain,
-                     "paraphrases": args.paraphrases, "lr": cfgs.train.lr},
+                     "paraphrases": args.paraphrases, "lr": cfgs.train.lr,
+                     "replay": cfgs.train.replay},
         "wall_s": round(wall, 1), "stage_s": out["stage_seconds"],
         "coverage": out["coverage"], "lead_metric": lead,
         "answer_words": scores.get("answer_words"),

@@ -11,6 +11,8 @@ docs/benchmarks.md), which a larger student or a GPU changes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -81,7 +83,7 @@ def run_plan(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None,
                    "questions": n_q, "setups": setups})
     known = [s["seconds"] for s in stages if s["seconds"] is not None]
     return {"stages": stages, "seconds": round(sum(known)),
-            "complete": all(s["seconds"] is not None for s in stages)}
+            "complete": all(s["seconds"] is not None for s in stages), "corpus": ing.corpus_id}
 
 
 def _train_entry(ws: Workspace, kind: str, cfg: Any, have_rows: bool) -> dict[str, Any]:
@@ -161,11 +163,76 @@ def fit_budget(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None
     combined adapter's epochs (3 -> 1), the tuned adapter's exposures per fact (down to
     ``MIN_EXPOSURES``), the questions scored (down to ``MIN_QUESTIONS``), and last the chunks
     the data is generated from (``limit``). A setting given in a config file or a flag is
-    never changed. Returns ``(cfgs, plan, what_was_scaled)``."""
+    never changed, and a run resumed with the same inputs keeps the scaling it was first given
+    (``cache/budget/``). Returns ``(cfgs, plan, what_was_scaled)``."""
+    plan = run_plan(ws, docs, cfgs, eval_set, emit=emit)
+    if not budget_s or not plan["complete"]:
+        return cfgs, plan, []
+    # A run that is resumed keeps the scaling it started with: re-fitted from the rate its
+    # first training measured, it would change the configs, and so the ids, and redo the work.
+    kept = ws.root / "cache" / "budget" / f"{_fit_key(plan['corpus'], cfgs, eval_set, budget_s)}.json"
+    try:
+        first = json.loads(kept.read_text(encoding="utf-8"))
+        updates, scaled = first["updates"], list(first["scaled"])
+    except (OSError, ValueError, KeyError, TypeError):
+        first = None
+    if first is not None:
+        fitted = _apply(cfgs, updates)
+        if updates:
+            plan = run_plan(ws, docs, fitted, eval_set, emit=emit)
+        return fitted, plan, scaled
+    fitted, plan, scaled = _fit(ws, docs, cfgs, eval_set, budget_s, plan, emit)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    tmp = kept.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"updates": _updates(cfgs, fitted), "scaled": scaled}, indent=1),
+                   encoding="utf-8")
+    tmp.replace(kept)
+    return fitted, plan, scaled
+
+
+def _fit_key(corpus: str, cfgs: Any, eval_set: Path | None, budget_s: float) -> str:
+    """What a scaling was fitted to: the corpus, every config as given (values and which keys
+    were set), the question set and the budget."""
+    parts = {name: [getattr(cfgs, name).resolved(), sorted(getattr(cfgs, name).model_fields_set)]
+             for name in FITTED}
+    blob = json.dumps({"corpus": corpus, "configs": parts, "combined": cfgs.combined,
+                       "eval_set": str(Path(eval_set).resolve()) if eval_set else None,
+                       "budget_s": budget_s}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+FITTED = ("ingest", "generate", "index", "train", "eval")
+
+
+def _updates(cfgs: Any, fitted: Any) -> dict[str, dict[str, Any]]:
+    """The keys the scaling changed, per config (``combined``: the [combined] table)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in FITTED:
+        a, b = getattr(cfgs, name), getattr(fitted, name)
+        changed = {k: getattr(b, k) for k in type(b).model_fields if getattr(a, k) != getattr(b, k)}
+        if changed:
+            out[name] = changed
+    comb = {k: v for k, v in fitted.combined.items() if cfgs.combined.get(k, object()) != v}
+    if comb:
+        out["combined"] = comb
+    return out
+
+
+def _apply(cfgs: Any, updates: dict[str, dict[str, Any]]) -> Any:
     from dataclasses import replace
 
-    plan = run_plan(ws, docs, cfgs, eval_set, emit=emit)
-    if not budget_s or not plan["complete"] or plan["seconds"] <= budget_s:
+    changes: dict[str, Any] = {name: getattr(cfgs, name).model_copy(update=u)
+                               for name, u in updates.items() if name in FITTED}
+    if "combined" in updates:
+        changes["combined"] = {**cfgs.combined, **updates["combined"]}
+    return replace(cfgs, **changes)
+
+
+def _fit(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None, budget_s: float,
+         plan: dict[str, Any], emit: EventSink) -> tuple[Any, dict[str, Any], list[str]]:
+    from dataclasses import replace
+
+    if plan["seconds"] <= budget_s:
         return cfgs, plan, []
     by = {st["stage"]: st for st in plan["stages"]}
     secs = {name: float(st["seconds"]) for name, st in by.items()}

@@ -73,3 +73,22 @@ def test_run_scales_the_defaults_it_was_not_given_to_fit_the_budget(tmp_path):
     assert not any("exposures" in x or "setups" in x for x in tight["scaled"])
     assert any(x.startswith("chunks the data is generated from 234 -> ") for x in tight["scaled"])
     assert "scaled" not in _dry(tmp_path, "--budget", "0")
+
+
+def test_a_resumed_run_keeps_the_scaling_it_started_with(tmp_path):
+    """The first training measures a slower rate than the assumed one; re-fitted from it, a
+    re-run would scale further, change the configs (and so the ids) and redo the work. A
+    re-run with the same inputs keeps the first scaling; a new budget is fitted anew."""
+    from loop.workspace import Workspace
+
+    first = _dry(tmp_path, "--budget", "30")
+    with Workspace(tmp_path / "ws") as ws:  # a slow first training, as on a loaded machine
+        run_id = ws.ledger.start_run("train", [], {"student": "smollm2", "method": "lora"})
+        ws.ledger.finish_run(run_id, status="ok", summary={"tokens_per_s": 40.0})
+    again = _dry(tmp_path, "--budget", "30")
+    assert again["scaled"] == first["scaled"]
+    by = {s["stage"]: s for s in again["stages"]}
+    assert by["train-tuned"]["basis"].startswith("measured")  # the plan says the new rate
+    assert by["train-tuned"]["seconds"] > {s["stage"]: s for s in first["stages"]}["train-tuned"]["seconds"]
+    anew = _dry(tmp_path, "--budget", "31")
+    assert anew["scaled"] != first["scaled"]  # fitted to the measured rate: scaled further
