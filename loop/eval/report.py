@@ -41,7 +41,7 @@ def _raw(d: dict[str, Any]) -> str:
 def verdict(table: dict[str, Any], diffs: list[dict], lead: str = "f1") -> str:
     """One paragraph a person can act on; every claim backed by a paired 95% interval on the
     ``lead`` metric (``answer_f1`` when the setups' answers differ in length)."""
-    have = [s for s in ordered(table) if s in SETUPS]  # cheapest first
+    have = _candidates(table)  # cheapest first
     if not any(lead in table[s] for s in have) and lead != "f1":
         lead = "f1"  # an evaluation made before answer_f1 existed
     parts = []
@@ -80,7 +80,28 @@ def verdict(table: dict[str, Any], diffs: list[dict], lead: str = "f1") -> str:
                 parts.append(f"Combining adds nothing measurable over {SETUPS[ref].label} ({_raw(d)}).")
     rec = recommend(table, diffs, lead)
     parts.append(f"Recommendation: {rec} (the cheapest setup that no other beats measurably).")
+    parts += _exported_sentences(table, diffs, lead)
     return " ".join(parts) + _task_sentence(table, have)
+
+
+def _candidates(table: dict[str, Any]) -> list[str]:
+    """The setups the verdict chooses between, cheapest first (not a derived copy)."""
+    return [s for s in ordered(table) if s in SETUPS and not SETUPS[s].derived]
+
+
+def _exported_sentences(table: dict[str, Any], diffs: list[dict], lead: str) -> list[str]:
+    """What the export cost: each derived setup against the setup it copies, paired."""
+    out = []
+    for s in ordered(table):
+        src = SETUPS[s].derived if s in SETUPS else None
+        d = _diff(diffs, s, src, lead) if src and src in table else None
+        if d is None or lead not in table[s]:
+            continue
+        cost = "measurably" if d["significant"] else "not measurably"
+        out.append(f"The exported file scores {table[s][lead]['mean']:.3f} against {src}'s "
+                   f"{table[src][lead]['mean']:.3f}: the export changed the score {cost} "
+                   f"({s} - {src}: {_raw(d)}).")
+    return out
 
 
 def _task_sentence(table: dict[str, Any], have: list[str]) -> str:
@@ -100,7 +121,7 @@ def _task_sentence(table: dict[str, Any], have: list[str]) -> str:
 
 
 def recommend(table: dict[str, Any], diffs: list[dict], lead: str = "f1") -> str:
-    have = [s for s in ordered(table) if s in SETUPS]  # cheapest first
+    have = _candidates(table)  # cheapest first
     best = have[0]
     for s in have[1:]:
         d = _diff(diffs, s, best, lead)

@@ -20,6 +20,9 @@ class Setup:
     #            recommended only if it beats every cheaper one measurably)
     label: str  # how the verdict names it
     optional: bool = False  # scored only when its model exists (no warning when it does not)
+    # a copy of another setup's model (the exported file, ``--as-exported``): scored only when
+    # asked for, compared with the setup it copies, never a candidate of the verdict
+    derived: str | None = None
 
 
 SETUPS: dict[str, Setup] = {}
@@ -39,8 +42,8 @@ def get_setup(name: str) -> Setup:
 
 
 def setup_names() -> list[str]:
-    """Every registered setup, cheapest first."""
-    return [s.name for s in sorted(SETUPS.values(), key=lambda s: s.cost)]
+    """Every registered setup but the derived ones (``exported``), cheapest first."""
+    return [s.name for s in sorted(SETUPS.values(), key=lambda s: s.cost) if not s.derived]
 
 
 def rag_setups() -> set[str]:
@@ -71,5 +74,8 @@ for _s in (
     Setup("combined", "combined", True, 4, "combining (RAFT + RAG)"),
     # `train --method dpo --from tuned`: the SFT adapter preference-tuned, closed book
     Setup("dpo", "dpo", False, 2.5, "preference tuning (SFT + DPO)", optional=True),
+    # `eval --as-exported FILE`: the file `export` wrote (a q8_0 GGUF, a merged folder), loaded
+    # as a student of its own and answered closed book, beside the tuned model it was made from
+    Setup("exported", None, False, 2.1, "the exported model", optional=True, derived="tuned"),
 ):
     register_setup(_s)

@@ -79,10 +79,23 @@ class EvalConfig(StageConfig):
         "received (an idle timeout: a reply that keeps streaming is never cut; default 120).")
     serve_retries: int | None = Field(
         None, ge=0, le=20, description="Retries of a failed request to a served setup (default 5).")
+    engine: str | None = Field(
+        None, description="Start a serving engine on the workspace's models and answer the "
+        "setups through it: transformers (transformers serve: the student and each model "
+        "merged), vllm (one base, the adapters per request), llamacpp (llama-server on each "
+        "GGUF); stopped when the eval ends.")
+    engine_timeout: float | None = Field(
+        None, gt=0, description="Seconds an engine may take to be ready (default 600).")
+    as_exported: str | None = Field(
+        None, description="A file `synthloop export` wrote (a .gguf of any quant, or a merged "
+        "folder), scored as the 'exported' setup beside tuned on the same questions: the "
+        "report gives the paired difference, what the export (quantization) cost.")
 
     @classmethod
     def choices(cls) -> dict[str, list[str]]:
-        return {"setups": setup_names()}
+        from loop.eval.engines import ENGINES
+
+        return {"setups": setup_names(), "engine": list(ENGINES)}
 
     @field_validator("serve")
     @classmethod
@@ -91,12 +104,22 @@ class EvalConfig(StageConfig):
 
         return check_serve(value)
 
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: str | None) -> str | None:
+        from loop.eval.engines import ENGINES
+
+        if value and value not in ENGINES:
+            raise ValueError(f"unknown engine {value!r} (known: {', '.join(ENGINES)})")
+        return value or None
+
     execution_only: ClassVar[frozenset[str]] = frozenset(
         {"batch_size", "device", "dtype", "judge_url", "trust_remote_code", "allow_pickle",
-         "memory_budget", "serve_concurrency", "serve_timeout", "serve_retries"})
+         "memory_budget", "serve_concurrency", "serve_timeout", "serve_retries", "engine_timeout"})
     # fields added later: left out while empty, so earlier evaluations keep their ids
     omit_when_empty: ClassVar[frozenset[str]] = frozenset(
-        {"style", "serve", "serve_concurrency", "serve_timeout", "serve_retries"})
+        {"style", "serve", "serve_concurrency", "serve_timeout", "serve_retries", "as_exported",
+         "engine", "engine_timeout"})
 
 
 
@@ -159,6 +182,24 @@ def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | N
         from loop.eval.served import pinned
 
         cfg = cfg.model_copy(update={"serve": pinned(cfg.serve)})
+    if cfg.as_exported:  # a missing file fails before any work; the id does not follow the cwd
+        path = Path(cfg.as_exported).expanduser()
+        if not path.exists():
+            raise InputError(f"--as-exported {path}: no such file or folder",
+                             hint="synthloop export --gguf FILE.gguf writes one")
+        cfg = cfg.model_copy(update={"as_exported": str(path.resolve())})
+    if cfg.engine:  # started on the workspace's models, its setups served, stopped after
+        from loop.eval.engines import launched
+        from loop.eval.served import pinned
+
+        with launched(ws, cfg, cfg.setups, emit) as serve:
+            cfg = cfg.model_copy(update={"serve": pinned({**serve, **cfg.serve})})
+            return _evaluate(ws, cfg, eval_set, emit, fresh_sources, origin)
+    return _evaluate(ws, cfg, eval_set, emit, fresh_sources, origin)
+
+
+def _evaluate(ws: Workspace, cfg: EvalConfig, eval_set: Path | None, emit: EventSink,
+              fresh_sources: set[str] | None, origin: str | None) -> EvalResult:
     with stage_run(ws, "eval", cfg.resolved(), emit=emit) as run:
         result = _Eval(ws, cfg, emit, fresh_sources or set(), origin).run(eval_set)
         run.done(result.summary(), result.eval_id)
@@ -181,7 +222,10 @@ class _Eval:
     def run(self, eval_set: Path | None) -> EvalResult:
         questions, origin, set_hash = self._questions(eval_set)
         models = self._models()
-        setups = [s for s in self.cfg.setups if self._available(s, models)]
+        wanted = list(self.cfg.setups)
+        if self.cfg.as_exported and "exported" not in wanted:
+            wanted.append("exported")
+        setups = [s for s in wanted if self._available(s, models)]
         retriever = self._retriever() if rag_setups() & set(setups) else None
         if retriever is None:
             setups = [s for s in setups if s not in rag_setups()]
@@ -270,6 +314,8 @@ class _Eval:
     def _available(self, setup: str, models: dict[str, Path]) -> bool:
         if setup in self.served:  # the server holds its weights
             return True
+        if setup == "exported":  # the file given, loaded as a student of its own
+            return bool(self.cfg.as_exported)
         need = SETUPS[setup].adapter
         if need and need not in models and SETUPS[setup].optional:
             return False
@@ -311,10 +357,13 @@ class _Eval:
                 if not self.served or kind in self._local_kinds(setups)}
         weights = _source_weights(retriever)  # recorded only when the index had some
         served = {s: self.served[s].lineage() for s in setups if s in self.served}
+        exported = ({"file": self.cfg.as_exported, "weights": self._exported_fingerprint()}
+                    if "exported" in setups else None)
         return {"datasets": {kind: row["dataset_id"] for kind, row in rows.items() if row},
                 "index": getattr(retriever, "index_id", None),
                 **({"source_weights": weights} if weights else {}),
                 **({"served": served} if served else {}),
+                **({"exported": exported} if exported else {}),
                 "eval_set": (f"{eval_set.name}#{set_hash}" if eval_set is not None
                              else self.ws.ledger.current("eval_set"))}
 
@@ -323,6 +372,8 @@ class _Eval:
                  *(f"{k}={p.name}" for k, p in sorted(models.items())),
                  _searched_as(retriever), str(getattr(getattr(retriever, "cfg", None), "k", "")),
                  ",".join(sorted(self.fresh))]
+        if "exported" in setups:  # the file's content, not only its path
+            parts.append(self._exported_fingerprint())
         if self.cfg.style:  # the guide's text, not only its path, decides the style grades
             from loop.eval.graded import style_guide
 
@@ -341,35 +392,46 @@ class _Eval:
         self.emit(Finished("retrieve"))
         return out
 
+    def _exported_uri(self) -> str:
+        return f"hf:{self.cfg.as_exported}"
+
+    def _exported_fingerprint(self) -> str:
+        from loop.train.students import LoadOptions, fingerprint_student
+
+        if not hasattr(self, "_exported_fp"):
+            self._exported_fp = fingerprint_student(self._exported_uri(), LoadOptions(
+                ws=self.ws, trust_remote_code=self.cfg.trust_remote_code,
+                allow_pickle=self.cfg.allow_pickle))
+        return self._exported_fp
+
     def _local_kinds(self, setups: list[str]) -> set[str]:
         """The adapter kinds the in-process setups load (a served one's weights are elsewhere)."""
         return {SETUPS[s].adapter for s in setups if s not in self.served and SETUPS[s].adapter}
 
     def _answer(self, questions, setups, models, contexts) -> list[dict[str, Any]]:
-        from loop.eval.models import SetupModels
-
         preds = []
         total = len(questions) * len(setups)
         self.emit(Started("answer", total=total, unit="answers", message=", ".join(setups)))
         # served first: a dead endpoint says so before the student is loaded
         for setup in [s for s in setups if s in self.served]:
             preds += self._answer_served(setup, questions, contexts, len(preds), total)
-        local = [s for s in setups if s not in self.served]
-        if not local:
-            self.emit(Finished("answer"))
-            return preds, {}
-        kinds = self._local_kinds(local)
-        pool = SetupModels(self.ws, self.student, {k: p for k, p in models.items() if k in kinds},
-                           self.cfg.device, self.cfg.dtype,
-                           trust_remote_code=self.cfg.trust_remote_code,
-                           allow_pickle=self.cfg.allow_pickle)
-        self.notes += pool.notes
+        local = [s for s in setups if s not in self.served and s != "exported"]
+        pool = None
+        if local:
+            kinds = self._local_kinds(local)
+            pool = self._pool(self.student, {k: p for k, p in models.items() if k in kinds})
         t0, tokens, before = time.perf_counter(), 0, len(preds)
         # Similar prompt lengths share a batch: less padding to attend over (the order of
         # the predictions does not matter; they are keyed by question and setup).
         by_length = sorted(questions, key=lambda q: len(contexts.get(q.id, ("",))[0]) + len(q.question))
-        for setup in local:
-            with pool.use(setup) as (model, tok):
+        # the exported file last, as a student of its own (its weights are not the base's)
+        order = [(s, pool, s) for s in local]
+        if "exported" in setups:
+            order.append(("exported", None, "base"))
+        for setup, owner, use in order:
+            if owner is None:
+                owner = self._pool(self._exported_uri(), {})
+            with owner.use(use) as (model, tok):
                 for batch in _batches(by_length, self._batch_size(model, setup)):
                     preds += self._answer_batch(model, tok, batch, setup, contexts)
                     tokens += sum(p["prompt_tokens"] + p["completion_tokens"] for p in preds[-len(batch):])
@@ -378,7 +440,16 @@ class _Eval:
                         "tok/s": round(tokens / elapsed), "setup": setup,
                         "eta_s": round(elapsed / (len(preds) - before) * (total - len(preds)))}))
         self.emit(Finished("answer"))
-        return preds, {"forgetting": self._forgetting(pool, local)}
+        return preds, ({"forgetting": self._forgetting(pool, local)} if pool is not None else {})
+
+    def _pool(self, student: str, models: dict[str, Path]):
+        from loop.eval.models import SetupModels
+
+        pool = SetupModels(self.ws, student, models, self.cfg.device, self.cfg.dtype,
+                           trust_remote_code=self.cfg.trust_remote_code,
+                           allow_pickle=self.cfg.allow_pickle)
+        self.notes += pool.notes
+        return pool
 
     def _answer_served(self, setup: str, questions: list[Question], contexts: dict,
                        done: int, total: int) -> list[dict[str, Any]]:

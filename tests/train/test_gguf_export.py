@@ -3,6 +3,8 @@ with the same greedy answers (f32, f16) and close logits (q8_0), plus its Modelf
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -80,3 +82,54 @@ def test_an_architecture_it_cannot_write_is_one_line(tuned, tmp_path):
     with pytest.raises(InputError, match="LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM"):
         write_gguf(fake, None, tmp_path, tmp_path / "x.gguf")
     assert not list(tmp_path.iterdir())
+
+
+def test_the_exported_file_is_scored_beside_the_tuned_model(tuned, tmp_path, kit):
+    """`eval --as-exported FILE`: the GGUF a user takes home is scored as the 'exported'
+    setup on the same questions as tuned; f32 answers as tuned does, q8_0 is its own
+    evaluation, and the verdict gives the paired difference (what the export cost)."""
+    import json
+
+    from loop.eval.report import write_report
+    from loop.eval.stage import EvalConfig, evaluate
+    from loop.export import export_gguf
+    from loop.ingest import ingest
+
+    ws, _ = tuned
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "doors.md").write_text("# Doors\n\n" + " ".join(
+        f"House {i} has a {c} door." for i, c in enumerate(["red", "blue", "green", "amber"])) + "\n")
+    ingest(ws, [docs])
+    gold = tmp_path / "gold.jsonl"
+    rows = [{"question": r["messages"][0]["content"],
+             "answers": [r["messages"][1]["content"].split()[-1].rstrip(".")]}
+            for r in kit.fact_rows(6) if r["task"] == "qa"]
+    gold.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    files = {q: export_gguf(ws, tmp_path / f"m-{q}.gguf", q, "tuned")["path"] for q in ("f32", "q8_0")}
+    cfg = EvalConfig(setups=["tuned"], as_exported=str(files["f32"]), max_new_tokens=8,
+                     n_boot=200, dtype="fp32", device="cpu")
+    res = evaluate(ws, cfg, eval_set=gold)
+    assert list(res.setups) == ["tuned", "exported"]
+    from datasets import load_from_disk
+
+    preds = load_from_disk(str(res.path / "predictions")).to_list()
+    by = {(p["setup"], p["eval_id"]): p["raw"] for p in preds}
+    assert len(by) == 12
+    assert all(by[("exported", q)] == by[("tuned", q)] for s, q in by if s == "tuned")
+    d = [x for x in res.differences if {x["a"], x["b"]} == {"tuned", "exported"}]
+    assert d and all(x["mean"] == 0 for x in d)
+    assert "The exported file scores" in res.verdict and "not measurably" in res.verdict
+    assert "Recommendation: tuned" in res.verdict  # a copy is never the recommendation
+    assert res.lineage["exported"]["file"] == str(Path(files["f32"]).resolve())
+
+    q8 = evaluate(ws, cfg.model_copy(update={"as_exported": str(files["q8_0"])}), eval_set=gold)
+    assert q8.eval_id != res.eval_id
+    assert q8.lineage["exported"]["weights"] != res.lineage["exported"]["weights"]
+    report = Path(write_report(ws, q8.path)["markdown"]).read_text()
+    assert "exported" in report and "The exported file scores" in report
+
+    with pytest.raises(InputError, match="no such file"):
+        evaluate(ws, cfg.model_copy(update={"as_exported": str(tmp_path / "gone.gguf")}),
+                 eval_set=gold)
+
