@@ -258,12 +258,21 @@ def _markdown(s: dict[str, Any], plots: list[Path]) -> str:
     forgetting = (s.get("probes") or {}).get("forgetting") or {}
     if forgetting:
         lines += ["", "## Forgetting probe (general text and questions, shipped with synthloop)", "",
-                  "| setup | perplexity on general text | F1 on general questions |", "|---|---|---|"]
+                  "| setup | perplexity on general text | F1 on general questions | answer F1 | "
+                  "contains | answer F1 - base [95% CI] |", "|---|---|---|---|---|---|"]
         for setup, row in forgetting.items():
-            lines.append(f"| {setup} | {row['perplexity']:.2f} | {row['general_f1']:.3f} |")
+            vs = (row.get("vs_base") or {}).get("answer_f1")
+            diff = f"{vs['mean']:+.3f} [{vs['ci_low']:+.3f}, {vs['ci_high']:+.3f}]" if vs else ""
+            extra = (f"{row['general_answer_f1']:.3f} | {row['general_contains']:.3f}"
+                     if "general_answer_f1" in row else " | ")
+            lines.append(f"| {setup} | {row['perplexity']:.2f} | {row['general_f1']:.3f} | "
+                         f"{extra} | {diff} |")
+        n = next((row.get("questions") for row in forgetting.values() if row.get("questions")), None)
         lines.append("")
-        lines.append("Higher perplexity or lower F1 after tuning than for `base` means the tuning "
-                     "cost general ability (catastrophic forgetting).")
+        lines.append("Higher perplexity or lower scores after tuning than for `base` means the "
+                     "tuning cost general ability (catastrophic forgetting)"
+                     + (f"; the difference is paired over the same {n} general questions." if n
+                        else "."))
     fresh = (s.get("probes") or {}).get("freshness") or {}
     if fresh:
         lines += ["", "## Freshness probe: documents added after training", "",

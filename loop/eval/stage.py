@@ -372,6 +372,7 @@ class _Eval:
                  *(f"{k}={p.name}" for k, p in sorted(models.items())),
                  _searched_as(retriever), str(getattr(getattr(retriever, "cfg", None), "k", "")),
                  ",".join(sorted(self.fresh))]
+        parts.append(_probe_hash())  # the forgetting probe's questions and text
         if "exported" in setups:  # the file's content, not only its path
             parts.append(self._exported_fingerprint())
         if self.cfg.style:  # the guide's text, not only its path, decides the style grades
@@ -517,7 +518,7 @@ class _Eval:
         from loop.eval.probes import general_questions, general_text, perplexity
 
         text, qs = general_text(), general_questions()
-        out = {}
+        out, per = {}, {}
         # the closed-book setups and the context-trained one (its weights differ from tuned's)
         probed = ["base", *adapter_kinds()]
         for setup in [s for s in probed if s in setups]:
@@ -525,9 +526,25 @@ class _Eval:
                 window = min(512, getattr(model.config, "max_position_embeddings", 512) - 1)
                 answers = generate_texts(model, tok, [student_chat([{"role": "user", "content": q["question"]}])
                                                       for q in qs], max_new_tokens=self.cfg.max_new_tokens)
-                f1 = [M.f1_score(clean_answer(a.text), q["answers"]) for a, q in zip(answers, qs, strict=True)]
+                said = [clean_answer(a.text) for a in answers]
+                # answer_f1 beside F1: a tuned model's short answers must not look like
+                # remembering just because base's sentences echo the question
+                per[setup] = {
+                    "f1": [M.f1_score(a, q["answers"]) for a, q in zip(said, qs, strict=True)],
+                    "answer_f1": [M.answer_f1(a, q["answers"], q["question"])
+                                  for a, q in zip(said, qs, strict=True)],
+                    "contains": [M.contains_gold(a.text, q["answers"])
+                                 for a, q in zip(answers, qs, strict=True)]}
                 out[setup] = {"perplexity": round(perplexity(model, tok, text, window), 3),
-                              "general_f1": round(sum(f1) / len(f1), 4)}
+                              "general_f1": round(sum(per[setup]["f1"]) / len(qs), 4),
+                              "general_answer_f1": round(sum(per[setup]["answer_f1"]) / len(qs), 4),
+                              "general_contains": round(sum(per[setup]["contains"]) / len(qs), 4),
+                              "questions": len(qs)}
+        kw = {"n_boot": self.cfg.n_boot, "seed": self.cfg.seed}
+        for setup in [s for s in out if s != "base" and "base" in out]:
+            # paired over the same general questions: is the change more than noise?
+            out[setup]["vs_base"] = {m: paired_diff_ci(per[setup][m], per["base"][m], **kw).as_dict()
+                                     for m in ("f1", "answer_f1", "contains")}
         return out
 
     def _answer_batch(self, model, tok, batch, setup, contexts) -> list[dict[str, Any]]:
@@ -710,6 +727,13 @@ def _answer_words(preds: list[dict], setups: list[str]) -> dict[str, float]:
         if n:
             out[s] = round(sum(n) / len(n), 2)
     return out
+
+
+def _probe_hash() -> str:
+    from loop.eval.probes import general_questions, general_text
+
+    blob = json.dumps([general_text(), general_questions()], sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def _setup_models(setups: list[str], models: dict[str, Path],

@@ -124,10 +124,13 @@ def test_clean_answer():
 
 def test_forgetting_probe_is_reported(scored, tmp_path):
     ws, result, _, _ = scored
-    row = result.probes["forgetting"]["base"]
-    assert row["perplexity"] > 1 and 0 <= row["general_f1"] <= 1
+    probe = result.probes["forgetting"]
+    row = probe["base"]
+    assert row["perplexity"] > 1 and 0 <= row["general_f1"] <= 1 and row["questions"] == 100
+    assert 0 <= row["general_answer_f1"] <= 1 and 0 <= row["general_contains"] <= 1
     write_report(ws, result.path, tmp_path / "r")
-    assert "Forgetting probe" in (tmp_path / "r" / "report.md").read_text()
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "Forgetting probe" in md and "paired over the same 100 general questions" in md
 
 
 def test_verdict_prints_the_winners_interval():

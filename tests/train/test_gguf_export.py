@@ -107,20 +107,24 @@ def test_the_exported_file_is_scored_beside_the_tuned_model(tuned, tmp_path, kit
             for r in kit.fact_rows(6) if r["task"] == "qa"]
     gold.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     files = {q: export_gguf(ws, tmp_path / f"m-{q}.gguf", q, "tuned")["path"] for q in ("f32", "q8_0")}
-    cfg = EvalConfig(setups=["tuned"], as_exported=str(files["f32"]), max_new_tokens=8,
+    cfg = EvalConfig(setups=["base", "tuned"], as_exported=str(files["f32"]), max_new_tokens=8,
                      n_boot=200, dtype="fp32", device="cpu")
     res = evaluate(ws, cfg, eval_set=gold)
-    assert list(res.setups) == ["tuned", "exported"]
+    assert list(res.setups) == ["base", "tuned", "exported"]
     from datasets import load_from_disk
 
     preds = load_from_disk(str(res.path / "predictions")).to_list()
     by = {(p["setup"], p["eval_id"]): p["raw"] for p in preds}
-    assert len(by) == 12
+    assert len(by) == 18
     assert all(by[("exported", q)] == by[("tuned", q)] for s, q in by if s == "tuned")
+    # the forgetting probe: tuned against base, paired over the same general questions
+    vs = res.probes["forgetting"]["tuned"]["vs_base"]
+    assert {"f1", "answer_f1", "contains"} <= set(vs)
+    assert vs["answer_f1"]["ci_low"] <= vs["answer_f1"]["mean"] <= vs["answer_f1"]["ci_high"]
     d = [x for x in res.differences if {x["a"], x["b"]} == {"tuned", "exported"}]
     assert d and all(x["mean"] == 0 for x in d)
     assert "The exported file scores" in res.verdict and "not measurably" in res.verdict
-    assert "Recommendation: tuned" in res.verdict  # a copy is never the recommendation
+    assert "Recommendation: exported" not in res.verdict  # a copy is never the recommendation
     assert res.lineage["exported"]["file"] == str(Path(files["f32"]).resolve())
 
     q8 = evaluate(ws, cfg.model_copy(update={"as_exported": str(files["q8_0"])}), eval_set=gold)
