@@ -125,8 +125,12 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
     from loop.goldset import gold_questions, read_text_file
     from loop.samples import carries_chunk, current_dataset_id
 
-    pairs = [(q, "qa") for q in eval_questions or []] + (gold_questions(eval_set, tasks=True)
-                                                          if eval_set else [])
+    gold = gold_questions(eval_set, tasks=True) if eval_set else []
+    note = gold.skipped_note() if hasattr(gold, "skipped_note") else None
+    if note:  # lines of the gold set it could not read are not decontaminated against: said
+        emit(Warned("generate", message=f"{note}; what they ask is not kept out of the "
+                                        "training data"))
+    pairs = [(q, "qa") for q in eval_questions or []] + list(gold)
     # a gold item that carries its text (classify, extract) is checked against rows of its
     # kind, on that text (see _filter); the others against the QA questions
     chunk_texts = [overlap_text(q, t) for q, t in pairs if carries_chunk(q, t)]

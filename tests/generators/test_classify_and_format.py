@@ -85,3 +85,15 @@ def test_classify_rows_are_decontaminated_on_their_text_not_their_instruction(ex
              for line in gold.read_text().splitlines() if '"classify"' in line]
     for row in load_samples(example_ws):
         assert not any(t in " ".join(row["messages"][0]["content"].split()) for t in texts)
+
+
+def test_gold_lines_generate_cannot_read_are_said_not_dropped(example_ws, tmp_path):
+    """A gold set line `generate --eval-set` cannot read is not decontaminated against: one
+    warning names it, the other lines are still kept out of the training data."""
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"question": "When does the Kell Island ferry leave?", "answers": ["06:40"]}\n'
+                    '{"question": "broken\n')
+    seen = []
+    generate(example_ws, GenerateConfig(tasks=["qa"], limit=10), eval_set=gold, emit=seen.append)
+    warned = [e.message for e in seen if isinstance(e, Warned)]
+    assert any("1 line(s) skipped" in m and "gold.jsonl:2" in m and "not kept out" in m for m in warned), warned
