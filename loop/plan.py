@@ -24,7 +24,8 @@ from loop.workspace import Workspace
 TRAIN_TOKENS_PER_S = 290.0  # LoRA, packed 512-token rows (298 measured, idle)
 ROW_OVERHEAD_TOKENS = 22  # chat template and system turn per row (fits that run's 256k tokens)
 ANSWER_SECONDS = 0.5  # one eval answer (batched, 48 new tokens at most, a RAG prompt)
-EMBED_TEXTS_PER_S = 50.0  # MiniLM over chunks and sentence windows
+EMBED_TEXTS_PER_S = 70.0  # MiniLM over chunks and sentence windows (72 measured, idle)
+EMBED_TEXTS_PER_CHUNK = 6  # each chunk and its sentence windows (1,368 texts for 234 chunks)
 CHARS_PER_TOKEN = 3.6  # the student's BPE on English prose, without loading it
 
 
@@ -62,7 +63,7 @@ def run_plan(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None,
         stages.append({"stage": "generate", "what": f"{gen.teacher}: {p['calls']} teacher calls "
                        f"over {p['chunks']} chunks, ~{p['prompt_tokens'] + p['completion_tokens']:,} tokens",
                        "seconds": None, "basis": "the teacher's speed is the server's"})
-    texts = ing.chunks * 3  # each chunk and ~2 sentence windows
+    texts = ing.chunks * EMBED_TEXTS_PER_CHUNK
     stages.append({"stage": "index", "what": f"embed ~{texts:,} texts ({cfgs.index.embedder})",
                    "seconds": round(texts / EMBED_TEXTS_PER_S), "basis": "assumed (2 CPU cores)"})
     for kind, with_context in (("tuned", False), ("combined", True)):
