@@ -21,7 +21,10 @@ from loop.events import EventSink, null_sink
 from loop.workspace import Workspace
 
 # Rates seen on 2 CPU cores with smollm2 (docs/benchmarks.md, "Fine-tuning that teaches"):
-TRAIN_TOKENS_PER_S = 290.0  # LoRA, packed 512-token rows (298 measured, idle)
+# LoRA on smollm2: 298 tokens/s measured idle on 512-token rows (2026-12-01), 152 on
+# 1,024-token rows of the Python docs (2026-12-03, another day's machine). The lower one,
+# so that a first run's budget holds; a second run plans from the rate it measured.
+TRAIN_TOKENS_PER_S = 150.0
 ROW_OVERHEAD_TOKENS = 22  # chat template and system turn per row (fits that run's 256k tokens)
 ANSWER_SECONDS = 0.5  # one eval answer (batched, 48 new tokens at most, a RAG prompt)
 EMBED_TEXTS_PER_S = 70.0  # MiniLM over chunks and sentence windows (72 measured, idle)
