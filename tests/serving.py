@@ -103,12 +103,9 @@ def transformers_serve(model: Path, log: Path, *, dtype: str = "float32") -> Ite
         _wait_ready(srv)
         yield srv
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        from loop.eval.engines import stop_process
+
+        stop_process(proc)
 
 
 def _wait_ready(srv: Server) -> None:

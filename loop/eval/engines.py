@@ -98,7 +98,7 @@ def launched(ws: Workspace, cfg: Any, setups: list[str], emit: EventSink = null_
         yield serve
     finally:
         for proc, _, _ in procs:
-            _stop(proc)
+            stop_process(proc)
 
 
 def _plan(ws: Workspace, cfg: Any, binary: str, setups: list[str], emit: EventSink) -> list[Launch]:
@@ -279,7 +279,8 @@ def _tail(log: Path, n: int = 12) -> str:
     return "\n".join(printable(x) for x in lines)
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate, then kill after 20 s: an engine stopped however the block ended."""
     if proc.poll() is not None:
         return
     proc.terminate()
