@@ -1,6 +1,7 @@
 """The knowledge recipe against the baselines it must beat, on one corpus and one question set.
 
     .venv/bin/python bench/knowledge.py [--method lora|full] [--exposures 8] [--paraphrases 3] [--replay 0.1]
+        [--replay-written 256]
         [--pretrain EPOCHS] [--docs examples/marrowick --gold examples/marrowick-eval.jsonl] [--workspace DIR]
 
 Runs ``synthloop run``'s pipeline in-process: the rules teacher's ``knowledge`` + ``raft``
@@ -39,6 +40,8 @@ def configs(args: argparse.Namespace):
                                                "lr": lr})
     if args.replay is not None:
         cfgs.train = cfgs.train.model_copy(update={"replay": args.replay})
+    if args.replay_written is not None:
+        cfgs.train = cfgs.train.model_copy(update={"replay_written": args.replay_written})
     if args.method == "full":  # the combined adapter stays LoRA (it starts from the student)
         cfgs.combined = {**cfgs.combined, "method": "lora", "init_from": None}
     if args.pretrain:  # continued pretraining on the chunks and their rewrites, then the SFT
@@ -70,6 +73,8 @@ def options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--replay", type=float, default=None,
                    help="share of replay rows against forgetting (unset: the train default)")
+    p.add_argument("--replay-written", type=int, default=256, metavar="N",
+                   help="general questions the student writes for its replay rows (the demo writes 64)")
     p.add_argument("--pretrain", type=float, default=None, metavar="EPOCHS",
                    help="first continued pretraining (LoRA, merged) for EPOCHS passes over the "
                         "chunks and their rewrites, then the SFT on the pretrained model")

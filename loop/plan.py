@@ -61,6 +61,12 @@ def run_plan(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None,
         stages.append({"stage": "generate", "what": f"rules teacher: {g.samples} rows "
                        f"({', '.join(f'{k} {v}' for k, v in sorted(g.by_task.items()))})",
                        "seconds": 0.0, "basis": "done"})
+        if eval_set is None:  # the generated eval set too (seconds): its real size, not eval_size
+            ge = generate(ws, gen, eval_mode=True, emit=emit)
+            questions = ge.samples
+            stages.append({"stage": "generate-eval", "what": f"rules teacher: {ge.samples} "
+                           f"questions (of eval_size {gen.eval_size})", "seconds": 0.0,
+                           "basis": "done"})
     else:
         p = generate_plan(ws, gen)
         stages.append({"stage": "generate", "what": f"{gen.teacher}: {p['calls']} teacher calls "

@@ -55,6 +55,10 @@ class TrainConfig(StageConfig):
         0.1, ge=0, le=1, description="Replay against forgetting: add this share (of the "
         "training rows) of the student's own answers to general prompts, written before "
         "tuning (closed-book SFT only; 0: none).")
+    replay_written: int = Field(
+        256, ge=0, description="General questions the student writes for itself (Magpie-style) "
+        "for the replay rows, beside the 48 shipped ones: a wide replay rather than a repeated "
+        "one (0: the shipped ones only).")
     max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: epochs decide).")
     lr: float | None = Field(None, gt=0, description="Peak learning rate (unset: the method's default).")
     batch_size: int = Field(

@@ -26,7 +26,7 @@ from typing import Any
 
 from loop.corpus import current_corpus_id, load_corpus
 from loop.errors import InputError
-from loop.events import EventSink, Finished, Warned, null_sink
+from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
 from loop.samples import current_dataset_id, dataset_path, load_samples
 from loop.stage import stage_run
 from loop.train.config import TrainConfig
@@ -240,15 +240,35 @@ class _Train:
             return train_rows
         from datasets import concatenate_datasets
 
-        from loop.train.replay import replay_rows, student_answers
+        from loop.train.replay import replay_prompts, replay_rows, student_answers
+
+        n = round(cfg.replay * len(train_rows))
+        if n < 1:
+            return train_rows
+
+        # no more written questions than rows to hold them
+        written = min(cfg.replay_written, max(0, n - len(replay_prompts())))
+        started: set[str] = set()
+
+        def progress(what: str, done: int, total: int) -> None:
+            # its own bar / log lines: a few minutes on a CPU before the first training step
+            if what not in started:
+                started.add(what)
+                self.emit(Started("replay", total=total, unit="questions",
+                                  message=f"{what} general questions (the student, before tuning)"))
+            self.emit(Progress("replay", done=done, total=total))
+            if done >= total:
+                self.emit(Finished("replay"))
 
         answers = student_answers(self.ws.root, fingerprint_student(cfg.student, self.opts),
-                                  student.model, student.tokenizer)
-        n = round(cfg.replay * len(train_rows))
-        if not answers or n < 1:
+                                  student.model, student.tokenizer, written=written,
+                                  seed=cfg.seed, on_progress=progress)
+        if not answers:
             return train_rows
+        own = len(answers) - len([p for p, _ in answers if p in set(replay_prompts())])
         note = (f"replay: {n} rows ({cfg.replay:g} of {len(train_rows)}) of the student's own "
-                f"answers to {len(answers)} general prompts, written before tuning")
+                f"answers to {len(answers)} general prompts ({own} of them written by the "
+                f"student itself), answered before tuning")
         self.replay_note = note
         self.emit(Warned("train", message=note))
         rows = replay_rows(answers, n, train_rows.features)

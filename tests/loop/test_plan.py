@@ -96,3 +96,17 @@ def test_a_resumed_run_keeps_the_scaling_it_started_with(tmp_path):
     assert by["train-tuned"]["seconds"] > {s["stage"]: s for s in first["stages"]}["train-tuned"]["seconds"]
     anew = _dry(tmp_path, "--budget", "31")
     assert anew["scaled"] != first["scaled"]  # fitted to the measured rate: scaled further
+
+
+def test_without_a_gold_set_the_plan_counts_the_generated_eval_set(tmp_path):
+    """No --eval-set: the rules teacher's eval set is made in the plan (seconds) and the
+    eval stage is planned on the questions it holds, not on eval_size."""
+    r = subprocess.run(
+        [sys.executable, "-m", "loop", "run", str(EXAMPLES / "marrowick"), "--dry-run", "--json",
+         "--budget", "0", "-w", str(tmp_path / "ws")],
+        capture_output=True, text=True, timeout=240, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+    by = {s["stage"]: s for s in json.loads(r.stdout)["plan"]["stages"]}
+    made = int(by["generate-eval"]["what"].split()[2])
+    assert made > 0 and "of eval_size 150" in by["generate-eval"]["what"]
+    assert by["eval"]["questions"] == made and f"{made} questions x" in by["eval"]["what"]

@@ -111,6 +111,28 @@ def test_smollm2_as_teacher_uses_the_same_loader(real_ws):
     assert teacher.uri == "smollm2" and "Paris" in out[0].text
 
 
+def test_smollm2_writes_its_own_replay_questions_and_answers_them(real_ws):
+    """Magpie with a question-word seed on the real student: short one-line questions, all
+    distinct, none near a forgetting-probe question; answered before tuning and cached."""
+    from loop.train.replay import _probe_questions, near_probe, replay_prompts, student_answers
+    from loop.train.students import LoadOptions, load_student
+
+    s = load_student("smollm2", LoadOptions(ws=real_ws))
+    seen: list[tuple[str, int, int]] = []
+    answers = student_answers(real_ws.root, "smollm2-test", s.model, s.tokenizer, written=12,
+                              on_progress=lambda *a: seen.append(a))
+    shipped = set(replay_prompts())
+    own = [(p, a) for p, a in answers if p not in shipped]
+    assert 8 <= len(own) <= 12 and all(a for _, a in own)
+    qs = [p for p, _ in own]
+    assert len(set(qs)) == len(qs)
+    assert all(q.endswith("?") and "\n" not in q and 3 <= len(q.split()) <= 26 for q in qs)
+    assert not any(near_probe(q, _probe_questions()) for q in qs)
+    assert ("writing", len(qs), len(qs)) in seen and seen[-1][0] == "answering"
+    again = student_answers(real_ws.root, "smollm2-test", None, None, written=12)
+    assert again == [tuple(x) for x in answers]  # from the cache: no model needed
+
+
 def test_training_steps_fit_the_planned_memory(real_ws, monkeypatch):
     from loop.train import TrainConfig, train
     from loop.train.memory import GB

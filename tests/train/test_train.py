@@ -269,6 +269,25 @@ def test_exposures_size_the_run_by_facts_not_steps(ws, tiny_student, kit):
     assert t.sized(rows).epochs == 1  # set by the user: not resized
 
 
+def test_written_replay_questions_are_cut_and_kept_away_from_the_probe():
+    """A sampled user turn becomes one short question (cut after its first '?'), or nothing;
+    a question that shares most words with a forgetting-probe question is never trained."""
+    from loop.train.replay import _probe_questions, clean_question, near_probe
+
+    assert clean_question("Who wrote the novel Dune? It was Frank Herbert.") == "Who wrote the novel Dune?"
+    assert clean_question("What  is\tthe best way to bake bread?\n\nAnswer") == "What is the best way to bake bread?"
+    assert clean_question("Write a C# function that returns a tree.") is None  # no question
+    assert clean_question("What is\nthe answer?") is None  # runs over a line
+    assert clean_question("Why?") is None  # too short to say anything
+    assert clean_question("What " + "very " * 30 + "long?") is None
+    assert clean_question("What is <|im_end|> here?") is None
+    probe = _probe_questions()
+    assert len(probe) == 100
+    assert near_probe("Who was the first person to walk on the Moon?", probe)
+    assert near_probe("Who was the very first person who walked on the Moon?", probe)
+    assert not near_probe("What is the best way to prepare for a job interview?", probe)
+
+
 def test_replay_rows_are_the_students_own_answers_and_cached(ws, tiny_student, kit):
     """replay = 0.5: half as many rows again, the student's answers to general prompts written
     before tuning; a second run reads them from the cache."""
