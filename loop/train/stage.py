@@ -247,7 +247,8 @@ class _Train:
             return train_rows
 
         # no more written questions than rows to hold them
-        written = min(cfg.replay_written, max(0, n - len(replay_prompts())))
+        shipped = set(replay_prompts())
+        written = min(cfg.replay_written, max(0, n - len(shipped)))
         started: set[str] = set()
 
         def progress(what: str, done: int, total: int) -> None:
@@ -265,7 +266,7 @@ class _Train:
                                   seed=cfg.seed, on_progress=progress)
         if not answers:
             return train_rows
-        own = len(answers) - len([p for p, _ in answers if p in set(replay_prompts())])
+        own = sum(p not in shipped for p, _ in answers)
         note = (f"replay: {n} rows ({cfg.replay:g} of {len(train_rows)}) of the student's own "
                 f"answers to {len(answers)} general prompts ({own} of them written by the "
                 f"student itself), answered before tuning")
