@@ -55,7 +55,6 @@ def export_dataset(ws: Workspace, out: Path, fmt: str = "messages", split: str =
     return {"path": str(out), "format": fmt, "split": split, "rows": len(ds)}
 
 
-EXPORTABLE_KINDS = ("tuned", "combined", "dpo", "pretrain")
 
 
 def export_model(ws: Workspace, out: Path, model: str | None = None) -> dict[str, Any]:
@@ -74,7 +73,9 @@ def export_model(ws: Workspace, out: Path, model: str | None = None) -> dict[str
 def resolve_model(ws: Workspace, model: str | None) -> str:
     """The model id ``--model`` names; an ambiguous or unknown name is a usage error that
     lists the choices."""
-    current = {k: ws.ledger.current(f"model.{k}") for k in EXPORTABLE_KINDS}
+    from loop.kinds import MODEL_KINDS
+
+    current = {k: ws.ledger.current(f"model.{k}") for k in MODEL_KINDS}
     current = {k: v for k, v in current.items() if v}
     choices = ", ".join(f"{k} ({v})" for k, v in current.items()) or "none: run `synthloop train`"
     if model is None:

@@ -193,9 +193,11 @@ def _missed_on_dev(ws: Workspace, cfgs: RunConfigs, split: dict[str, Any] | None
 
 def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict[str, str]:
     from loop.errors import SynthloopError
+    from loop.kinds import run_kinds
 
     out = {}
-    for kind, with_context in (("tuned", False), ("combined", True)):
+    for kind in run_kinds():
+        with_context = kind.with_context
         extra = cfgs.combined if with_context else {}
         if with_context and cfgs.train.method == "pretrain" and "tuned" in out:
             # pretrain then SFT: the combined adapter is SFT on the same pretrained model (the
@@ -205,9 +207,12 @@ def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict
                      **extra}
         cfg = cfgs.train.model_copy(update={"with_context": with_context, **extra})
         try:
-            out[kind] = stage(f"train-{kind}", train, ws, cfg, emit).model_id
-        except SynthloopError as e:  # e.g. no raft rows: the combined setup is skipped
-            emit(Warned("run", message=f"{kind} model not trained: {e}"))
+            out[kind.name] = stage(f"train-{kind.name}", train, ws, cfg, emit).model_id
+        except SynthloopError as e:
+            if not with_context:  # the closed-book model is the run's point: its error ends it
+                raise
+            # e.g. no raft rows (a dataset without the raft task): the combined setup is skipped
+            emit(Warned("run", message=f"{kind.name} model not trained: {e}"))
     return out
 
 

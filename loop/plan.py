@@ -75,10 +75,12 @@ def run_plan(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None,
     texts = ing.chunks * EMBED_TEXTS_PER_CHUNK
     stages.append({"stage": "index", "what": f"embed ~{texts:,} texts ({cfgs.index.embedder})",
                    "seconds": round(texts / EMBED_TEXTS_PER_S), "basis": "assumed (2 CPU cores)"})
-    for kind, with_context in (("tuned", False), ("combined", True)):
-        cfg = cfgs.train.model_copy(update={"with_context": with_context,
-                                            **(cfgs.combined if with_context else {})})
-        stages.append(_train_entry(ws, kind, cfg, rows is not None))
+    from loop.kinds import run_kinds
+
+    for kind in run_kinds():
+        cfg = cfgs.train.model_copy(update={"with_context": kind.with_context,
+                                            **(cfgs.combined if kind.with_context else {})})
+        stages.append(_train_entry(ws, kind.name, cfg, rows is not None))
     from loop.eval.setups import SETUPS
 
     # an optional setup (dpo) is scored only when its model exists; run trains none

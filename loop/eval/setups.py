@@ -3,7 +3,7 @@
 A setup is the student plus, optionally, the adapter of one model kind and retrieved chunks
 in the prompt. The eval stage, the report's verdict, ``ask``, the pipeline and the
 dashboard all read this table, so a new setup is one :func:`register_setup` call (a new
-adapter kind also needs a train stage that makes it).
+adapter kind is a ``loop.kinds`` entry, and a train method that makes it).
 """
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ SETUPS: dict[str, Setup] = {}
 
 
 def register_setup(setup: Setup) -> Setup:
+    """Add a setup. Its ``adapter`` must be a registered model kind (``loop.kinds``): a
+    setup cannot load a model that nothing trains."""
+    from loop.kinds import MODEL_KINDS
+
+    if setup.adapter is not None and setup.adapter not in MODEL_KINDS:
+        raise ValueError(f"setup {setup.name!r}: no model kind {setup.adapter!r} "
+                         f"(known: {', '.join(MODEL_KINDS)}; register it in loop.kinds first)")
     SETUPS[setup.name] = setup
     return setup
 

@@ -320,7 +320,10 @@ class _Eval:
         if need and need not in models and SETUPS[setup].optional:
             return False
         if need and need not in models:
-            how = " --with-context" if need == "combined" else ""
+            from loop.kinds import MODEL_KINDS
+
+            kind = MODEL_KINDS.get(need)
+            how = f" {kind.train_flags}" if kind and kind.train_flags else ""
             self.emit(Warned("eval", message=f"setup '{setup}' skipped: no {need} model "
                                               f"(run `synthloop train{how}`)"))
             return False

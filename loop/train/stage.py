@@ -27,6 +27,7 @@ from typing import Any
 from loop.corpus import current_corpus_id, load_corpus
 from loop.errors import InputError
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
+from loop.kinds import MODEL_KINDS
 from loop.samples import current_dataset_id, dataset_path, load_samples
 from loop.stage import stage_run
 from loop.train.config import TrainConfig
@@ -73,10 +74,11 @@ class TrainResult:
 
 
 def model_kind(cfg: TrainConfig) -> str:
-    """Which setup a model serves: tuned, combined (RAFT), dpo or pretrain."""
-    if cfg.method in ("dpo", "pretrain"):
-        return cfg.method
-    return "combined" if cfg.with_context else "tuned"
+    """Which kind of model a training makes (``loop.kinds``): tuned, combined (RAFT), dpo
+    or pretrain."""
+    from loop.kinds import kind_of
+
+    return kind_of(cfg.method, cfg.with_context)
 
 
 def current_model_id(ws: Workspace, kind: str | None = None) -> str | None:
@@ -216,7 +218,7 @@ class _Train:
         id); one that is missing, or has no adapter to continue, is a clear error."""
         name = self.cfg.init_from or ""
         db = self.ws.ledger
-        row = db.model(db.current(f"model.{name}") if name in ("tuned", "combined", "dpo") else name)
+        row = db.model(db.current(f"model.{name}") if name in MODEL_KINDS else name)
         if row is None:
             raise InputError(f"--from {name}: no such model in this workspace",
                              hint="train it first (`synthloop train`), or pass a model id")

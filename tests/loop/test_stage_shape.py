@@ -157,3 +157,58 @@ def test_the_dashboard_starts_from_its_own_entry():
         out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
         assert "workspace" in out.stdout.lower()
+
+
+def test_model_kinds_are_one_table_that_train_setups_and_run_read(monkeypatch):
+    import pytest
+
+    from loop import kinds as K
+    from loop.eval import setups as S
+    from loop.train.config import TrainConfig
+    from loop.train.stage import model_kind
+
+    assert [k.name for k in K.run_kinds()] == ["tuned", "combined"]
+    assert model_kind(TrainConfig()) == "tuned"
+    assert model_kind(TrainConfig(with_context=True)) == "combined"
+    assert model_kind(TrainConfig(method="dpo")) == "dpo"
+    assert model_kind(TrainConfig(method="pretrain")) == "pretrain"
+    assert K.MODEL_KINDS["combined"].train_flags == "--with-context"
+    assert K.MODEL_KINDS["dpo"].train_flags == "--method dpo --from tuned"
+
+    # a new kind is one entry: the setups may load it, an unknown one is refused by name
+    monkeypatch.setattr(K, "MODEL_KINDS", dict(K.MODEL_KINDS))
+    monkeypatch.setattr(S, "SETUPS", dict(S.SETUPS))
+    with pytest.raises(ValueError, match="no model kind 'distilled'"):
+        S.register_setup(S.Setup("distilled", "distilled", False, 2.2, "distillation"))
+    K.register_model_kind(K.ModelKind("distilled", "distilled from the teacher", False,
+                                      method="distil"))
+    S.register_setup(S.Setup("distilled", "distilled", False, 2.2, "distillation"))
+    assert K.kind_of("distil", False) == "distilled" and "distilled" in S.adapter_kinds()
+    with pytest.raises(ValueError, match="registered twice"):
+        K.register_model_kind(K.ModelKind("distilled", "another", True))
+
+
+def test_run_stops_when_the_tuned_model_fails_but_skips_a_failed_combined(monkeypatch, tmp_path):
+    import pytest
+
+    from loop import pipeline as P
+    from loop.errors import InputError
+    from loop.events import Warned
+
+    def fake_train(ws, cfg, emit):
+        if cfg.with_context:
+            raise InputError("no raft rows in the dataset")
+        return type("R", (), {"model_id": "m-tuned"})()
+
+    events = []
+    monkeypatch.setattr(P, "train", fake_train)
+    trained = P._train_both(None, P.RunConfigs(), lambda name, fn, *a: fn(*a), events.append)
+    assert trained == {"tuned": "m-tuned"}
+    assert any(isinstance(e, Warned) and "combined model not trained" in e.message for e in events)
+
+    def failing(ws, cfg, emit):
+        raise InputError("the dataset has no closed-book rows")
+
+    monkeypatch.setattr(P, "train", failing)
+    with pytest.raises(InputError, match="no closed-book rows"):
+        P._train_both(None, P.RunConfigs(), lambda name, fn, *a: fn(*a), events.append)
