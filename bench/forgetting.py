@@ -3,7 +3,7 @@
     .venv/bin/python bench/forgetting.py --workspace DIR [--max-new-tokens 48]
 
 Loads the base student with the workspace's tuned and combined adapters and answers the 100
-general questions shipped with synthloop (loop/eval/probes/general.jsonl) as the eval's
+general questions shipped with synthloop (loop/probes/general.jsonl) as the eval's
 forgetting probe does, then prints each setup's perplexity on general text, F1, answer F1 and
 contains, and each tuned setup's paired difference from base with its 95% interval. Used to
 re-read a bench's forgetting without re-running its evaluation (issue 23: "general-prompt

@@ -105,7 +105,9 @@ def tiny_model(path: Path):
 def bench_hf(device: str, dtype: str, prompts: int, new_tokens: int, repeats: int = 3) -> dict:
     import torch
 
-    import loop.train.students  # noqa: F401  (registers the hf: teacher)
+    from loop.plugins import load_plugins
+
+    load_plugins()  # registers the hf: teacher
     from generators.teachers import get_teacher
 
     with tempfile.TemporaryDirectory() as d:

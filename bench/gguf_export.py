@@ -51,8 +51,8 @@ def main() -> None:
 
     from loop.export import export_gguf, export_model
     from loop.ingest import ingest
+    from loop.models.merge import load_tuned
     from loop.train import TrainConfig, train
-    from loop.train.merge import load_tuned
     from loop.workspace import Workspace
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-gguf-"))

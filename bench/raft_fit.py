@@ -29,9 +29,9 @@ def main() -> None:
 
     from loop.generate import GenerateConfig, generate
     from loop.ingest.stage import ingest
+    from loop.models.gguf import materialize_gguf, smollm2_path
     from loop.samples import load_samples
     from loop.train.fit import _norm, oracle_index, oracle_texts, parse_block
-    from loop.train.gguf import materialize_gguf, smollm2_path
     from loop.train.sft import prepare
     from loop.workspace import Workspace
 

@@ -60,7 +60,7 @@ def train_peak(ws: Path, steps: int) -> dict:
 def old_default_estimate(folder: Path) -> float:
     from transformers import AutoConfig
 
-    from loop.train.memory import estimate_bytes
+    from loop.models.memory import estimate_bytes
 
     cfg = AutoConfig.from_pretrained(folder)
     return estimate_bytes(cfg, params=134_515_008, trainable=4_884_480, micro_batch=8, row_tokens=1024,
@@ -73,7 +73,7 @@ def answer_speed(folder: Path, ws_root: Path, batch: int, new_tokens: int, repea
 
     from generators.teachers.hf import generate_texts
     from loop.corpus import load_corpus
-    from loop.train.students import LoadOptions, load_student
+    from loop.models.students import LoadOptions, load_student
     from loop.workspace import Workspace
 
     with Workspace(ws_root) as ws:
@@ -124,8 +124,8 @@ def main() -> None:
 
     import train as bench_train  # bench/train.py: the plain loop and the stage's own rate
 
+    from loop.models.students import materialize_gguf, smollm2_path
     from loop.train.runner import quiet
-    from loop.train.students import materialize_gguf, smollm2_path
     from loop.workspace import Workspace
 
     quiet()

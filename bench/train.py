@@ -60,7 +60,7 @@ def build_student(folder: Path, size: str) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from loop.train.students import DEFAULT_CHAT_TEMPLATE
+    from loop.models.students import DEFAULT_CHAT_TEMPLATE
 
     hidden, layers, heads, inter, vocab = SIZES[size]
     bpe = Tokenizer(models.BPE())
@@ -137,12 +137,12 @@ def plain_loop(student: Path, ws, args) -> dict:
     from torch.utils.data import DataLoader
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from loop.models.students import torch_dtype
     from loop.samples import load_samples
     from loop.train.config import TrainConfig
     from loop.train.data import select
     from loop.train.runner import add_lora
     from loop.train.sft import PackedCollator, prepare
-    from loop.train.students import torch_dtype
 
     tok = AutoTokenizer.from_pretrained(student)
     rows, _ = select(load_samples(ws), "lora", False)
@@ -230,7 +230,7 @@ def collate_ms(batch: int, max_length: int) -> dict:
 def matmul_flops(device: str, dtype: str, n: int) -> float:
     import torch
 
-    from loop.train.students import torch_dtype
+    from loop.models.students import torch_dtype
 
     a = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
     b = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))

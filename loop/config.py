@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import types
 import typing
-from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loop.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 class StageConfig(BaseModel):
@@ -34,6 +27,8 @@ class StageConfig(BaseModel):
     # Fields added after artefacts were made with their (empty) default: left out of the
     # resolved config, and so of the digest, while empty, so those artefacts keep their ids.
     omit_when_empty: ClassVar[frozenset[str]] = frozenset()
+    # The config file's [section] (and the verb) this config is read from.
+    section: ClassVar[str] = ""
 
     @classmethod
     def choices(cls) -> dict[str, list[str]]:
@@ -54,6 +49,8 @@ class StageConfig(BaseModel):
 
 class IngestConfig(StageConfig):
     """How documents become chunks."""
+
+    section: ClassVar[str] = "ingest"
 
     # follow_symlinks changes which files are found, not how they are chunked: the corpus id
     # already follows from the documents it holds.
@@ -105,34 +102,6 @@ class IngestConfig(StageConfig):
 C = TypeVar("C", bound=StageConfig)
 
 
-def read_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
-    """Read a TOML config file into ``{stage: {key: value}}``, rejecting unknown tables."""
-    if path is None:
-        return {}
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ConfigError(f"config file not found: {path}") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config file {path}: {e}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from e
-    from loop.stages import stages
-
-    known = {**{name: s.config for name, s in stages().items()},
-             COMBINED: stages()["train"].config}
-    for stage, table in data.items():
-        if stage not in known:
-            raise ConfigError(f"{path}: unknown section [{stage}] (known: {', '.join(known)})")
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: [{stage}] must be a table of keys")
-        if stage == COMBINED:  # [train] keys the combined adapter sets apart; checked over [train]
-            table = {**(data.get("train") or {}), **table}
-        resolve(known[stage], table)  # every section is checked, not only the verb's own
-    return data
-
-
 # the section of `synthloop run`'s config with the [train] keys the combined (context-trained)
 # adapter sets apart from the tuned one (RunConfigs.combined)
 COMBINED = "combined"
@@ -149,9 +118,7 @@ def resolve(model: type[C], file_table: dict[str, Any] | None = None, **flags: A
 
 
 def _describe(model: type[StageConfig], err: ValidationError) -> str:
-    from loop.stages import stage_of
-
-    stage = stage_of(model) or model.__name__
+    stage = model.section or model.__name__
     parts = []
     for item in err.errors():
         key = ".".join(str(p) for p in item["loc"]) or "?"

@@ -62,7 +62,7 @@ def export_model(ws: Workspace, out: Path, model: str | None = None) -> dict[str
     model's setup from the evaluation that scored it. ``model`` is a kind (``tuned``,
     ``combined`` ...: its current model) or a model id; it may be left out only when the
     workspace has one model kind."""
-    from loop.train.merge import export_merged
+    from loop.models.merge import export_merged
 
     model_id = resolve_model(ws, model)
     path = export_merged(ws, out, model_id)
@@ -102,8 +102,8 @@ def export_gguf(ws: Workspace, out: Path, quant: str = "f16", model: str | None 
     import time
 
     from loop.export_gguf import QUANTS, modelfile, readme, write_gguf
+    from loop.models.merge import load_tuned
     from loop.outputs import claim, write_text
-    from loop.train.merge import load_tuned
 
     if quant not in QUANTS:
         raise UsageError(f"--quant {quant!r} is not one of {', '.join(QUANTS)}")

@@ -92,7 +92,7 @@ def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str
     # one line in seconds, not after the student has loaded
     trained_on = stage("ingest", ingest, ws, docs, cfgs.ingest, emit=emit, only=True)
     require_chunks(trained_on, docs)
-    from loop.train.students import LoadOptions, check_student
+    from loop.models.students import LoadOptions, check_student
 
     for uri in dict.fromkeys(u for u in (cfgs.train.student, cfgs.eval.student) if u):
         # minutes of generate, index and training would otherwise come before "cannot load"

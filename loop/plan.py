@@ -47,7 +47,7 @@ def run_plan(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None,
     require_chunks(ing, docs)
     stages.append({"stage": "ingest", "what": f"{ing.files} files -> {ing.chunks} chunks",
                    "seconds": 0.0, "basis": "done"})
-    from loop.train.students import LoadOptions, fingerprint_student
+    from loop.models.students import LoadOptions, fingerprint_student
 
     for uri in dict.fromkeys(u for u in (cfgs.train.student, cfgs.eval.student) if u):
         # a student that is not there fails now (its files are hashed, nothing is loaded)
@@ -322,6 +322,6 @@ def _chunks(what: str) -> int | None:
 def default_budget_s(device: str = "auto") -> float | None:
     """The time a first ``run`` is scaled to when ``--budget`` is not given: 30 minutes on a
     CPU, none on an accelerator (the assumed rates are CPU rates)."""
-    from loop.train.students import resolve_device
+    from loop.models.students import resolve_device
 
     return DEFAULT_BUDGET_MIN * 60 if resolve_device(device) == "cpu" else None

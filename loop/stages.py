@@ -8,12 +8,20 @@ run, <X>Result``); a new stage is a package and one row here.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
-from loop.config import StageConfig
+from loop.config import COMBINED, StageConfig, resolve
+from loop.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -44,3 +52,29 @@ def stages() -> dict[str, Stage]:
 def stage_of(model: type[StageConfig]) -> str | None:
     """The [section] name of a config model, or None."""
     return next((s.name for s in stages().values() if s.config is model), None)
+
+
+def read_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
+    """Read a TOML config file into ``{stage: {key: value}}``, rejecting unknown tables."""
+    if path is None:
+        return {}
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: {path}") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    known = {**{name: s.config for name, s in stages().items()},
+             COMBINED: stages()["train"].config}
+    for stage, table in data.items():
+        if stage not in known:
+            raise ConfigError(f"{path}: unknown section [{stage}] (known: {', '.join(known)})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{stage}] must be a table of keys")
+        if stage == COMBINED:  # [train] keys the combined adapter sets apart; checked over [train]
+            table = {**(data.get("train") or {}), **table}
+        resolve(known[stage], table)  # every section is checked, not only the verb's own
+    return data

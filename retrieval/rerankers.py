@@ -32,6 +32,10 @@ def register_reranker(prefix: str, factory: Callable[[str], Reranker]) -> None:
     _REGISTRY[prefix] = factory
 
 
+def known_prefixes() -> list[str]:
+    return sorted(_REGISTRY)
+
+
 def check_reranker_uri(uri: str) -> None:
     """A RetrievalError naming the known prefixes unless ``uri`` has one."""
     prefix, sep, rest = uri.partition(":")

@@ -73,7 +73,7 @@ class Server:
 
 def smollm2_safetensors(cache: Path) -> Path:
     """SmolLM2-135M-Instruct as a safetensors folder, made from the wheel's GGUF file."""
-    from loop.train.students import materialize_gguf, smollm2_path
+    from loop.models.students import materialize_gguf, smollm2_path
     from loop.workspace import Workspace
 
     try:

@@ -59,6 +59,29 @@ SCREENS: list[ScreenSpec] = [
 ]
 
 
+def _add_screen(name: str, spec: ScreenSpec) -> None:
+    from loop.plugins import PluginError
+
+    if spec.mode != name:
+        raise PluginError(f"screen entry point {name!r} names a screen called {spec.mode!r}")
+    if any(s.key == spec.key for s in SCREENS):
+        raise PluginError(f"screen {name!r}: key {spec.key!r} already opens another screen")
+    SCREENS.append(spec)
+
+
+def _load_screens() -> None:
+    """Screens from installed plugins (group synthloop.screens) join before the app's keys
+    and modes are built from this list."""
+    from loop import plugins
+
+    plugins.register_kind(plugins.Kind("screen", "synthloop.screens",
+                                       lambda: [s.mode for s in SCREENS], _add_screen))
+    plugins.load_group("screen")
+
+
+_load_screens()
+
+
 def help_rows() -> list[str]:
     """The help table's rows of the screens (markdown)."""
     return [f"| `{s.key}` | {s.title}: {s.what}" + (f" ({s.keys})" if s.keys else "") + " |"

@@ -60,7 +60,7 @@ def run_training(ws_path: Path, cfg: Any, emit: Any, stop: threading.Event) -> A
     with Workspace(ws_path, create=False) as ws:
         try:
             if cfg.sweep:  # every setting trained in turn; Stop ends the one running
-                from loop.train import sweep
+                from loop.train.sweep import sweep
 
                 return sweep(ws, cfg, emit, callbacks=[StopTraining(stop)])
             return train(ws, cfg, emit, callbacks=[StopTraining(stop)])

@@ -1,6 +1,6 @@
 """Teachers by URI prefix, one registry: ``get_teacher("openai:gpt-4o-mini", ...)``.
 
-``hf:`` and ``smollm2`` join when ``loop.train.students`` is imported (it owns model loading).
+``hf:`` and ``smollm2`` join when ``loop.models.students`` is imported (it owns model loading).
 
 Built-ins register exactly as an outside plugin would, through ``register_teacher``.
 """
@@ -61,7 +61,7 @@ def _rules(_: str, **options: Any) -> Teacher:
 register_teacher("openai", _openai)
 register_teacher("rules", _rules, needs_model=False)
 # ``hf:`` and ``smollm2`` (local transformers models) are registered by synthloop's model
-# loader, loop/train/students.py, which hands the teacher its loader.
+# loader, loop/models/students.py, which hands the teacher its loader.
 
 __all__ = ["CallCache", "Chunk", "Job", "JobResult", "MemoryCache", "Teacher", "Usage",
            "get_teacher", "known_prefixes", "register_teacher"]

@@ -39,11 +39,21 @@ def _root(
                                  help="Print the version and exit."),
 ) -> None:
     """Fine-tune, RAG, or both? Scored side by side on your own documents."""
+    from loop.cli.common import verb
+    from loop.plugins import load_plugins
+
+    with verb(False):  # a plugin that cannot load is one line, before any verb runs
+        load_plugins()
 
 
 # Each verb's module registers it on ``app``; ``--help`` lists them in this (the loop's) order.
 VERB_MODULES = ("ingest", "import_", "generate", "index", "search", "retrieval_eval", "train", "eval", "ask",
-                "run", "export")
+                "run", "export", "plugins")
+
+
+def _verb_names() -> list[str]:
+    return [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands] + [
+        g.name for g in app.registered_groups if g.name]
 
 
 def _register() -> None:
@@ -52,16 +62,13 @@ def _register() -> None:
     for name in VERB_MODULES:
         importlib.import_module(f"loop.cli.{name}")
 
-    # Verbs from outside loop/ (the dashboard, plugins) join through an entry-point group:
-    # loop never imports them by name.
-    import sys
-    from importlib.metadata import entry_points
+    # Verbs from outside loop/ (the dashboard, plugins) join through the plugin mechanism's
+    # "verb" kind (entry-point group synthloop.verbs): loop never imports them by name.
+    from loop import plugins
 
-    for ep in entry_points(group="synthloop.verbs"):
-        module = sys.modules.get(ep.module)
-        if module is not None and not hasattr(module, ep.attr):
-            continue  # that module is importing loop.cli right now (its own entry: it runs alone)
-        ep.load()(app)
+    plugins.register_kind(plugins.Kind("verb", "synthloop.verbs", _verb_names,
+                                       lambda name, add: add(app)))
+    plugins.load_group("verb")
     use_plain_help(app)
 
 

@@ -19,8 +19,9 @@ from loop.cli.common import (
     verb,
 )
 from loop.cli.flags import config_flags, serve_option, served_setups
-from loop.config import read_config_file, resolve
+from loop.config import resolve
 from loop.eval.stage import EvalConfig
+from loop.stages import read_config_file
 from loop.workspace import Workspace
 
 

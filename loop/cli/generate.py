@@ -22,8 +22,9 @@ from loop.cli.common import (
     verb,
 )
 from loop.cli.flags import config_flags, prefer_option, source_weights
-from loop.config import read_config_file, resolve
+from loop.config import resolve
 from loop.generate import GenerateConfig
+from loop.stages import read_config_file
 from loop.workspace import Workspace
 
 RUN = "what this run reads and writes (not [generate] keys)"

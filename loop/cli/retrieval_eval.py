@@ -23,9 +23,10 @@ from loop.cli.common import (
     weights_text,
 )
 from loop.cli.flags import config_flags, prefer_option, source_weights
-from loop.config import read_config_file, resolve
+from loop.config import resolve
 from loop.errors import InputError
 from loop.index import IndexConfig, evaluate_retrieval
+from loop.stages import read_config_file
 from loop.workspace import Workspace
 
 

@@ -21,11 +21,11 @@ from loop.cli.common import (
     verb,
 )
 from loop.cli.flags import option
-from loop.config import read_config_file
 from loop.errors import InputError
 from loop.eval.stage import EvalConfig
 from loop.generate import GenerateConfig
 from loop.render import sink_for
+from loop.stages import read_config_file
 from loop.train.config import TrainConfig
 from loop.workspace import Workspace
 

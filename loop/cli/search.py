@@ -21,8 +21,9 @@ from loop.cli.common import (
     weights_text,
 )
 from loop.cli.flags import config_flags, prefer_option, source_weights
-from loop.config import read_config_file, resolve
+from loop.config import resolve
 from loop.index import IndexConfig, load_retriever
+from loop.stages import read_config_file
 from loop.workspace import Workspace
 
 PREVIEW_CHARS = 240

@@ -16,7 +16,8 @@ from loop.cli.common import (
     verb,
 )
 from loop.cli.flags import config_flags
-from loop.config import read_config_file, resolve
+from loop.config import resolve
+from loop.stages import read_config_file
 from loop.train.config import TrainConfig
 from loop.workspace import Workspace
 

@@ -167,7 +167,7 @@ def _student_folder(ws: Workspace, cfg: Any, models: dict[str, Path]) -> Path:
     """The base student as a local safetensors folder an engine can read."""
     import json
 
-    from loop.train.students import (
+    from loop.models.students import (
         LoadOptions,
         gguf_file,
         materialize_gguf,
@@ -192,7 +192,7 @@ def _student_folder(ws: Workspace, cfg: Any, models: dict[str, Path]) -> Path:
             return path.resolve()
         return Path(rest)  # a hub id: the engine resolves it from its own cache
     if prefix == "model":
-        from loop.train.students import ModelArtefactLoader
+        from loop.models.students import ModelArtefactLoader
 
         return ModelArtefactLoader()._path(rest, opts)
     raise InputError(f"--engine: a {prefix}: student cannot be served (a folder, a .gguf, "
@@ -202,7 +202,7 @@ def _student_folder(ws: Workspace, cfg: Any, models: dict[str, Path]) -> Path:
 def _student_gguf(cfg: Any, models: dict[str, Path]) -> Path | None:
     import json
 
-    from loop.train.students import gguf_file, smollm2_path, split_uri
+    from loop.models.students import gguf_file, smollm2_path, split_uri
 
     uri = cfg.student or next((json.loads((p / "synthloop.json").read_text())["student"]
                                for p in models.values()), None)
@@ -216,7 +216,7 @@ def _student_gguf(cfg: Any, models: dict[str, Path]) -> Path | None:
 
 def _merged(ws: Workspace, model: Path, emit: EventSink) -> Path:
     """The model merged with its adapter (``synthloop export``'s folder), once per model."""
-    from loop.train.merge import export_merged
+    from loop.models.merge import export_merged
 
     out = ws.root / "cache" / "engine" / "merged" / model.name
     if not (out / "config.json").exists():

@@ -51,7 +51,9 @@ def _grade(stage: Any, name: str, todo: list[dict], msgs: list[list[dict]]) -> N
     ``p[name]``. A failed request or an unreadable reply leaves the grade missing (a note)."""
     if not todo:  # nothing to grade: no judge to load
         return
-    import loop.train.students  # noqa: F401 - registers the hf: and smollm2 teachers
+    from loop.plugins import load_plugins
+
+    load_plugins()  # the hf: and smollm2 teachers, and any installed teacher plugin
     from generators.filters import JudgeOut
     from generators.parsing import ParseFailure, parse_json
     from generators.teachers import get_teacher

@@ -31,7 +31,7 @@ class SetupModels:
     def __init__(self, ws: Workspace, student_uri: str, models: dict[str, Path],
                  device: str = "auto", dtype: str = "auto", *, trust_remote_code: bool = False,
                  allow_pickle: bool = False) -> None:
-        from loop.train.students import (
+        from loop.models.students import (
             LoadOptions,
             load_pretrained,
             load_student,
@@ -49,7 +49,7 @@ class SetupModels:
         self.notes = list(self.student.notes)
         self.peft: Any = None
         self.full: dict[str, Any] = {}
-        from loop.train.merge import check_weights
+        from loop.models.merge import check_weights
 
         for kind, path in sorted(models.items()):
             check_weights(path)  # a damaged adapter: one line naming it, before any load

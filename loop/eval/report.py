@@ -407,7 +407,7 @@ def heatmap_figure(preds: list[dict]) -> Any:
 def _losses(ws: Workspace, path: Path, models: dict[str, str | None] | None) -> Path | None:
     """The loss curves of the models this evaluation scored (an evaluation from before
     lineage was recorded: the current model of each kind)."""
-    from loop.train.stage import current_model_id
+    from loop.models.merge import current_model_id
 
     if models is None:
         ids = {kind: current_model_id(ws, kind) for kind in adapter_kinds()}
@@ -444,7 +444,7 @@ def _losses(ws: Workspace, path: Path, models: dict[str, str | None] | None) -> 
 def sweeps_of(ws: Workspace, models: dict[str, str | None] | None) -> list[dict[str, Any]]:
     """The latest sweep that chose each scored model (an evaluation from before lineage was
     recorded: the current model of each kind), with its settings and validation curves."""
-    from loop.train.stage import current_model_id
+    from loop.models.merge import current_model_id
 
     if models is None:
         ids = [current_model_id(ws, kind) for kind in adapter_kinds()]

@@ -43,6 +43,8 @@ CORRECTION = ("Holm's step-down correction across the paired comparisons of each
 class EvalConfig(StageConfig):
     """How the setups are scored."""
 
+    section: ClassVar[str] = "eval"
+
     setups: list[str] = Field(default_factory=setup_names, description="Setups to score.")
     student: str | None = Field(None, description="Student URI for base/rag (default: the tuned model's student).")
     max_new_tokens: int = Field(48, ge=1, description="Answer length limit, the same for every setup.")
@@ -175,6 +177,9 @@ def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | N
 
     ``fresh_sources`` names documents indexed after the models were trained: the freshness
     probe compares the setups on the questions whose evidence lies only in them."""
+    from loop.plugins import load_plugins
+
+    load_plugins()  # setups, metrics and model kinds from installed plugins
     cfg = cfg or EvalConfig()
     for s in cfg.setups:
         get_setup(s)  # an unknown setup fails before any work, naming the known ones
@@ -400,7 +405,7 @@ class _Eval:
         return f"hf:{self.cfg.as_exported}"
 
     def _exported_fingerprint(self) -> str:
-        from loop.train.students import LoadOptions, fingerprint_student
+        from loop.models.students import LoadOptions, fingerprint_student
 
         if not hasattr(self, "_exported_fp"):
             self._exported_fp = fingerprint_student(self._exported_uri(), LoadOptions(
@@ -499,7 +504,7 @@ class _Eval:
     def _batch_size(self, model, setup: str) -> int:
         """``batch_size`` or fewer: what fits the memory budget with this setup's longest
         prompts (a RAG prompt carries ``context_tokens`` of chunks)."""
-        from loop.train.memory import answer_batch_size, parse_budget
+        from loop.models.memory import answer_batch_size, parse_budget
 
         device = str(next(model.parameters()).device)
         prompt = 96 + (self.cfg.context_tokens if SETUPS[setup].retrieval else 0)
@@ -518,7 +523,7 @@ class _Eval:
         """Perplexity on general text and F1 on general questions, base against tuned."""
         from generators.tasks.base import student_chat
         from generators.teachers.hf import generate_texts
-        from loop.eval.probes import general_questions, general_text, perplexity
+        from loop.probes import general_questions, general_text, perplexity
 
         text, qs = general_text(), general_questions()
         out, per = {}, {}
@@ -733,7 +738,7 @@ def _answer_words(preds: list[dict], setups: list[str]) -> dict[str, float]:
 
 
 def _probe_hash() -> str:
-    from loop.eval.probes import general_questions, general_text
+    from loop.probes import general_questions, general_text
 
     blob = json.dumps([general_text(), general_questions()], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -12,6 +12,8 @@ from loop.config import StageConfig
 class GenerateConfig(StageConfig):
     """How the teacher turns chunks into samples, and which samples survive the filters."""
 
+    section: ClassVar[str] = "generate"
+
     teacher: str = Field("rules", description="Teacher URI: rules | openai:MODEL | hf:PATH_OR_ID.")
     tasks: list[str] = Field(["knowledge", "raft"], description="Tasks to generate (knowledge: "
                              "every fact as closed-book questions, several phrasings each).")

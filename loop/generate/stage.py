@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import loop.train.students  # noqa: F401 - registers the hf: and smollm2 teachers
 from generators.errors import GeneratorError
 from generators.filters import (
     Candidate,
@@ -123,6 +122,9 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
     cached, so a re-run with the same config continues instead of starting over."""
     cfg = cfg or GenerateConfig()
     from loop.goldset import gold_questions, read_text_file
+    from loop.plugins import load_plugins
+
+    load_plugins()  # the local-model teachers and any installed teacher or task plugin
     from loop.samples import carries_chunk, current_dataset_id
 
     gold = gold_questions(eval_set, tasks=True) if eval_set else []

@@ -46,6 +46,8 @@ _DEFAULTS = Settings()
 class IndexConfig(StageConfig):
     """How the corpus is indexed and searched."""
 
+    section: ClassVar[str] = "index"
+
     omit_when_empty: ClassVar[frozenset[str]] = frozenset({"source_weights"})
 
     embedder: str = Field(DEFAULT_EMBEDDER, description="Embedder URI (st:NAME_OR_PATH).")
@@ -156,6 +158,9 @@ def index_id_for(corpus_id: str, cfg: IndexConfig) -> str:
 def build_index(ws: Workspace, cfg: IndexConfig | None = None,
                 emit: EventSink = null_sink) -> IndexResult:
     """Build (or find) the index of the workspace's current corpus."""
+    from loop.plugins import load_plugins
+
+    load_plugins()  # retrieval methods and embedders from installed plugins
     cfg = cfg or IndexConfig()
     cfg.settings()  # validate before taking the lock
     with stage_run(ws, "index", cfg.resolved(), emit=emit) as run:

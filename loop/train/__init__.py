@@ -1,8 +1,13 @@
-"""Training: students by URI, LoRA/full/QLoRA SFT, DPO, continued pretraining, RAFT, export.
+"""Training: LoRA/full/QLoRA SFT, DPO, continued pretraining, RAFT, sweeps.
 
 The public API the CLI, the scorer and the dashboard use::
 
-    from loop.train import TrainConfig, train, load_tuned, export_merged
+    from loop.train import TrainConfig, train          # train is loop.train.stage.train
+    from loop.train.sweep import sweep
+
+Loading students and trained models is the model layer's (``loop.models``). ``train``
+(and ``run``, its name in the stage table) is resolved on first use: the stage imports
+torch and transformers, which takes seconds, and reading a config must not.
 """
 
 from __future__ import annotations
@@ -12,45 +17,16 @@ from typing import TYPE_CHECKING, Any
 from loop.train.config import TrainConfig
 
 if TYPE_CHECKING:
-    from loop.train.stage import TrainResult
+    from loop.train.stage import TrainResult, train
 
-__all__ = ["TrainConfig", "train", "run", "sweep", "load_tuned", "export_merged",
-           "current_model_id", "TrainResult"]
+    run = train
 
-
-def train(*args: Any, **kwargs: Any) -> TrainResult:
-    """Run the train stage (see :func:`loop.train.stage.train`); imports torch lazily."""
-    from loop.train.stage import train as run
-
-    return run(*args, **kwargs)
+__all__ = ["TrainConfig", "train", "run", "TrainResult"]
 
 
-run = train
+def __getattr__(name: str) -> Any:
+    if name in ("train", "run", "TrainResult"):
+        from loop.train import stage
 
-
-def sweep(*args: Any, **kwargs: Any) -> Any:
-    """Train every setting of ``cfg.sweep``, keep the best by validation loss (see
-    :mod:`loop.train.sweep`)."""
-    from loop.train.sweep import sweep as run_sweep
-
-    return run_sweep(*args, **kwargs)
-
-
-def current_model_id(*args: Any, **kwargs: Any) -> str | None:
-    from loop.train.stage import current_model_id as get
-
-    return get(*args, **kwargs)
-
-
-def load_tuned(*args: Any, **kwargs: Any) -> Any:
-    """Load a trained model (adapter applied) and its tokenizer; see :mod:`loop.train.merge`."""
-    from loop.train.merge import load_tuned as load
-
-    return load(*args, **kwargs)
-
-
-def export_merged(*args: Any, **kwargs: Any) -> Any:
-    """Write a merged, plain-transformers model with a model card; see :mod:`loop.train.merge`."""
-    from loop.train.merge import export_merged as export
-
-    return export(*args, **kwargs)
+        return getattr(stage, "train" if name == "run" else name)
+    raise AttributeError(f"module 'loop.train' has no attribute {name!r}")

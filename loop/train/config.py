@@ -19,6 +19,8 @@ DEFAULT_LR = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5, "dpo": 5e-5, "pretrain"
 class TrainConfig(StageConfig):
     """How a student is fine-tuned on the synthetic dataset."""
 
+    section: ClassVar[str] = "train"
+
     execution_only: ClassVar[frozenset[str]] = frozenset(
         {"device", "save_steps", "report_to", "trust_remote_code", "allow_pickle",
          "logging_steps", "gradient_checkpointing", "memory_budget", "then_sft", "sweep"}

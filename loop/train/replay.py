@@ -50,9 +50,9 @@ _STOP = frozenset(["a", "an", "the", "of", "in", "on", "at", "to", "is", "are", 
 
 
 def _probe_questions() -> list[set[str]]:
-    # read as data (the probe's file), not through the eval stage's code
-    raw = resources.files("loop.eval.probes").joinpath("general.jsonl").read_text(encoding="utf-8")
-    return [_words(json.loads(ln)["question"]) for ln in raw.splitlines() if ln.strip()]
+    from loop.probes import general_questions
+
+    return [_words(q["question"]) for q in general_questions()]
 
 
 def clean_question(text: str) -> str | None:

@@ -14,6 +14,7 @@ from transformers import TrainerCallback
 
 from loop.errors import InputError, StageError
 from loop.events import EventSink, Progress, Started, Warned
+from loop.models.merge import safetensors_problem
 from loop.train.config import TrainConfig
 
 STAGE = "train"
@@ -39,8 +40,8 @@ class Plan:
 def plan_memory(plan: Plan, model: Any, *, row_tokens: int, answer_share: float,
                 full_vocab: bool, pairs: bool = False) -> None:
     """Decide micro-batch, accumulation and checkpointing for this run (see memory.py)."""
-    from loop.train.memory import parse_budget
-    from loop.train.memory import plan_memory as plan_for
+    from loop.models.memory import parse_budget
+    from loop.models.memory import plan_memory as plan_for
 
     cfg = plan.cfg
     params = sum(p.numel() for p in model.parameters())
@@ -270,25 +271,6 @@ def checkpoint_problem(path: Path) -> str | None:
     return None
 
 
-def safetensors_problem(f: Path) -> str | None:
-    """Why a safetensors file cannot load (None: its length matches its header)."""
-    import struct
-
-    try:
-        size = f.stat().st_size
-        with open(f, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > size - 8:
-                return f"is cut short ({size} bytes, its header alone needs {8 + n})"
-            header = json.loads(fh.read(n))
-    except (OSError, ValueError, struct.error) as e:
-        return f"has no readable header ({type(e).__name__})"
-    ends = [v["data_offsets"][1] for k, v in header.items()
-            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
-    need = 8 + n + max(ends, default=0)
-    if size < need:
-        return f"is cut short ({size} of {need} bytes)"
-    return None
 
 
 def quiet() -> None:

@@ -28,10 +28,7 @@ from loop.corpus import current_corpus_id, load_corpus
 from loop.errors import InputError
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
 from loop.kinds import MODEL_KINDS
-from loop.samples import current_dataset_id, dataset_path, load_samples
-from loop.stage import stage_run
-from loop.train.config import TrainConfig
-from loop.train.students import (
+from loop.models.students import (
     LoadOptions,
     Student,
     fingerprint_student,
@@ -41,6 +38,9 @@ from loop.train.students import (
     resolve_device,
     resolve_dtype,
 )
+from loop.samples import current_dataset_id, dataset_path, load_samples
+from loop.stage import stage_run
+from loop.train.config import TrainConfig
 from loop.workspace import Workspace, write_json
 
 
@@ -81,16 +81,15 @@ def model_kind(cfg: TrainConfig) -> str:
     return kind_of(cfg.method, cfg.with_context)
 
 
-def current_model_id(ws: Workspace, kind: str | None = None) -> str | None:
-    """The latest model of a kind (``tuned``, ``combined`` ...), or the latest of any."""
-    return ws.ledger.current(f"model.{kind}" if kind else "model")
 
 
 def train(ws: Workspace, cfg: TrainConfig | None = None, emit: EventSink = null_sink, *,
           callbacks: list[Any] | None = None) -> TrainResult:
     """Fine-tune the configured student; see the module docstring for what is written."""
+    from loop.plugins import load_plugins
     from loop.train.runner import quiet
 
+    load_plugins()  # student loaders and model kinds from installed plugins
     cfg = cfg or TrainConfig()
     if cfg.method != "pretrain":
         dataset_path(ws)  # no dataset: say so now, before torch and the student load
@@ -321,7 +320,7 @@ class _Train:
         student.notes = [*student.notes, *plan.notes]
         self.memory = plan.memory.as_dict() if plan.memory else None
         if self.memory is not None:
-            from loop.train.memory import measured_peak
+            from loop.models.memory import measured_peak
 
             self.memory["peak_bytes"] = measured_peak(self.device)
         self.rate = round(rate, 1) if rate > 0 else None
@@ -341,8 +340,8 @@ class _Train:
     def _fits_before_loading(self) -> None:
         """Refuse, before the weights load, a run that cannot fit its memory budget even at
         the longest rows ``max_length`` allows (the exact plan follows once rows are known)."""
-        from loop.train.memory import parse_budget, plan_memory
-        from loop.train.students import count_parameters, student_config
+        from loop.models.memory import parse_budget, plan_memory
+        from loop.models.students import count_parameters, student_config
 
         self.budget = parse_budget(self.cfg.memory_budget, self.device)
         if self.cfg.method in ("qlora",):  # 4-bit weights: the estimate's dtype does not apply

@@ -58,7 +58,7 @@ def test_served_base_and_rag_answer_as_the_in_process_ones(tmp_path):
         t1 = time.monotonic()
         served = evaluate(ws, EvalConfig(student="smollm2", engine="transformers",
                                          serve_concurrency=1, **common), eval_set=gold)
-        from loop.train.students import materialize_gguf, smollm2_path
+        from loop.models.students import materialize_gguf, smollm2_path
 
         folder = str(materialize_gguf(smollm2_path(), ws))
         t2 = time.monotonic()

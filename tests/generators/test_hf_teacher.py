@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-import loop.train.students  # noqa: F401 - synthloop's model loader registers the hf: teacher
 from generators.tasks import get_task
 from generators.teachers import Chunk, Job, get_teacher
 

@@ -1,7 +1,8 @@
 import pytest
 
-from loop.config import IngestConfig, read_config_file, resolve
+from loop.config import IngestConfig, resolve
 from loop.errors import ConfigError
+from loop.stages import read_config_file
 
 
 def test_flags_override_file_and_defaults(tmp_path):
@@ -50,7 +51,7 @@ def test_one_file_for_every_stage_is_read_and_checked_whole(tmp_path):
                     "[train]\nepochs = 2\n[eval]\nk = 3\n")
     bad = tmp_path / "bad.toml"
     bad.write_text("[ingest]\nchunk_tokens = 200\n[eval]\nkk = 3\n")
-    code = ("import sys; from loop.config import read_config_file; from loop.errors import "
+    code = ("import sys; from loop.stages import read_config_file; from loop.errors import "
             "ConfigError\nprint(sorted(read_config_file(sys.argv[1])))\n"
             "try:\n    read_config_file(sys.argv[2])\nexcept ConfigError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code, str(good), str(bad)], capture_output=True,

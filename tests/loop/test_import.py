@@ -204,7 +204,7 @@ def test_train_and_export_use_the_imported_dataset(ws, tmp_path, monkeypatch):
     """scratch:tiny (built from the corpus, cut to seconds) trains on imported rows, and
     export writes them back as messages JSONL."""
     from loop.ingest.stage import ingest
-    from loop.train.scratch import SIZES
+    from loop.models.scratch import SIZES
 
     docs = tmp_path / "docs"
     docs.mkdir()

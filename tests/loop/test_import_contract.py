@@ -43,3 +43,47 @@ def test_textcore_is_a_leaf_both_libraries_can_import():
                                                        for pkg in project))
                         for line in p.read_text().splitlines())]
     assert offenders == []
+
+
+STAGES = ("ingest", "generate", "index", "train", "eval")
+
+
+def _imports(path):
+    """Every module a file imports, at the top or inside a function (``from a import b``
+    gives ``a`` and ``a.b``: b may be a submodule)."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def test_a_stage_package_never_imports_another_stages_internals():
+    """A stage imports core modules (loop.models, loop.kinds, loop.probes, the ledger ...),
+    libraries, and of another stage only its public face: ``loop.<stage>`` itself (its
+    ``__init__``) or its ``config``. Models load through ``loop.models``, which imports no
+    stage at all."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    bad = []
+    for stage in STAGES:
+        for p in (root / "loop" / stage).rglob("*.py"):
+            for mod in _imports(p):
+                parts = mod.split(".")
+                if len(parts) < 3 or parts[0] != "loop" or parts[1] not in STAGES:
+                    continue
+                other, sub = parts[1], parts[2]
+                if other == stage or sub == "config":
+                    continue
+                if (root / "loop" / other / f"{sub}.py").exists() or (root / "loop" / other / sub).is_dir():
+                    bad.append(f"{p.relative_to(root)} imports {mod}")
+    for p in (root / "loop" / "models").rglob("*.py"):
+        bad += [f"{p.relative_to(root)} imports {m}" for m in _imports(p)
+                if m.split(".")[:2] in (["loop", s] for s in STAGES)]
+    assert bad == []

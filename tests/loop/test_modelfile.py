@@ -239,7 +239,7 @@ def smollm2_tok():
     from transformers import AutoTokenizer
 
     from loop.errors import InputError
-    from loop.train.gguf import smollm2_path
+    from loop.models.gguf import smollm2_path
 
     try:
         path = smollm2_path()
@@ -289,7 +289,7 @@ def test_the_system_prompt_comes_back_exactly(system):
     """Runs of 1..6 quotes, a trailing quote: SYSTEM as written comes back. What no Modelfile
     string can hold (three quotes at a line end; characters the parser drops) goes into the
     TEMPLATE as a Go string literal instead, and the prompt is the same."""
-    from loop.train.students import DEFAULT_CHAT_TEMPLATE
+    from loop.models.students import DEFAULT_CHAT_TEMPLATE
 
     tok = TemplateOnly(DEFAULT_CHAT_TEMPLATE)
     mf = modelfile("m.gguf", tok, system)
@@ -305,7 +305,7 @@ def test_the_system_prompt_comes_back_exactly(system):
 
 
 def test_synthloops_default_template_ends_assistant_turns_with_eos():
-    from loop.train.students import DEFAULT_CHAT_TEMPLATE
+    from loop.models.students import DEFAULT_CHAT_TEMPLATE
 
     tok = TemplateOnly(DEFAULT_CHAT_TEMPLATE, eos_token="</s>")
     mf = modelfile("m.gguf", tok, None)

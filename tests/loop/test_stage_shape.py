@@ -93,7 +93,21 @@ def test_every_stage_is_in_one_table_with_config_and_run():
     assert list(table) == ["ingest", "generate", "index", "train", "eval"]
     for name, s in table.items():
         assert issubclass(s.config, StageConfig) and callable(s.run)
-        assert stage_of(s.config) == name
+        assert stage_of(s.config) == name and s.config.section == name
+
+
+def test_the_config_module_is_a_leaf():
+    """loop/config.py (the base config, the ingest config, resolve) imports no stage, so
+    reading a config loads no stage module: no import circle through it."""
+    import ast
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "loop" / "config.py"
+    mods = {n.module for n in ast.walk(ast.parse(src.read_text()))
+            if isinstance(n, ast.ImportFrom) and n.module} | {
+        a.name for n in ast.walk(ast.parse(src.read_text())) if isinstance(n, ast.Import)
+        for a in n.names}
+    assert {m for m in mods if m.startswith("loop")} == {"loop.errors"}
 
 
 def test_a_new_task_is_one_registration(monkeypatch):

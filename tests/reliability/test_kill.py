@@ -178,7 +178,8 @@ def _index(tmp_path, request, rel):
 def _train(tmp_path, request, rel):
     from safetensors.torch import load_file
 
-    from loop.config import read_config_file, resolve
+    from loop.config import resolve
+    from loop.stages import read_config_file
     from loop.train import TrainConfig, train
 
     student = request.getfixturevalue("tiny_student")
@@ -198,7 +199,7 @@ def _train(tmp_path, request, rel):
                 path = train(ws, cfg).path
         else:
             with Workspace(root) as ws:
-                from loop.train.stage import current_model_id
+                from loop.models.merge import current_model_id
 
                 path = ws.artefact("models", current_model_id(ws))
         return load_file(str(path / "adapter" / "adapter_model.safetensors"))

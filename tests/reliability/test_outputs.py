@@ -109,7 +109,7 @@ def test_export_merge_refuses_a_file_or_link_in_place_of_its_folder(ws_root, tmp
     """`--merge` writes a folder; a file or a symlink at its path is one line, before any
     model is loaded."""
     from loop.errors import InputError
-    from loop.train.merge import export_merged
+    from loop.models.merge import export_merged
 
     regular = tmp_path / "merged"
     regular.write_text("x")

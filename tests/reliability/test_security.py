@@ -58,7 +58,7 @@ def _pickled_copy(src: Path, dst: Path, *, payload: str | None = None) -> Path:
 def test_pickle_only_student_is_refused_unless_allowed(tmp_path, tiny_student, rel):
     import torch
 
-    from loop.train.students import LoadOptions, load_student
+    from loop.models.students import LoadOptions, load_student
 
     pickled = _pickled_copy(tiny_student, tmp_path / "pickled")
     with pytest.raises(InputError, match="only pickle weights") as err:
@@ -98,7 +98,7 @@ def test_eval_loads_a_pickle_only_student_only_when_allowed(tmp_path, tiny_stude
 
 def test_a_malicious_pickle_never_runs(tmp_path, tiny_student, ws, rel):
     """Without the flag it is not opened; with it, torch's weights-only unpickler refuses it."""
-    from loop.train.students import LoadOptions, load_student
+    from loop.models.students import LoadOptions, load_student
 
     marker = tmp_path / "pwned"
     evil = _pickled_copy(tiny_student, tmp_path / "evil", payload=str(marker))
@@ -116,7 +116,7 @@ def test_a_malicious_pickle_never_runs(tmp_path, tiny_student, ws, rel):
 def test_model_code_runs_only_with_trust_remote_code(tmp_path, tiny_student, monkeypatch, rel):
     import transformers.dynamic_module_utils as dmu
 
-    from loop.train.students import LoadOptions, load_student
+    from loop.models.students import LoadOptions, load_student
 
     monkeypatch.setattr(dmu, "HF_MODULES_CACHE", str(tmp_path / "modules"))
     marker = tmp_path / "custom-code-ran"

@@ -59,7 +59,7 @@ def build_tiny_student(folder: Path, *, chat_template: bool = False) -> Path:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>", pad_token="<pad>")
     if chat_template:
-        from loop.train.students import DEFAULT_CHAT_TEMPLATE
+        from loop.models.students import DEFAULT_CHAT_TEMPLATE
 
         tok.chat_template = DEFAULT_CHAT_TEMPLATE
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

@@ -51,7 +51,7 @@ def raft_rows(n: int = 12, *, distractors: int = 3, words: int = 120, seed: int 
 @pytest.fixture(scope="module")
 def tok():
     """The scratch:tiny tokenizer (a byte-level BPE with the default chat template)."""
-    from loop.train.scratch import train_tokenizer
+    from loop.models.scratch import train_tokenizer
 
     rows, _ = raft_rows(4)
     return train_tokenizer([m["content"] for r in rows for m in r["messages"]], 400)

@@ -44,7 +44,7 @@ def test_f32_f16_q8_round_trip_through_transformers_gguf_reader(tuned, tmp_path)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from loop.export import export_gguf
-    from loop.train.merge import load_tuned
+    from loop.models.merge import load_tuned
 
     ws, r = tuned
     merged, tok = load_tuned(ws, r.model_id, dtype="fp32")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from loop.models.students import LoadOptions, load_student
 from loop.train.sft import IGNORE, PackedCollator, chat_template_for_training, tokenize_chat
-from loop.train.students import LoadOptions, load_student
 
 CHAT = [
     {"role": "system", "content": "Answer from the handbook."},

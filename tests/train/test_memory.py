@@ -14,7 +14,7 @@ def smollm2_config():
 
 
 def plan(budget_gb: float, **kw):
-    from loop.train.memory import GB, plan_memory
+    from loop.models.memory import GB, plan_memory
 
     args = dict(params=134_515_008, trainable=4_884_480, effective_batch=8, row_tokens=1024,
                 dtype="fp32", budget=int(budget_gb * GB), want_checkpointing=False, full_vocab=False)
@@ -23,7 +23,7 @@ def plan(budget_gb: float, **kw):
 
 
 def test_the_old_default_does_not_fit_and_the_plan_keeps_the_effective_batch():
-    from loop.train.memory import GB, estimate_bytes
+    from loop.models.memory import GB, estimate_bytes
 
     old = estimate_bytes(smollm2_config(), params=134_515_008, trainable=4_884_480, micro_batch=8,
                          row_tokens=1024, dtype_bytes=4, checkpointing=False, full_vocab=True)
@@ -49,7 +49,7 @@ def test_checkpointing_turns_on_when_one_row_does_not_fit_and_nothing_fitting_is
 
 def test_budget_parsing():
     from loop.errors import StageError
-    from loop.train.memory import GB, available_bytes, parse_budget
+    from loop.models.memory import GB, available_bytes, parse_budget
 
     assert parse_budget("6GB", "cpu") == 6 * GB
     # auto grants weights that are not loaded yet their room, then its share of the rest
@@ -107,7 +107,7 @@ def test_rows_cut_by_max_length_are_counted_and_a_lost_validation_split_is_refus
 
 
 def test_answer_batches_shrink_for_long_prompts_only():
-    from loop.train.memory import GB, answer_batch_size
+    from loop.models.memory import GB, answer_batch_size
 
     kw = dict(dtype="fp32", new_tokens=24, wanted=16)
     assert answer_batch_size(smollm2_config(), prompt_tokens=400, budget=8 * GB, **kw) == 16

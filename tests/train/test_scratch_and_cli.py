@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from loop.models.scratch import LIMITS, SIZES
 from loop.train import train
-from loop.train.scratch import LIMITS, SIZES
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = {
@@ -157,7 +157,7 @@ def test_device_cuda_n_is_pinned_before_cuda_starts(monkeypatch):
     """`--device cuda:N` makes GPU N the only one visible (the Trainer would take GPU 0, or
     spread over all of them); N counts within an existing CUDA_VISIBLE_DEVICES."""
     from loop.errors import StageError
-    from loop.train.students import pin_device, visible_device
+    from loop.models.students import pin_device, visible_device
 
     assert visible_device(1, None) == "1"
     assert visible_device(1, "4, 6") == "6"

@@ -29,8 +29,8 @@ def real_ws(tmp_path_factory):
 
 
 def test_gguf_is_dequantized_once_and_cached_by_content(real_ws, monkeypatch):
-    from loop.train import gguf as gguf_module
-    from loop.train.students import (
+    from loop.models import gguf as gguf_module
+    from loop.models.students import (
         LoadOptions,
         check_student,
         fingerprint_student,
@@ -65,7 +65,7 @@ def test_gguf_is_dequantized_once_and_cached_by_content(real_ws, monkeypatch):
 
 def test_it_answers_from_a_chunk_it_is_shown(real_ws):
     from generators.teachers.hf import generate_texts
-    from loop.train.students import LoadOptions, load_student
+    from loop.models.students import LoadOptions, load_student
 
     s = load_student("smollm2", LoadOptions(ws=real_ws))
     chunk = ("<document index=\"1\">\nThe Marrowick ferry to Kell Island leaves from Pier 7 at "
@@ -101,7 +101,9 @@ def test_missing_package_is_one_line_naming_the_install(monkeypatch, tmp_path):
 
 
 def test_smollm2_as_teacher_uses_the_same_loader(real_ws):
-    import loop.train.students  # noqa: F401 - registers the local teachers
+    from loop.plugins import load_plugins
+
+    load_plugins()  # registers the local teachers
     from generators.teachers import get_teacher
 
     teacher = get_teacher("smollm2", ws=real_ws, params={"max_tokens": 12})
@@ -114,8 +116,8 @@ def test_smollm2_as_teacher_uses_the_same_loader(real_ws):
 def test_smollm2_writes_its_own_replay_questions_and_answers_them(real_ws):
     """Magpie with a question-word seed on the real student: short one-line questions, all
     distinct, none near a forgetting-probe question; answered before tuning and cached."""
+    from loop.models.students import LoadOptions, load_student
     from loop.train.replay import _probe_questions, near_probe, replay_prompts, student_answers
-    from loop.train.students import LoadOptions, load_student
 
     s = load_student("smollm2", LoadOptions(ws=real_ws))
     seen: list[tuple[str, int, int]] = []
@@ -134,8 +136,8 @@ def test_smollm2_writes_its_own_replay_questions_and_answers_them(real_ws):
 
 
 def test_training_steps_fit_the_planned_memory(real_ws, monkeypatch):
+    from loop.models.memory import GB
     from loop.train import TrainConfig, train
-    from loop.train.memory import GB
 
     write_dataset(real_ws, fact_rows(24))
     cfg = TrainConfig(student="smollm2", max_steps=2, batch_size=4, max_length=128, replay=0,
@@ -151,7 +153,7 @@ def test_training_steps_fit_the_planned_memory(real_ws, monkeypatch):
     assert (Path(r.adapter_path) / "adapter_model.safetensors").exists()
     # a budget too small for one row even with checkpointing: one line, before the weights load
     from loop.errors import StageError
-    from loop.train import students
+    from loop.models import students
 
     def must_not_load(*a, **kw):
         raise AssertionError("the model was loaded")
@@ -196,8 +198,8 @@ def test_gguf_export_of_the_tuned_smollm2_loads_back_with_the_same_answers(real_
     from transformers import AutoModelForCausalLM
 
     from loop.export import export_gguf
+    from loop.models.merge import load_tuned
     from loop.train import TrainConfig, train
-    from loop.train.merge import load_tuned
 
     if real_ws.ledger.current("model.tuned") is None:  # this test alone: tune a little first
         write_dataset(real_ws, fact_rows(24))

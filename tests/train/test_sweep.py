@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from loop.cli import app
 from loop.ledger import Ledger
-from loop.train import sweep, train
+from loop.train import train
+from loop.train.sweep import sweep
 
 # the fixture's fast_config as flags: the CLI must make the very same models
 FLAGS = ["--max-steps", "4", "--eval-steps", "2", "--save-steps", "2", "--logging-steps", "2",
@@ -121,7 +122,7 @@ def test_pinning_cuda_n_twice_keeps_gpu_n(monkeypatch):
     import torch
 
     from loop.errors import StageError
-    from loop.train import students
+    from loop.models import students
 
     if torch.cuda.is_available():
         pytest.skip("checks the variable without CUDA")

@@ -78,7 +78,7 @@ def test_unchanged_rerun_is_a_cache_hit(trained, tiny_student, kit):
 def test_export_merged_loads_in_plain_transformers(trained, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from loop.train import export_merged, load_tuned
+    from loop.models.merge import export_merged, load_tuned
 
     ws, r, _ = trained
     out = export_merged(ws, tmp_path / "merged")
@@ -162,7 +162,7 @@ def test_out_of_memory_becomes_a_clear_message(train_ws, tiny_student, kit):
 
 
 def test_student_uris(ws, tmp_path):
-    from loop.train.students import LoadOptions, load_student, split_uri
+    from loop.models.students import LoadOptions, load_student, split_uri
 
     assert split_uri("some/local/path") == ("hf", "some/local/path")
     with pytest.raises(UnknownPrefixError, match="known: hf:, model:, scratch:"):
@@ -178,7 +178,7 @@ def test_qlora_trains_lora_over_4bit_weights(train_ws, tiny_student, kit):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from loop.train import load_tuned
+    from loop.models.merge import load_tuned
 
     r = train(train_ws, kit.fast_config(tiny_student, method="qlora"))
     assert r.steps == 12 and r.loss_last < r.loss_first
@@ -213,7 +213,7 @@ def test_qlora_without_4bit_kernels_is_a_clear_error(train_ws, tiny_student, kit
 
 
 def test_tokenizer_without_template_gets_the_default(tmp_path, kit):
-    from loop.train.students import DEFAULT_CHAT_TEMPLATE, LoadOptions, load_student
+    from loop.models.students import DEFAULT_CHAT_TEMPLATE, LoadOptions, load_student
 
     folder = kit.build_tiny_student(tmp_path / "plain")
     assert "chat_template" not in json.loads((folder / "tokenizer_config.json").read_text())
@@ -301,5 +301,5 @@ def test_replay_rows_are_the_students_own_answers_and_cached(ws, tiny_student, k
     assert len(cached) == 1
     answers = json.loads(cached[0].read_text())
     assert all(p in replay_prompts() and a for p, a in answers)
-    general = {q["question"] for q in __import__("loop.eval.probes", fromlist=["x"]).general_questions()}
+    general = {q["question"] for q in __import__("loop.probes", fromlist=["x"]).general_questions()}
     assert not general & set(replay_prompts())  # the forgetting probe is never trained on

@@ -13,14 +13,39 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import InputError, WorkspaceError
-from loop.train.students import LoadOptions, load_pretrained, load_tokenizer, prepare_tokenizer
+from loop.models.students import LoadOptions, load_pretrained, load_tokenizer, prepare_tokenizer
 from loop.workspace import Workspace
+
+
+def current_model_id(ws: Workspace, kind: str | None = None) -> str | None:
+    """The latest model of a kind (``tuned``, ``combined`` ...), or the latest of any."""
+    return ws.ledger.current(f"model.{kind}" if kind else "model")
+
+
+
+def safetensors_problem(f: Path) -> str | None:
+    """Why a safetensors file cannot load (None: its length matches its header)."""
+    import struct
+
+    try:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > size - 8:
+                return f"is cut short ({size} bytes, its header alone needs {8 + n})"
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError, struct.error) as e:
+        return f"has no readable header ({type(e).__name__})"
+    ends = [v["data_offsets"][1] for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
+    need = 8 + n + max(ends, default=0)
+    if size < need:
+        return f"is cut short ({size} of {need} bytes)"
+    return None
 
 
 def model_meta(ws: Workspace, model_id: str | None = None, kind: str | None = None) -> dict[str, Any]:
     """A model artefact's ``synthloop.json`` plus its folder; the latest model when no id."""
-    from loop.train.stage import current_model_id
-
     model_id = model_id or current_model_id(ws, kind)
     if not model_id:
         raise WorkspaceError(f"workspace {ws.root} has no trained {kind or ''} model yet".replace("  ", " "),
@@ -54,8 +79,6 @@ def load_tuned(ws: Workspace, model_id: str | None = None, *, kind: str | None =
 def check_weights(folder: Path) -> None:
     """A model artefact whose weights were cut short (a disk that filled, a copy that
     stopped) is one line naming the file and how to rebuild it, not a SafetensorError."""
-    from loop.train.runner import safetensors_problem
-
     for sub in ("adapter", "model"):
         for f in sorted((folder / sub).glob("*.safetensors")):
             if why := safetensors_problem(f):

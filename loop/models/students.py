@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from loop.errors import InputError, StageError, UnknownPrefixError
 from loop.events import EventSink, null_sink
-from loop.train.gguf import (  # noqa: F401 - part of this module's public API
+from loop.models.gguf import (  # noqa: F401 - part of this module's public API
     SMOLLM2_INSTALL,
     file_sha256,
     gguf_file,
@@ -430,12 +430,12 @@ class ScratchLoader:
     """``scratch:tiny``: a tiny Llama-style model built and pretrained on this corpus."""
 
     def fingerprint(self, rest: str, opts: LoadOptions) -> str:
-        from loop.train.scratch import scratch_id
+        from loop.models.scratch import scratch_id
 
         return f"scratch:{scratch_id(self._ws(opts), rest)}"
 
     def load(self, rest: str, opts: LoadOptions) -> Student:
-        from loop.train.scratch import LIMITS, build_scratch
+        from loop.models.scratch import LIMITS, build_scratch
 
         path = build_scratch(self._ws(opts), rest, emit=opts.emit)
         fp32 = LoadOptions(**{**opts.__dict__, "dtype": "fp32"})  # tiny: fp32 is cheap and exact
@@ -490,7 +490,7 @@ register_student("scratch", ScratchLoader())
 # -- local models as teachers ------------------------------------------------------------
 
 
-def _local_teacher(prefix: str):  # a teacher factory
+def local_teacher(prefix: str):  # a teacher factory; loop.plugins registers hf: and smollm2
     """The ``hf:`` / ``smollm2`` teacher factory: generators' HFTeacher with this module's
     loader, so a teacher loads exactly as a student does (GGUF, safetensors-only, device)."""
 
@@ -514,12 +514,3 @@ def _local_teacher(prefix: str):  # a teacher factory
 
     return factory
 
-
-def _register_teachers() -> None:
-    from generators.teachers import register_teacher
-
-    register_teacher("hf", _local_teacher("hf"))
-    register_teacher("smollm2", _local_teacher("smollm2"), needs_model=False)
-
-
-_register_teachers()

@@ -1,7 +1,7 @@
 """GGUF files as models: the bundled ``smollm2`` and any ``.gguf`` a URI names, dequantized
 once by transformers' GGUF reader and cached as safetensors, keyed by the file's hash.
 
-The student loader (``loop/train/students.py``) uses these for ``smollm2`` and for ``hf:``
+The student loader (``loop/models/students.py``) uses these for ``smollm2`` and for ``hf:``
 paths that name a GGUF file or a folder holding one.
 """
 

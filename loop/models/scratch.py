@@ -80,7 +80,7 @@ def train_tokenizer(texts: list[str], vocab: int) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from loop.train.students import DEFAULT_CHAT_TEMPLATE
+    from loop.models.students import DEFAULT_CHAT_TEMPLATE
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
