@@ -19,8 +19,9 @@ class GenerateConfig(StageConfig):
                              "every fact as closed-book questions, several phrasings each).")
     per_chunk: int = Field(3, ge=1, le=50, description="Items asked for per chunk and task.")
     paraphrases: int = Field(
-        3, ge=1, le=10, description="Phrasings per fact of the knowledge task (measured: "
-        "docs/benchmarks.md, 'Fine-tuning that teaches').")
+        3, ge=1, le=10, description="Phrasings per fact of the knowledge task (measured at 8 "
+        "exposures per fact: 5 taught closed-book no more than 3 and forgot more; "
+        "docs/benchmarks.md, 'Phrasings per fact').")
     limit: int | None = Field(None, ge=1, description="Use at most this many chunks (spread over the corpus).")
     eval_size: int = Field(
         150, ge=1, le=100_000,
