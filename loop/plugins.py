@@ -16,7 +16,7 @@ built-ins use too (the ``hf:``/``smollm2`` teachers and the student loaders, in
 :func:`_builtins`); the libraries (``generators``, ``retrieval``) register their built-ins
 with their own registry functions, which :func:`register` calls. A name registered twice
 is one error for every kind, naming both owners. :func:`load_plugins` runs once per
-process; the CLI, the dashboard and every stage entry call it.
+process; the CLI and every stage entry (which the dashboard's workers call) run it.
 
 What an entry point names, per kind (``name`` is the entry point's name):
 

@@ -60,9 +60,6 @@ class SynthloopApp(App[None]):
 
     def __init__(self, ws_path: str | Path) -> None:
         super().__init__()
-        from loop.plugins import load_plugins
-
-        load_plugins()  # teachers, setups, metrics ... from installed plugins, as the CLI does
         printable_terminal(self)  # documents, answers and server bodies: text, never codes
         self.ws_path = Path(ws_path).expanduser()
         self.sub_title = str(self.ws_path)
