@@ -138,6 +138,12 @@ def _owner(ep: Any) -> str:
 # -- the kinds of the core and the libraries ------------------------------------------
 
 
+def _same_name(kind: str, name: str, obj: Any) -> None:
+    """An entry point's name must be the name its object carries (one name, two places)."""
+    if obj.name != name:
+        raise PluginError(f"{kind} entry point {name!r} names a {kind} called {obj.name!r}")
+
+
 def _teacher_names() -> list[str]:
     from generators.teachers import known_prefixes
 
@@ -160,8 +166,7 @@ def _add_task(name: str, task: Any) -> None:
     from generators.tasks import register_task
 
     task = task() if isinstance(task, type) else task
-    if task.name != name:
-        raise PluginError(f"task entry point {name!r} names a task called {task.name!r}")
+    _same_name("task", name, task)
     register_task(task)
 
 
@@ -174,8 +179,7 @@ def _metric_names() -> list[str]:
 def _add_metric(name: str, metric: Any) -> None:
     from loop.eval.metrics import register_metric
 
-    if metric.name != name:
-        raise PluginError(f"metric entry point {name!r} names a metric called {metric.name!r}")
+    _same_name("metric", name, metric)
     register_metric(metric)
 
 
@@ -188,8 +192,7 @@ def _setup_names() -> list[str]:
 def _add_setup(name: str, setup: Any) -> None:
     from loop.eval.setups import register_setup
 
-    if setup.name != name:
-        raise PluginError(f"setup entry point {name!r} names a setup called {setup.name!r}")
+    _same_name("setup", name, setup)
     try:
         register_setup(setup)
     except ValueError as e:
@@ -205,8 +208,7 @@ def _kind_names() -> list[str]:
 def _add_kind(name: str, kind: Any) -> None:
     from loop.kinds import register_model_kind
 
-    if kind.name != name:
-        raise PluginError(f"model kind entry point {name!r} names a kind called {kind.name!r}")
+    _same_name("model kind", name, kind)
     register_model_kind(kind)
 
 
