@@ -19,6 +19,14 @@ async def until_loaded(pilot, table_id: str, rows: int) -> None:
         await pilot.pause(0.05)
     assert table.row_count >= rows, f"{table_id} has {table.row_count} rows, not {rows}"
     await pilot.app.workers.wait_for_complete()
+    # A DataTable sizes its auto-width columns on its next Idle event; on a loaded machine the
+    # screenshot came first and the cached rows below the cursor kept the old, narrow column
+    # (CI, stop 33). Textual has no public "laid out" signal, so this reads its own flag.
+    for _ in range(600):
+        await pilot.pause(0.05)
+        if not table._require_update_dimensions:
+            break
+    assert not table._require_update_dimensions, f"{table_id} never sized its columns"
     await pilot.pause()
 
 
