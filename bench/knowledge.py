@@ -1,7 +1,7 @@
 """The knowledge recipe against the baselines it must beat, on one corpus and one question set.
 
     .venv/bin/python bench/knowledge.py [--method lora|full] [--exposures 8] [--paraphrases 3] [--replay 0.1]
-        [--replay-written 256]
+        [--replay-written 256] [--replay-share 0.4]
         [--pretrain EPOCHS] [--docs examples/marrowick --gold examples/marrowick-eval.jsonl] [--workspace DIR]
 
 Runs ``synthloop run``'s pipeline in-process: the rules teacher's ``knowledge`` + ``raft``
@@ -42,6 +42,8 @@ def configs(args: argparse.Namespace):
         cfgs.train = cfgs.train.model_copy(update={"replay": args.replay})
     if args.replay_written is not None:
         cfgs.train = cfgs.train.model_copy(update={"replay_written": args.replay_written})
+    if args.replay_share is not None:
+        cfgs.train = cfgs.train.model_copy(update={"replay_share": args.replay_share})
     if args.method == "full":  # the combined adapter stays LoRA (it starts from the student)
         cfgs.combined = {**cfgs.combined, "method": "lora", "init_from": None}
     if args.pretrain:  # continued pretraining on the chunks and their rewrites, then the SFT
@@ -75,6 +77,8 @@ def options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="share of replay rows against forgetting (unset: the train default)")
     p.add_argument("--replay-written", type=int, default=256, metavar="N",
                    help="general questions the student writes for its replay rows (the demo writes 64)")
+    p.add_argument("--replay-share", type=float, default=None, metavar="SHARE",
+                   help="the share of the loss the replay rows carry (unset: the train default)")
     p.add_argument("--pretrain", type=float, default=None, metavar="EPOCHS",
                    help="first continued pretraining (LoRA, merged) for EPOCHS passes over the "
                         "chunks and their rewrites, then the SFT on the pretrained model")
@@ -139,7 +143,7 @@ def bench(args: argparse.Namespace) -> dict:
     return {
         "settings": {"method": args.method, "exposures": args.exposures, "pretrain": args.pretrain,
                      "paraphrases": args.paraphrases, "lr": cfgs.train.lr,
-                     "replay": cfgs.train.replay},
+                     "replay": cfgs.train.replay, "replay_share": cfgs.train.replay_share},
         "wall_s": round(wall, 1), "stage_s": out["stage_seconds"],
         "coverage": out["coverage"], "lead_metric": lead,
         "answer_words": scores.get("answer_words"),

@@ -61,6 +61,11 @@ class TrainConfig(StageConfig):
         256, ge=0, description="General questions the student writes for itself (Magpie-style) "
         "for the replay rows, beside the 48 shipped ones: a wide replay rather than a repeated "
         "one (0: the shipped ones only).")
+    replay_share: float | None = Field(
+        None, gt=0, lt=1, description="The share of the training loss the replay rows carry "
+        "(their tokens are weighted to it). Unset: every answer token counts alike, and the "
+        "replay's long answers outweigh the short fact answers (76% of the labelled tokens "
+        "at replay 0.2 on the bundled example).")
     max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: epochs decide).")
     lr: float | None = Field(None, gt=0, description="Peak learning rate (unset: the method's default).")
     batch_size: int = Field(

@@ -67,12 +67,14 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 def prepare(ds: Dataset, tok: Any, *, max_length: int, packing: bool, seed: int, text: bool = False,
             stats: dict[str, int] | None = None,
-            oracle_texts: dict[str, str] | None = None) -> Dataset:
+            oracle_texts: dict[str, str] | None = None,
+            replay_share: float | None = None) -> Dataset:
     """Tokenize, label, fit context rows, cut to ``max_length`` and (optionally) pack a split.
     ``stats`` gets how many rows there were, how many had their context shortened to fit
     (``loop.train.fit``; ``oracle_texts``, chunk id -> text, names each row's oracle
     passage), how many ``max_length`` still cut, and how many it dropped because no answer
-    token was left."""
+    token was left. With ``replay_share`` and replay rows in the split, every token gets a
+    ``loss_weights`` entry (:func:`replay_weights`)."""
     from trl.data_utils import pack_dataset
 
     trimmed = 0
@@ -84,10 +86,14 @@ def prepare(ds: Dataset, tok: Any, *, max_length: int, packing: bool, seed: int,
         ds = ds.map(fit, remove_columns=ds.column_names)
         trimmed = sum(ds["trimmed"]) if len(ds) else 0
         ds = ds.remove_columns("trimmed")
+        if replay_share is not None and len(ds):
+            ds = replay_weights(ds, replay_share)
+        ds = ds.remove_columns("replay")
     rows = len(ds)
     cut = sum(1 for n in ds.map(lambda r: {"n": len(r["input_ids"])})["n"] if n > max_length) if rows else 0
     if not (text and packing):  # text packing splits long chunks instead of cutting them
-        ds = ds.map(lambda r: {k: r[k][:max_length] for k in ("input_ids", "labels")})
+        ds = ds.map(lambda r: {k: r[k][:max_length] for k in ("input_ids", "labels", "loss_weights")
+                               if k in r})
     ds = ds.filter(lambda r: any(t != IGNORE for t in r["labels"][1:]))
     if stats is not None:
         stats.update(rows=rows, cut=0 if (text and packing) else cut, dropped=rows - len(ds),
@@ -98,6 +104,26 @@ def prepare(ds: Dataset, tok: Any, *, max_length: int, packing: bool, seed: int,
     if packing:
         return pack_dataset(ds, max_length, "bfd_split" if text else "bfd")
     return ds.map(lambda r: {"seq_lengths": [len(r["input_ids"])]})
+
+
+def replay_weights(ds: Dataset, share: float) -> Dataset:
+    """Weight the replay rows' tokens so that they carry ``share`` of the loss.
+
+    The loss sums over answer tokens, so a row weighs as many tokens as its answer has. A
+    replay answer (the student's own, up to 64 tokens) is ~20 times a fact answer ("42
+    beds"): at replay 0.2 on the bundled example the replay rows were 15% of the rows and
+    76% of the labelled tokens, so the facts got a quarter of every gradient. Here every
+    replay token weighs ``w`` and every other token 1, with ``w`` chosen so that the replay
+    tokens' weight is ``share`` of the whole. A split without replay rows (or without
+    other rows) is left unweighted."""
+    counts = [sum(1 for t in labels[1:] if t != IGNORE) for labels in ds["labels"]]
+    replay = ds["replay"]
+    ours = sum(n for n, r in zip(counts, replay, strict=True) if r)
+    rest = sum(counts) - ours
+    if not ours or not rest:
+        return ds
+    w = share * rest / ((1 - share) * ours)
+    return ds.map(lambda r: {"loss_weights": [w if r["replay"] else 1.0] * len(r["input_ids"])})
 
 
 def _context_fitter(tok: Any, template: str | None, max_length: int,
@@ -121,8 +147,8 @@ def _context_fitter(tok: Any, template: str | None, max_length: int,
             fitted = fit_row(r["messages"], max_length, tokenize, count,
                              oracle_texts.get(ids[0]) if ids else None)
             if fitted is not None:
-                return {**fitted[0], "trimmed": fitted[1]}
-        return {**tokenize(r["messages"]), "trimmed": False}
+                return {**fitted[0], "trimmed": fitted[1], "replay": False}
+        return {**tokenize(r["messages"]), "trimmed": False, "replay": r.get("task") == "replay"}
 
     return row
 
@@ -175,7 +201,13 @@ class PackedCollator:
             pos[i, n:] = np.arange(width - n)  # padding is a segment of its own
         labels[pos == 0] = IGNORE  # never predict a sample's first token from the previous one
         ids, labels, pos = torch.from_numpy(ids), torch.from_numpy(labels), torch.from_numpy(pos)
-        return {"input_ids": ids, "labels": labels, "position_ids": pos}
+        out = {"input_ids": ids, "labels": labels, "position_ids": pos}
+        if "loss_weights" in examples[0]:  # replay_weights: padding weighs nothing
+            weights = np.zeros(ids.shape, dtype=np.float32)
+            for i, e in enumerate(examples):
+                weights[i, :len(e["loss_weights"])] = e["loss_weights"]
+            out["loss_weights"] = torch.from_numpy(weights)
+        return out
 
 
 def answer_loss(model: Any, inputs: dict[str, Any], num_items: Any = None) -> Any | None:
@@ -188,7 +220,9 @@ def answer_loss(model: Any, inputs: dict[str, Any], num_items: Any = None) -> An
     labels are ignored. Here the decoder's hidden states are gathered at the answer
     positions and only those rows meet the output head. The sum is divided by
     ``num_items`` (the labelled tokens of the whole accumulated batch) when the Trainer
-    gives it, so gradient accumulation weighs every token alike."""
+    gives it, so gradient accumulation weighs every token alike. With ``loss_weights`` in
+    ``inputs`` (:func:`replay_weights`) each token's loss is weighted and ``num_items`` is
+    the weights' sum (the trainer counts it so)."""
     import torch.nn.functional as F
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -205,8 +239,13 @@ def answer_loss(model: Any, inputs: dict[str, Any], num_items: Any = None) -> An
     labels = inputs["labels"][:, 1:]
     keep = labels != IGNORE
     logits = head(out.last_hidden_state[:, :-1][keep]).float()
-    total = F.cross_entropy(logits, labels[keep], reduction="sum")
-    return total / (num_items if num_items is not None else keep.sum().clamp(min=1))
+    weights = inputs.get("loss_weights")
+    if weights is None:
+        total = F.cross_entropy(logits, labels[keep], reduction="sum")
+        return total / (num_items if num_items is not None else keep.sum().clamp(min=1))
+    w = weights[:, 1:][keep].float()
+    total = (F.cross_entropy(logits, labels[keep], reduction="none") * w).sum()
+    return total / (num_items if num_items is not None else w.sum().clamp(min=1e-8))
 
 
 def _answer_loss_trainer() -> type:
@@ -223,6 +262,14 @@ def _answer_loss_trainer() -> type:
                 out.update(super().evaluate(self.heldout, ignore_keys, "heldout"))
             return out
 
+        def _get_num_items_in_batch(self, batch_samples, device):
+            # weighted tokens (replay_weights): the accumulated batch's weight, not its count
+            if batch_samples and all("loss_weights" in b for b in batch_samples):
+                total = sum((b["loss_weights"][:, 1:] * b["labels"][:, 1:].ne(IGNORE)).sum()
+                            for b in batch_samples)
+                return total.to(device)
+            return super()._get_num_items_in_batch(batch_samples, device)
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             # accelerate applies bf16/fp16 autocast by wrapping model.forward; calling the
             # decoder and head directly needs it said here
@@ -230,6 +277,10 @@ def _answer_loss_trainer() -> type:
                 loss = answer_loss(model, inputs, num_items_in_batch)
             if loss is None:
                 self.loss_is_scaled_for_ga = None  # the Trainer's own rule for its own loss
+                if "loss_weights" in inputs:  # the model's own loss weighs every token alike
+                    inputs = {k: v for k, v in inputs.items() if k != "loss_weights"}
+                    if num_items_in_batch is not None:
+                        num_items_in_batch = None  # a count of weights, not of tokens
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             # summed over the accumulated batch's tokens: already scaled for accumulation
             self.loss_is_scaled_for_ga = num_items_in_batch is not None
@@ -254,7 +305,7 @@ def sft_trainer(model: Any, tokenizer: Any, train: Dataset, val: Dataset | None,
     cfg = plan.cfg
     # oracle_texts (chunk id -> text): a context row shortened to fit keeps its oracle passage
     kw = dict(max_length=cfg.max_length, packing=cfg.packing, seed=cfg.seed, text=text,
-              oracle_texts=oracle_texts)
+              oracle_texts=oracle_texts, replay_share=getattr(cfg, "replay_share", None))
     hint = ("raise --max-length (rows with context chunks are long) or lower the raft context "
             "budget (generate --context-tokens)")
     train_stats: dict[str, int] = {}

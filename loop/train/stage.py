@@ -270,7 +270,8 @@ class _Train:
         own = sum(p not in shipped for p, _ in answers)
         note = (f"replay: {n} rows ({cfg.replay:g} of {len(train_rows)}) of the student's own "
                 f"answers to {len(answers)} general prompts ({own} of them written by the "
-                f"student itself), answered before tuning")
+                f"student itself), answered before tuning"
+                + (f"; weighted to {cfg.replay_share:.0%} of the loss" if cfg.replay_share else ""))
         self.replay_note = note
         self.emit(Warned("train", message=note))
         rows = replay_rows(answers, n, train_rows.features)

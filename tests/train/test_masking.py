@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from loop.models.students import LoadOptions, load_student
@@ -63,3 +64,41 @@ def test_packed_samples_do_not_see_each_other(tiny_student):
         together = model(input_ids=packed, position_ids=pos, use_cache=False).logits
         alone = model(input_ids=b, use_cache=False).logits
     assert torch.allclose(together[:, 4:], alone, atol=1e-5)
+
+
+def test_replay_rows_carry_the_share_of_the_loss_they_are_given(tiny_student):
+    """replay_share: replay tokens weigh so that they are that share of the loss, through
+    packing and the collator; the weighted loss is the hand-weighted mean."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+
+    from loop.samples import make_sample
+    from loop.train.sft import answer_loss, prepare
+
+    tok = _tok(tiny_student)
+    facts = [make_sample("knowledge", [{"role": "user", "content": f"What colour is door {i}?"},
+                                       {"role": "assistant", "content": "Amber."}], [f"c{i}"])
+             for i in range(6)]
+    long = " ".join(["The capital of France is Paris, a city on the Seine."] * 3)
+    replay = [make_sample("replay", [{"role": "user", "content": "What is the capital of France?"},
+                                     {"role": "assistant", "content": long}], [], teacher="student")
+              for _ in range(2)]
+    ds = Dataset.from_list(facts + replay)
+    rows = prepare(ds, tok, max_length=512, packing=True, seed=0, replay_share=0.25)
+    assert "loss_weights" in rows.column_names and "replay" not in rows.column_names
+    batch = PackedCollator(pad_token_id=0)(rows.to_list())
+    w, keep = batch["loss_weights"][:, 1:], batch["labels"][:, 1:] != IGNORE
+    weights = w[keep]
+    replay_w = weights[weights != 1.0]
+    assert len(replay_w) > 0 and float(replay_w.sum() / weights.sum()) == pytest.approx(0.25, abs=1e-4)
+    unweighted = prepare(ds, tok, max_length=512, packing=True, seed=0)
+    assert "loss_weights" not in unweighted.column_names
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_student).eval()
+    with torch.no_grad():
+        got = answer_loss(model, batch)
+        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                       use_cache=False).logits[:, :-1]
+        ce = torch.nn.functional.cross_entropy(logits[keep], batch["labels"][:, 1:][keep],
+                                               reduction="none")
+    assert float(got) == pytest.approx(float((ce * weights).sum() / weights.sum()), rel=1e-4)

@@ -303,3 +303,11 @@ def test_replay_rows_are_the_students_own_answers_and_cached(ws, tiny_student, k
     assert all(p in replay_prompts() and a for p, a in answers)
     general = {q["question"] for q in __import__("loop.probes", fromlist=["x"]).general_questions()}
     assert not general & set(replay_prompts())  # the forgetting probe is never trained on
+
+
+def test_replay_share_trains_with_weighted_replay_rows(ws, tiny_student, kit):
+    """replay_share set: the run trains on weighted rows to the end and says what it did."""
+    kit.write_dataset(ws, kit.fact_rows())
+    r = train(ws, kit.fast_config(tiny_student, max_steps=2, replay=0.5, replay_share=0.3))
+    assert r.steps == 2 and r.loss_last is not None and r.loss_last > 0
+    assert any(n.startswith("replay:") and "weighted to 30% of the loss" in n for n in r.notes)
