@@ -17,12 +17,17 @@ def current_corpus_id(ws: Workspace) -> str | None:
     return ws.ledger.current("corpus")
 
 
-def corpus_path(ws: Workspace, corpus_id: str | None = None) -> Path:
-    corpus_id = corpus_id or current_corpus_id(ws)
+def require_corpus(ws: Workspace, corpus_id: str | None) -> str:
+    """``corpus_id``, or the error a stage told of no corpus gives."""
     if not corpus_id:
         raise WorkspaceError(
             f"workspace {ws.root} has no corpus yet", hint="run `synthloop ingest DOCS` first"
         )
+    return corpus_id
+
+
+def corpus_path(ws: Workspace, corpus_id: str | None = None) -> Path:
+    corpus_id = require_corpus(ws, corpus_id or current_corpus_id(ws))
     path = ws.artefact("corpus", corpus_id)
     if not path.exists():
         raise WorkspaceError(f"corpus {corpus_id} is missing from {ws.root}",

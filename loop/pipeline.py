@@ -10,6 +10,8 @@ retrained on the enlarged dataset and the report shows each iteration side by si
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from loop.eval.stage import EvalConfig, evaluate
 from loop.events import EventSink, Finished, Started, Warned, null_sink
 from loop.generate import GenerateConfig, generate
 from loop.goldset import read_gold_set
+from loop.handoff import Inputs, current_inputs
 from loop.index import IndexConfig, build_index
 from loop.ingest import ingest
 from loop.ingest.stage import require_chunks
@@ -72,74 +75,113 @@ def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set:
         return _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh)
 
 
-def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str, Any]:
-    timings: dict[str, float] = {}
-    cached: dict[str, bool] = {}
+class _Clock:
+    """Each stage's wall seconds and cached flag, under the name ``run`` reports it by
+    (``train-tuned``, ``eval-dev``, ...), around an explicit call::
 
-    def stage(name: str, fn, *a, **kw):
-        emit(Started("run", message=name))
+        with clock("index") as took:
+            index = took(build_index(ws, cfgs.index, emit, inputs=...))
+    """
+
+    def __init__(self, emit: EventSink) -> None:
+        self.emit = emit
+        self.seconds: dict[str, float] = {}
+        self.cached: dict[str, bool] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[Callable[[Any], Any]]:
+        self.emit(Started("run", message=name))
         t = time.perf_counter()
-        out = fn(*a, **kw)
-        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t, 2)
-        if hasattr(out, "cached"):
-            cached[name] = bool(out.cached)
-        emit(Finished("run"))
-        return out
 
+        def took(result: Any) -> Any:
+            if hasattr(result, "cached"):
+                self.cached[name] = bool(result.cached)
+            return result
+
+        yield took
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t, 2)
+        self.emit(Finished("run"))
+
+
+def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str, Any]:
+    """The stages top to bottom; each is told the ids it reads, taken from the results of
+    the stages before it. Only ``start`` (what earlier runs left in the workspace: the
+    corpus and index whose chunks and vectors can be reused, the models of kinds this run
+    does not train) is read from the ledger's pointers."""
+    clock = _Clock(emit)
+    start = current_inputs(ws)
     # read now: a set without answers is an error before generation and training, not after
     questions = [it.question for it in read_gold_set(eval_set)] if eval_set else []
     # what needs no model comes first: a missing path or a folder with nothing readable is
     # one line in seconds, not after the student has loaded
-    trained_on = stage("ingest", ingest, ws, docs, cfgs.ingest, emit=emit, only=True)
+    with clock("ingest") as took:
+        trained_on = took(ingest(ws, docs, cfgs.ingest, emit, only=True, inputs=start))
     require_chunks(trained_on, docs)
+    corpus_id = trained_on.corpus_id
     from loop.models.students import LoadOptions, check_student
 
     for uri in dict.fromkeys(u for u in (cfgs.train.student, cfgs.eval.student) if u):
         # minutes of generate, index and training would otherwise come before "cannot load"
         check_student(uri, LoadOptions(ws=ws, trust_remote_code=cfgs.train.trust_remote_code,
                                        allow_pickle=cfgs.train.allow_pickle, emit=emit))
-    made = stage("generate", generate, ws, cfgs.generate, eval_questions=questions, emit=emit,
-                 api_key=api_key)
+    with clock("generate") as took:
+        made = took(generate(ws, cfgs.generate, eval_questions=questions, emit=emit,
+                             api_key=api_key, inputs=Inputs(corpus_id=corpus_id)))
     if made.failed_all():  # nothing to train on: a failed run, not base and rag scored as "ok"
         from loop.errors import StageError
 
         raise StageError(f"generate: {made.failed_all()}",
                          hint="the same command again retries the failed jobs; the teacher "
                               "calls that worked come back from the cache")
-    if eval_set is None:
-        stage("generate-eval", generate, ws, cfgs.generate, eval_mode=True, emit=emit, api_key=api_key)
+    dataset_id, eval_set_id = made.dataset_id, None
+    if eval_set is None:  # decontaminated against the rows just made
+        with clock("generate-eval") as took:
+            eval_set_id = took(generate(ws, cfgs.generate, eval_mode=True, emit=emit, api_key=api_key,
+                                        inputs=Inputs(corpus_id=corpus_id,
+                                                      dataset_id=dataset_id))).dataset_id
     # With targeted rounds the targets come from a dev part and every round is scored on a
     # test part whose documents the targets never come from: no tuning on the scored questions.
-    split = _split(ws, eval_set, cfgs.generate.seed) if iterations > 1 else None
+    split = (_split(ws, eval_set, cfgs.generate.seed, corpus_id, eval_set_id)
+             if iterations > 1 else None)
     scored_set = split["test"] if split else eval_set
     origin = split["origin"] if split else None
-    stage("index", build_index, ws, cfgs.index, emit=emit)
+    with clock("index") as took:
+        index_id = took(build_index(ws, cfgs.index, emit, inputs=Inputs(
+            corpus_id=corpus_id, index_id=start.index_id))).index_id
     rounds = []
     for it in range(1, iterations + 1):
-        trained = _train_both(ws, cfgs, stage, emit)
-        fresh_sources = _add_fresh(ws, docs, fresh, trained_on, cfgs, stage, emit) if fresh else None
-        result = stage("eval", evaluate, ws, cfgs.eval, eval_set=scored_set, emit=emit,
-                       fresh_sources=fresh_sources, origin=origin)
-        report = stage("report", write_report, ws, result.path, None,
-                       rounds + [{"iteration": it, "setups": result.setups}],
-                       split=split["summary"] if split else None)
+        inputs = Inputs(corpus_id=corpus_id, dataset_id=dataset_id, index_id=index_id,
+                        eval_set_id=eval_set_id, models=start.models)
+        trained = _train_both(ws, cfgs, clock, emit, inputs)
+        scored_on = inputs.but(models=trained)
+        fresh_sources = None
+        if fresh:  # indexed beside the training corpus after training, never trained on
+            scored_on, fresh_sources = _add_fresh(ws, docs, fresh, trained_on, cfgs, clock, emit,
+                                                  scored_on)
+        with clock("eval") as took:
+            result = took(evaluate(ws, cfgs.eval, eval_set=scored_set, emit=emit,
+                                   fresh_sources=fresh_sources, origin=origin, inputs=scored_on))
+        with clock("report"):
+            report = write_report(ws, result.path, None,
+                                  rounds + [{"iteration": it, "setups": result.setups}],
+                                  split=split["summary"] if split else None)
         rounds.append({"iteration": it, "eval_id": result.eval_id, "models": trained,
                        "scored": result.models, "setups": result.setups,
                        "verdict": result.verdict, "report": report,
                        "lead_metric": result.lead_metric, "coverage": result.coverage})
         if it == iterations:
             break
-        if fresh:  # targeted data comes from the training corpus only, never the fresh documents
-            stage("ingest", ingest, ws, docs, cfgs.ingest, emit=emit, only=True)
-        missed = _missed_on_dev(ws, cfgs, split, stage, emit)
-        ws.ledger.set_current("eval", result.eval_id)  # the scored evaluation stays the latest
-        if not _targeted_round(ws, cfgs, missed, questions, stage, emit):
+        # targeted data comes from the training corpus only, never the fresh documents
+        missed = _missed_on_dev(ws, cfgs, split, clock, emit, inputs.but(models=trained))
+        more = _targeted_round(ws, cfgs, missed, questions, clock, emit, inputs)
+        if more is None:
             break
+        dataset_id = more
     last = rounds[-1]
     out = {"setups": last["setups"], "models": last["scored"], "verdict": last["verdict"],
            "lead_metric": last["lead_metric"], "coverage": last["coverage"],
-           "report": last["report"], "iterations": rounds, "stage_seconds": timings, "cached": cached,
-           "workspace": str(ws.root)}
+           "report": last["report"], "iterations": rounds, "stage_seconds": clock.seconds,
+           "cached": clock.cached, "workspace": str(ws.root)}
     if split:
         out["split"] = split["summary"]
     return out
@@ -148,7 +190,8 @@ def _run(ws, docs, cfgs, eval_set, iterations, emit, api_key, fresh) -> dict[str
 DEV_ORIGIN = "dev part of the gold set (picks the targets; not a score to report)"
 
 
-def _split(ws: Workspace, eval_set: Path | None, seed: int) -> dict[str, Any]:
+def _split(ws: Workspace, eval_set: Path | None, seed: int, corpus_id: str,
+           eval_set_id: str | None) -> dict[str, Any]:
     """The gold set (or the generated eval set) split by document into dev and test files."""
     from loop.corpus import load_corpus
     from loop.samples import eval_items, load_generated_eval_set
@@ -158,10 +201,10 @@ def _split(ws: Workspace, eval_set: Path | None, seed: int) -> dict[str, Any]:
         items, name = read_gold_set(eval_set), Path(eval_set).stem
         origin = f"human gold set ({Path(eval_set).name})"
     else:
-        ds = load_generated_eval_set(ws)
+        ds = load_generated_eval_set(ws, eval_set_id) if eval_set_id else None
         items = eval_items(ds) if ds is not None else []
-        name, origin = "generated", f"generated eval set ({ws.ledger.current('eval_set')})"
-    chunks = load_corpus(ws).select_columns(["chunk_id", "source", "text"]).to_list()
+        name, origin = "generated", f"generated eval set ({eval_set_id})"
+    chunks = load_corpus(ws, corpus_id).select_columns(["chunk_id", "source", "text"]).to_list()
     s = split_by_document(items, chunks, seed)
     dev, test = s.write(ws.dir("splits") / split_id(items, seed), name)
     summary = s.summary()
@@ -170,32 +213,38 @@ def _split(ws: Workspace, eval_set: Path | None, seed: int) -> dict[str, Any]:
                       f"{summary['documents']['test']} documents the targets never come from"}
 
 
-def _missed_on_dev(ws: Workspace, cfgs: RunConfigs, split: dict[str, Any] | None, stage,
-                   emit: EventSink) -> set[str]:
+def _missed_on_dev(ws: Workspace, cfgs: RunConfigs, split: dict[str, Any] | None, clock: _Clock,
+                   emit: EventSink, inputs: Inputs) -> set[str]:
     """The gold chunks of the dev questions the tuned setups miss (F1 < 0.5), never a chunk
-    of a test question's document."""
+    of a test question's document. Scored on the training corpus and its index, and not
+    made the workspace's latest evaluation (the scored one stays that)."""
     from datasets import load_from_disk
 
     from loop.corpus import load_corpus
 
     tuned = [name for name, s in SETUPS.items() if s.adapter and not s.optional]
     cfg = cfgs.eval.model_copy(update={"setups": tuned})
-    dev = stage("eval-dev", evaluate, ws, cfg, eval_set=split["dev"] if split else None,
-                emit=emit, origin=DEV_ORIGIN if split else None)
+    with clock("eval-dev") as took:
+        dev = took(evaluate(ws, cfg, eval_set=split["dev"] if split else None, emit=emit,
+                            origin=DEV_ORIGIN if split else None, inputs=inputs, current=False))
     preds = load_from_disk(str(dev.path / "predictions")).to_list()
     missed = {c for p in preds if p["setup"] in tuned and p["f1"] is not None and p["f1"] < 0.5 for c in p["gold_chunk_ids"]}
     if split:
-        source = dict(zip(*load_corpus(ws).select_columns(["chunk_id", "source"]).to_dict().values(),
+        corpus = load_corpus(ws, inputs.corpus_id)
+        source = dict(zip(*corpus.select_columns(["chunk_id", "source"]).to_dict().values(),
                           strict=True))
         missed = {c for c in missed if source.get(c) not in split["test_sources"]}
     return missed
 
 
-def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict[str, str]:
+def _train_both(ws: Workspace, cfgs: RunConfigs, clock: _Clock, emit: EventSink,
+                inputs: Inputs) -> dict[str, str]:
+    """Every model kind ``run`` trains, in the kinds table's order, on ``inputs``' dataset;
+    a later kind's ``init_from`` (combined continues tuned) reads the one just trained."""
     from loop.errors import SynthloopError
     from loop.kinds import run_kinds
 
-    out = {}
+    out: dict[str, str] = {}
     for kind in run_kinds():
         with_context = kind.with_context
         extra = cfgs.combined if with_context else {}
@@ -207,7 +256,8 @@ def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict
                      **extra}
         cfg = cfgs.train.model_copy(update={"with_context": with_context, **extra})
         try:
-            out[kind.name] = stage(f"train-{kind.name}", train, ws, cfg, emit).model_id
+            with clock(f"train-{kind.name}") as took:
+                out[kind.name] = took(train(ws, cfg, emit, inputs=inputs.but(models=out))).model_id
         except SynthloopError as e:
             if not with_context:  # the closed-book model is the run's point: its error ends it
                 raise
@@ -216,25 +266,32 @@ def _train_both(ws: Workspace, cfgs: RunConfigs, stage, emit: EventSink) -> dict
     return out
 
 
-def _add_fresh(ws, docs, fresh, trained_on, cfgs, stage, emit) -> set[str]:
-    """Ingest and index the fresh documents beside the training corpus; their sources."""
+def _add_fresh(ws, docs, fresh, trained_on, cfgs, clock, emit,
+               inputs: Inputs) -> tuple[Inputs, set[str]]:
+    """Ingest and index the fresh documents beside the training corpus: the inputs the
+    scoring reads (that corpus and index), and the fresh documents' sources."""
     from loop.corpus import load_corpus
 
     before = set(load_corpus(ws, trained_on.corpus_id)["source"])
-    stage("ingest-fresh", ingest, ws, [*docs, *fresh], cfgs.ingest, emit=emit, only=True)
-    stage("index-fresh", build_index, ws, cfgs.index, emit=emit)
-    return set(load_corpus(ws)["source"]) - before
+    with clock("ingest-fresh") as took:
+        both = took(ingest(ws, [*docs, *fresh], cfgs.ingest, emit, only=True, inputs=inputs))
+    with clock("index-fresh") as took:
+        index = took(build_index(ws, cfgs.index, emit, inputs=inputs.but(corpus_id=both.corpus_id)))
+    scored_on = inputs.but(corpus_id=both.corpus_id, index_id=index.index_id)
+    return scored_on, set(load_corpus(ws, both.corpus_id)["source"]) - before
 
 
-def _targeted_round(ws, cfgs, missed, questions, stage, emit) -> bool:
-    """Generate more data for the chunks behind the dev questions the tuned setups missed."""
+def _targeted_round(ws, cfgs, missed, questions, clock, emit, inputs: Inputs) -> str | None:
+    """Generate more data for the chunks behind the dev questions the tuned setups missed,
+    merged into ``inputs``' dataset: the merged dataset's id (None: nothing to target)."""
     if not missed:
         emit(Warned("run", message="no missed question points to a chunk: stopping early"))
-        return False
+        return None
     gen = cfgs.generate.model_copy(update={"focus": sorted(missed), "seed": cfgs.generate.seed + 1,
                                            "per_chunk": cfgs.generate.per_chunk + 2})
-    stage("generate-targeted", generate, ws, gen, eval_questions=questions, emit=emit, merge=True)
-    return True
+    with clock("generate-targeted") as took:
+        return took(generate(ws, gen, eval_questions=questions, emit=emit, merge=True,
+                             inputs=inputs)).dataset_id
 
 
 DEMO_QUESTIONS = 96  # of the bundled gold set's 146: the demo's time budget (bench/demo.py)

@@ -121,11 +121,16 @@ def current_dataset_id(ws: Workspace) -> str | None:
     return ws.ledger.current("dataset")
 
 
-def dataset_path(ws: Workspace, dataset_id: str | None = None) -> Path:
-    dataset_id = dataset_id or current_dataset_id(ws)
+def require_dataset(ws: Workspace, dataset_id: str | None) -> str:
+    """``dataset_id``, or the error a stage told of no dataset gives."""
     if not dataset_id:
         raise WorkspaceError(f"workspace {ws.root} has no synthetic dataset yet",
                              hint="run `synthloop generate` first")
+    return dataset_id
+
+
+def dataset_path(ws: Workspace, dataset_id: str | None = None) -> Path:
+    dataset_id = require_dataset(ws, dataset_id or current_dataset_id(ws))
     path = recorded_path(ws, dataset_id)
     if not path.exists():
         raise WorkspaceError(f"dataset {dataset_id} is missing from {ws.root}")

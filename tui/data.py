@@ -401,10 +401,12 @@ def train_defaults(ws_path: Path) -> dict[str, Any]:
 def playground_student(ws_path: Path) -> str:
     """The student base and rag answer with when the playground's box is empty."""
     from loop.eval.ask import playground_student
-    from loop.eval.models import current_models
+    from loop.eval.models import models_of
+    from loop.handoff import current_inputs
 
     with _open(ws_path) as ws:
-        return playground_student(ws, current_models(ws))
+        latest = current_inputs(ws)
+        return playground_student(ws, models_of(ws, latest.models), eval_id=latest.eval_id)
 
 
 # -- the index -------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import InputError, WorkspaceError
-from loop.eval.models import current_models
+from loop.eval.models import models_of
 from loop.eval.setups import SETUPS, setup_names
 from loop.eval.stage import Question, clean_answer, setup_messages
+from loop.handoff import Inputs, given
 from loop.workspace import Workspace
 
 
@@ -46,14 +47,16 @@ class Playground:
     # The configured student (a config file's [train] student) for base and rag before any
     # model is trained or scored; None: the train stage's default.
     default_student: str | None = None
+    inputs: Inputs | None = None  # the models, index and evaluation (unset: the latest)
 
     def __post_init__(self) -> None:
         from loop.eval.models import SetupModels
         from loop.index import load_retriever
 
-        self.models = current_models(self.ws)
+        self.inputs = given(self.ws, self.inputs)
+        self.models = models_of(self.ws, self.inputs.models)
         try:
-            self.retriever = load_retriever(self.ws, k=self.k)
+            self.retriever = load_retriever(self.ws, k=self.k, inputs=self.inputs)
         except WorkspaceError as e:
             self.retriever = None
             self.notes.append(f"no retrieval setups: {e}")
@@ -67,7 +70,8 @@ class Playground:
                                  f"{', '.join(self.setups)})",
                                  hint="train the model it needs, or build the index")
             self.setups = [s for s in self.setups if s in self.only]
-        uri = self.student or playground_student(self.ws, self.models, self.default_student)
+        uri = self.student or playground_student(self.ws, self.models, self.default_student,
+                                                 eval_id=self.inputs.eval_id)
         self.pool = SetupModels(self.ws, uri, self.models, self.device,
                                 trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle)
         self.notes += self.pool.notes
@@ -92,12 +96,15 @@ class Playground:
         return out
 
 
-def playground_student(ws: Workspace, models: dict[str, Path], default: str | None = None) -> str:
-    """The trained models' student, else the one the latest evaluation used, else the
-    configured one: base and rag need no training, so a new workspace answers at once."""
+def playground_student(ws: Workspace, models: dict[str, Path], default: str | None = None, *,
+                       eval_id: str | None = None) -> str:
+    """The trained models' student, else the one evaluation ``eval_id`` used (unset: the
+    latest), else the configured one: base and rag need no training, so a new workspace
+    answers at once."""
     for path in models.values():
         return json.loads((path / "synthloop.json").read_text())["student"]
-    row = ws.ledger.evaluation(ws.ledger.current("eval"))
+    eval_id = eval_id or given(ws, None).eval_id
+    row = ws.ledger.evaluation(eval_id) if eval_id else None
     student = (row or {}).get("config", {}).get("student") if row else None
     if student:
         return student

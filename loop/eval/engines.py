@@ -36,6 +36,7 @@ from typing import Any
 
 from loop.errors import InputError
 from loop.events import EventSink, Warned, null_sink
+from loop.handoff import Inputs, given
 from loop.workspace import Workspace
 
 ENGINES = ("transformers", "vllm", "llamacpp")
@@ -73,13 +74,14 @@ def engine_binary(engine: str) -> str:
 
 
 @contextlib.contextmanager
-def launched(ws: Workspace, cfg: Any, setups: list[str], emit: EventSink = null_sink
-             ) -> Iterator[dict[str, str]]:
-    """Start ``cfg.engine`` on the workspace's models for ``setups`` (those not already
-    served), yield their ``serve`` specs, stop every process when the block ends."""
+def launched(ws: Workspace, cfg: Any, setups: list[str], emit: EventSink = null_sink,
+             inputs: Inputs | None = None) -> Iterator[dict[str, str]]:
+    """Start ``cfg.engine`` on the models ``inputs`` names (unset: the workspace's latest)
+    for ``setups`` (those not already served), yield their ``serve`` specs, stop every
+    process when the block ends."""
     binary = engine_binary(cfg.engine)
     wanted = [s for s in setups if s not in cfg.serve and s != "exported"]
-    launches = _plan(ws, cfg, binary, wanted, emit)
+    launches = _plan(ws, cfg, binary, wanted, emit, given(ws, inputs))
     log_dir = ws.root / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     procs: list[tuple[subprocess.Popen, Path, Launch]] = []
@@ -101,11 +103,12 @@ def launched(ws: Workspace, cfg: Any, setups: list[str], emit: EventSink = null_
             stop_process(proc)
 
 
-def _plan(ws: Workspace, cfg: Any, binary: str, setups: list[str], emit: EventSink) -> list[Launch]:
-    from loop.eval.models import current_models
+def _plan(ws: Workspace, cfg: Any, binary: str, setups: list[str], emit: EventSink,
+          inputs: Inputs) -> list[Launch]:
+    from loop.eval.models import models_of
     from loop.eval.setups import SETUPS
 
-    models = current_models(ws)
+    models = models_of(ws, inputs.models)
     # a setup whose model was never trained is not served: the eval says it is skipped
     setups = [s for s in setups if not SETUPS[s].adapter or SETUPS[s].adapter in models]
     kinds = {s: SETUPS[s].adapter for s in setups}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +11,13 @@ from loop.eval.setups import SETUPS, adapter_kinds
 from loop.workspace import Workspace
 
 
-def current_models(ws: Workspace) -> dict[str, Path]:
-    """The latest model of every adapter kind a setup uses (``tuned``, ``combined``), by
-    kind; kinds never trained (or whose folder is gone) are left out."""
+def models_of(ws: Workspace, ids: Mapping[str, str]) -> dict[str, Path]:
+    """The folders of the models ``ids`` names (kind -> model id) for every adapter kind a
+    setup uses (``tuned``, ``combined``); kinds not named (or whose folder is gone) are
+    left out."""
     found = {}
     for kind in adapter_kinds():
-        row = ws.ledger.model(ws.ledger.current(f"model.{kind}"))
+        row = ws.ledger.model(ids[kind]) if ids.get(kind) else None
         path = ws.artefact("models", row["id"]) if row else None
         if path is not None and (path / "synthloop.json").exists():
             found[kind] = path

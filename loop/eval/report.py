@@ -9,6 +9,7 @@ from typing import Any
 
 from loop.eval.metrics import METRICS, legend, ordered_metrics
 from loop.eval.setups import SETUPS, adapter_kinds, ordered
+from loop.handoff import given
 from loop.workspace import Workspace, write_json
 
 
@@ -146,7 +147,7 @@ def report_evaluation(ws: Workspace, eval_id: str | None = None, out: Path | Non
             raise InputError(f"--out {out} already holds a report ({', '.join(there)})",
                              hint="pass --force to replace it, or another folder")
 
-    eval_id = eval_id or ws.ledger.current("eval")
+    eval_id = eval_id or given(ws, None).eval_id
     if not eval_id:
         raise InputError("no evaluation yet", hint="run `synthloop eval` first")
     path = ws.eval_dir(eval_id)
@@ -407,10 +408,9 @@ def heatmap_figure(preds: list[dict]) -> Any:
 def _losses(ws: Workspace, path: Path, models: dict[str, str | None] | None) -> Path | None:
     """The loss curves of the models this evaluation scored (an evaluation from before
     lineage was recorded: the current model of each kind)."""
-    from loop.models.merge import current_model_id
-
     if models is None:
-        ids = {kind: current_model_id(ws, kind) for kind in adapter_kinds()}
+        latest = given(ws, None).models
+        ids = {kind: latest.get(kind) for kind in adapter_kinds()}
     else:
         ids = {SETUPS[s].adapter: mid for s, mid in models.items()
                if mid and s in SETUPS and SETUPS[s].adapter}
@@ -444,10 +444,9 @@ def _losses(ws: Workspace, path: Path, models: dict[str, str | None] | None) -> 
 def sweeps_of(ws: Workspace, models: dict[str, str | None] | None) -> list[dict[str, Any]]:
     """The latest sweep that chose each scored model (an evaluation from before lineage was
     recorded: the current model of each kind), with its settings and validation curves."""
-    from loop.models.merge import current_model_id
-
     if models is None:
-        ids = [current_model_id(ws, kind) for kind in adapter_kinds()]
+        latest = given(ws, None).models
+        ids = [latest.get(kind) for kind in adapter_kinds()]
     else:
         ids = [mid for s, mid in models.items() if s in SETUPS and SETUPS[s].adapter]
     out = []

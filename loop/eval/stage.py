@@ -21,13 +21,14 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from loop.config import StageConfig
-from loop.corpus import load_corpus
+from loop.corpus import load_corpus, require_corpus
 from loop.errors import InputError, WorkspaceError
 from loop.eval import graded  # noqa: F401 - registers the embed_sim and judge metrics
 from loop.eval import metrics as M
 from loop.eval.setups import SETUPS, adapter_kinds, get_setup, rag_setups, setup_names
 from loop.eval.stats import bootstrap_ci, bootstrap_stat, holm, mcnemar_p, paired_diff_ci, paired_p
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
+from loop.handoff import Inputs, given
 from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
 from textcore import prompt_with_context
@@ -172,8 +173,15 @@ class EvalResult:
 
 def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | None = None,
              emit: EventSink = null_sink, fresh_sources: set[str] | None = None,
-             origin: str | None = None) -> EvalResult:
+             origin: str | None = None, inputs: Inputs | None = None,
+             current: bool = True) -> EvalResult:
     """Score the configured setups on a gold eval set (or the generated one).
+
+    ``inputs`` names what is scored and read: the models by kind, the index the RAG setups
+    search, the corpus whose chunks the gold answers are found in, the generated eval set
+    (when no ``eval_set`` file is given) and the training dataset (coverage ceiling and
+    contamination); unset, the workspace's latest. With ``current`` False the evaluation
+    is recorded but does not become the workspace's latest (``run``'s dev scoring).
 
     ``fresh_sources`` names documents indexed after the models were trained: the freshness
     probe compares the setups on the questions whose evidence lies only in them."""
@@ -181,6 +189,7 @@ def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | N
 
     load_plugins()  # setups, metrics and model kinds from installed plugins
     cfg = cfg or EvalConfig()
+    inputs = given(ws, inputs)
     for s in cfg.setups:
         get_setup(s)  # an unknown setup fails before any work, naming the known ones
     if cfg.serve:  # a URL taken from the environment is written out: the id names the server
@@ -197,24 +206,27 @@ def evaluate(ws: Workspace, cfg: EvalConfig | None = None, *, eval_set: Path | N
         from loop.eval.engines import launched
         from loop.eval.served import pinned
 
-        with launched(ws, cfg, cfg.setups, emit) as serve:
+        with launched(ws, cfg, cfg.setups, emit, inputs) as serve:
             cfg = cfg.model_copy(update={"serve": pinned({**serve, **cfg.serve})})
-            return _evaluate(ws, cfg, eval_set, emit, fresh_sources, origin)
-    return _evaluate(ws, cfg, eval_set, emit, fresh_sources, origin)
+            return _evaluate(ws, cfg, eval_set, emit, fresh_sources, origin, inputs, current)
+    return _evaluate(ws, cfg, eval_set, emit, fresh_sources, origin, inputs, current)
 
 
 def _evaluate(ws: Workspace, cfg: EvalConfig, eval_set: Path | None, emit: EventSink,
-              fresh_sources: set[str] | None, origin: str | None) -> EvalResult:
+              fresh_sources: set[str] | None, origin: str | None, inputs: Inputs,
+              current: bool) -> EvalResult:
     with stage_run(ws, "eval", cfg.resolved(), emit=emit) as run:
-        result = _Eval(ws, cfg, emit, fresh_sources or set(), origin).run(eval_set)
+        result = _Eval(ws, cfg, emit, inputs, fresh_sources or set(), origin, current).run(eval_set)
         run.done(result.summary(), result.eval_id)
     return result
 
 
 class _Eval:
-    def __init__(self, ws: Workspace, cfg: EvalConfig, emit: EventSink,
-                 fresh_sources: set[str] | None = None, origin: str | None = None) -> None:
+    def __init__(self, ws: Workspace, cfg: EvalConfig, emit: EventSink, inputs: Inputs,
+                 fresh_sources: set[str] | None = None, origin: str | None = None,
+                 current: bool = True) -> None:
         self.ws, self.cfg, self.emit, self.origin = ws, cfg, emit, origin
+        self.inputs, self.current = inputs, current
         self.fresh = fresh_sources or set()
         self.notes: list[str] = []
         self._shrunk: set[str] = set()
@@ -245,7 +257,8 @@ class _Eval:
             result = EvalResult(**{**data, "path": final, "cached": True})
             if self.ws.ledger.evaluation(eval_id) is None:  # killed between folder and ledger
                 self._record(final, result)
-            self.ws.ledger.set_current("eval", eval_id)
+            if self.current:
+                self.ws.ledger.set_current("eval", eval_id)
             return result
         contexts = self._retrieve(questions, retriever) if retriever else {}
         preds, probes = self._answer(questions, setups, models, contexts)
@@ -289,7 +302,8 @@ class _Eval:
             self.notes.append(f"scored the first {self.cfg.max_questions} of the set's {len(raw)} "
                               "questions (max_questions)")
             raw = raw[: self.cfg.max_questions]
-        chunks = load_corpus(self.ws).select_columns(["chunk_id", "source", "text"]).to_list()
+        corpus_id = require_corpus(self.ws, self.inputs.corpus_id)
+        chunks = load_corpus(self.ws, corpus_id).select_columns(["chunk_id", "source", "text"]).to_list()
         out = [Question(str(it.id), it.question, list(it.answers),
                         list(it.chunk_ids) or (_gold_chunks(it.answers, it.doc, chunks)
                                                if it.task == "qa" else []),
@@ -302,8 +316,8 @@ class _Eval:
     def _generated_set(self) -> tuple[list[Any], str]:
         from loop.samples import eval_items, load_generated_eval_set
 
-        eval_id = self.ws.ledger.current("eval_set")
-        ds = load_generated_eval_set(self.ws, eval_id)
+        eval_id = self.inputs.eval_set_id
+        ds = load_generated_eval_set(self.ws, eval_id) if eval_id else None
         if ds is None:
             raise InputError("no eval set: pass --eval-set FILE (a human gold set) or run "
                              "`synthloop generate --eval` first")
@@ -312,9 +326,9 @@ class _Eval:
         return eval_items(ds), f"generated eval set ({eval_id})"
 
     def _models(self) -> dict[str, Path]:
-        from loop.eval.models import current_models
+        from loop.eval.models import models_of
 
-        return current_models(self.ws)
+        return models_of(self.ws, self.inputs.models)
 
     def _available(self, setup: str, models: dict[str, Path]) -> bool:
         if setup in self.served:  # the server holds its weights
@@ -338,7 +352,7 @@ class _Eval:
         from loop.index import load_retriever
 
         try:
-            return load_retriever(self.ws, k=self.cfg.k)
+            return load_retriever(self.ws, k=self.cfg.k, inputs=self.inputs)
         except WorkspaceError as e:
             self.emit(Warned("eval", message=f"RAG setups skipped: {e}"))
             return None
@@ -373,7 +387,7 @@ class _Eval:
                 **({"served": served} if served else {}),
                 **({"exported": exported} if exported else {}),
                 "eval_set": (f"{eval_set.name}#{set_hash}" if eval_set is not None
-                             else self.ws.ledger.current("eval_set"))}
+                             else self.inputs.eval_set_id)}
 
     def _eval_id(self, set_hash: str, setups: list[str], models: dict[str, Path], retriever) -> str:
         parts = [SCORING_VERSION, set_hash, ",".join(setups), self.cfg.digest(), self.student or "",
@@ -648,7 +662,8 @@ class _Eval:
 
     def _freshness(self, questions: list[Question], preds: list[dict], setups: list[str]) -> dict[str, Any]:
         """The setups on questions whose evidence is only in documents added after training."""
-        source = dict(zip(*load_corpus(self.ws).select_columns(["chunk_id", "source"]).to_dict().values(),
+        corpus = load_corpus(self.ws, require_corpus(self.ws, self.inputs.corpus_id))
+        source = dict(zip(*corpus.select_columns(["chunk_id", "source"]).to_dict().values(),
                           strict=True))
         fresh = {q.id for q in questions
                  if q.gold_chunks and all(source.get(c) in self.fresh for c in q.gold_chunks)}
@@ -685,15 +700,14 @@ class _Eval:
         from generators.filters import Candidate, FilterSettings, decontaminate
         from loop.samples import (
             carries_chunk,
-            current_dataset_id,
             load_samples,
             overlap_text,
             questions_of,
         )
 
-        if current_dataset_id(self.ws) is None:
+        if self.inputs.dataset_id is None:
             return 0
-        ds = load_samples(self.ws)
+        ds = load_samples(self.ws, self.inputs.dataset_id)
         train = list(zip(questions_of(ds), ds["task"], strict=True))
         count = 0
         for kind in (False, True):  # a question that carries a chunk is compared by that text
@@ -724,7 +738,8 @@ class _Eval:
                       config=self.cfg.resolved(), models=result.models,
                       datasets=(result.lineage or {}).get("datasets"),
                       index_id=(result.lineage or {}).get("index"))
-            db.set_current("eval", result.eval_id)
+            if self.current:
+                db.set_current("eval", result.eval_id)
 
 
 def _answer_words(preds: list[dict], setups: list[str]) -> dict[str, float]:

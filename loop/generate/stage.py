@@ -35,11 +35,12 @@ from generators.filters import (
 from generators.formats import describe, parse_spec, violations
 from generators.tasks import EVAL_TASK, TASKS, Record, get_task
 from generators.teachers import Chunk, Job, JobResult, Usage, get_teacher
-from loop.corpus import current_corpus_id, load_corpus
+from loop.corpus import load_corpus, require_corpus
 from loop.errors import ConfigError, InputError, StageError
 from loop.events import EventSink, Progress, Started, Warned, null_sink
 from loop.generate.config import GenerateConfig
 from loop.generate.labels import task_labels
+from loop.handoff import Inputs, given
 from loop.ledger import TeacherCallCache
 from loop.samples import make_sample, overlap_text, samples_dataset
 from loop.stage import stage_run
@@ -108,7 +109,8 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
              eval_questions: list[str] | None = None, eval_set: Path | None = None,
              style: str = "", style_file: Path | None = None,
              emit: EventSink = null_sink, embed=None, api_key: str | None = None,
-             merge: bool = False, should_stop: Callable[[], bool] | None = None) -> GenerateResult:
+             merge: bool = False, should_stop: Callable[[], bool] | None = None,
+             inputs: Inputs | None = None) -> GenerateResult:
     """Run the teacher over the corpus and write the dataset (or, with ``eval_mode``, the
     generated eval set, decontaminated against the training questions). With ``merge`` the
     new samples are added to the current dataset (targeted rounds of the loop).
@@ -119,13 +121,19 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
     ``should_stop`` is polled after every finished job; once it returns True the run stops
     and keeps what was done: the finished jobs' rows become a partial dataset (its own id,
     ``cancelled`` in the result, the ledger run ``cancelled``), and the teacher calls stay
-    cached, so a re-run with the same config continues instead of starting over."""
+    cached, so a re-run with the same config continues instead of starting over.
+
+    ``inputs`` names the corpus to read and the dataset it builds on (the one ``merge``
+    grows, and, in eval mode, the training rows it is decontaminated against); unset, the
+    workspace's latest."""
     cfg = cfg or GenerateConfig()
+    inputs = given(ws, inputs)
+    require_corpus(ws, inputs.corpus_id)
     from loop.goldset import gold_questions, read_text_file
     from loop.plugins import load_plugins
 
     load_plugins()  # the local-model teachers and any installed teacher or task plugin
-    from loop.samples import carries_chunk, current_dataset_id
+    from loop.samples import carries_chunk
 
     gold = gold_questions(eval_set, tasks=True) if eval_set else []
     note = gold.skipped_note() if hasattr(gold, "skipped_note") else None
@@ -139,13 +147,13 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
     eval_questions = [q for q, t in pairs if not carries_chunk(q, t)]
     style = read_text_file(style_file) if style_file else style
 
-    previous = current_dataset_id(ws) if merge and not eval_mode else None
+    previous = inputs.dataset_id if merge and not eval_mode else None
     try:
         with stage_run(ws, "generate", cfg.resolved(), emit=emit) as run:
-            result = _Generate(ws, cfg, eval_mode, eval_questions or [], style, emit, embed,
-                               api_key, should_stop, chunk_texts).run()
+            result = _Generate(ws, cfg, inputs, eval_mode, eval_questions or [], style, emit,
+                               embed, api_key, should_stop, chunk_texts).run()
             if previous and previous != result.dataset_id:
-                result = _merge(ws, previous, result)
+                result = _merge(ws, inputs.corpus_id, previous, result)
             run.done(result.summary(), result.dataset_id,
                      status="cancelled" if result.cancelled else "ok")
     except GeneratorError as e:
@@ -153,7 +161,7 @@ def generate(ws: Workspace, cfg: GenerateConfig | None = None, *, eval_mode: boo
     return result
 
 
-def _merge(ws: Workspace, previous: str, new: GenerateResult) -> GenerateResult:
+def _merge(ws: Workspace, corpus_id: str | None, previous: str, new: GenerateResult) -> GenerateResult:
     """The previous dataset plus the new rows (a row already there is not added twice)."""
     from datasets import concatenate_datasets
 
@@ -178,16 +186,20 @@ def _merge(ws: Workspace, previous: str, new: GenerateResult) -> GenerateResult:
     db = ws.ledger
     with db.transaction():
         db.insert("datasets", conflict="replace", id=merged_id, kind="train",
-                  corpus_id=current_corpus_id(ws), path=str(final), created_at=time.time(),
+                  corpus_id=corpus_id, path=str(final), created_at=time.time(),
                   teacher="merge", n_samples=len(ds), n_rejected=0,
                   config={"merged_from": [previous, new.dataset_id]}, summary=result.summary())
         db.set_current("dataset", merged_id)
     return result
 
 
-def plan(ws: Workspace, cfg: GenerateConfig, *, eval_mode: bool = False) -> dict[str, Any]:
-    """The dry run: how many calls, and an estimate of tokens and cost, spending nothing."""
-    chunks = eval_chunks(ws, cfg) if eval_mode and not cfg.focus else select_chunks(ws, cfg)
+def plan(ws: Workspace, cfg: GenerateConfig, *, eval_mode: bool = False,
+         corpus_id: str | None = None) -> dict[str, Any]:
+    """The dry run: how many calls, and an estimate of tokens and cost, spending nothing.
+    ``corpus_id`` unset: the workspace's latest corpus."""
+    corpus_id = corpus_id or given(ws, None).corpus_id
+    chunks = (eval_chunks(ws, cfg, corpus_id) if eval_mode and not cfg.focus
+              else select_chunks(ws, cfg, corpus_id))
     tasks = stage_tasks(cfg, eval_mode)
     calls = len(chunks) * len(tasks)
     if cfg.teacher == "rules":
@@ -207,8 +219,10 @@ class _Stop(Exception):
 
 
 class _Generate:
-    def __init__(self, ws, cfg, eval_mode, eval_questions, style, emit, embed, api_key,
+    def __init__(self, ws, cfg, inputs, eval_mode, eval_questions, style, emit, embed, api_key,
                  should_stop=None, eval_chunk_texts=None) -> None:
+        self.inputs: Inputs = inputs
+        self.corpus_id: str = inputs.corpus_id
         self.should_stop = should_stop or (lambda: False)
         self.eval_chunk_texts = list(eval_chunk_texts or [])
         self.cancelled = False
@@ -222,8 +236,8 @@ class _Generate:
         cfg = self.cfg
         tasks = stage_tasks(cfg, self.eval_mode)
         sized = self.eval_mode and not cfg.focus
-        pool = eval_pool(self.ws, cfg) if sized else []
-        chunks = pool[:first_batch(cfg)] if sized else select_chunks(self.ws, cfg)
+        pool = eval_pool(self.ws, cfg, self.corpus_id) if sized else []
+        chunks = pool[:first_batch(cfg)] if sized else select_chunks(self.ws, cfg, self.corpus_id)
         if not chunks:
             raise InputError("the corpus has no chunks", hint="ingest some documents first")
         self.labels = task_labels(self.ws, cfg, chunks) if any(t.uses_labels for t in tasks) else None
@@ -492,7 +506,7 @@ class _Generate:
         with self.ws.atomic_dir(final) as tmp:
             save_dataset(ds, tmp / "data")
             write_json(tmp / "synthloop.json", {"kind": self.kind, "config": self.cfg.resolved(),
-                                                 "corpus_id": current_corpus_id(self.ws),
+                                                 "corpus_id": self.corpus_id,
                                                  "summary": result.summary()})
         db = self.ws.ledger
         with db.transaction() as c:
@@ -502,7 +516,7 @@ class _Generate:
                  "reason": reason, "detail": detail, "raw": raw}
                 for i, (task, chunk_id, reason, detail, raw) in enumerate(reject_rows)])
             db.insert("datasets", conflict="replace", id=dataset_id, kind=self.kind,
-                      corpus_id=current_corpus_id(self.ws), path=str(final), created_at=time.time(),
+                      corpus_id=self.corpus_id, path=str(final), created_at=time.time(),
                       teacher=self.cfg.teacher, n_samples=len(rows), n_rejected=len(reject_rows),
                       config=self.cfg.resolved(), summary=result.summary())
             db.set_current("eval_set" if self.eval_mode else "dataset", dataset_id)
@@ -527,11 +541,11 @@ class _Generate:
         """Questions this run must not overlap: the eval set's, or (eval mode) training's."""
         if not self.eval_mode:
             return list(self.eval_questions)
-        from loop.samples import current_dataset_id, load_samples, questions_of
+        from loop.samples import load_samples, questions_of
 
-        if current_dataset_id(self.ws) is None:
+        if self.inputs.dataset_id is None:
             return list(self.eval_questions)
-        ds = load_samples(self.ws)
+        ds = load_samples(self.ws, self.inputs.dataset_id)
         # a question that carries its chunk (classify, extract) is checked only against eval
         # items of its own kind (_against_chunks): its text would match any QA question quoting
         # that chunk
@@ -543,18 +557,18 @@ class _Generate:
     def _trained_chunks(self) -> set[str]:
         """Eval mode: the chunks that training rows of a chunk-carrying task (classify,
         extract) were trained on (train split): an eval item on one of them is contaminated."""
-        from loop.samples import current_dataset_id, load_samples
+        from loop.samples import load_samples
 
-        if not self.eval_mode or current_dataset_id(self.ws) is None:
+        if not self.eval_mode or self.inputs.dataset_id is None:
             return set()
-        ds = load_samples(self.ws).select_columns(["task", "split", "chunk_ids"])
+        ds = load_samples(self.ws, self.inputs.dataset_id).select_columns(["task", "split", "chunk_ids"])
         return {r["chunk_ids"][0] for r in ds if r["chunk_ids"] and r["split"] == "train"
                 and r["task"] in TASKS and TASKS[r["task"]].embeds_chunk}
 
     def _dataset_id(self, tasks, against: list[str]) -> str:
         trained = self._trained_chunks()  # eval mode: an item on a chunk trained since is stale
         h = hashlib.sha256()
-        for part in (GENERATOR_VERSION, self.kind, current_corpus_id(self.ws), self.cfg.digest(),
+        for part in (GENERATOR_VERSION, self.kind, self.corpus_id, self.cfg.digest(),
                      ",".join(t.prompt_version for t in tasks),
                      hashlib.sha256("\n".join(sorted(against)).encode()).hexdigest(),
                      hashlib.sha256(self.style.encode()).hexdigest(),
@@ -574,8 +588,10 @@ def _partial_id(dataset_id: str, results: dict[str, JobResult], cancelled: bool)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def select_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
-    ds = load_corpus(ws)
+def select_chunks(ws: Workspace, cfg: GenerateConfig, corpus_id: str | None) -> list[Chunk]:
+    """The chunks of ``corpus_id`` a run asks (``focus``, then ``limit`` evenly spaced)."""
+    require_corpus(ws, corpus_id)
+    ds = load_corpus(ws, corpus_id)
     rows = ds.select_columns(["chunk_id", "text", "title", "source"]).to_list()
     chunks = [Chunk(r["chunk_id"], r["text"], r["title"], r["source"]) for r in rows]
     if cfg.focus:
@@ -588,12 +604,12 @@ def select_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
     return chunks
 
 
-def eval_pool(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
+def eval_pool(ws: Workspace, cfg: GenerateConfig, corpus_id: str | None) -> list[Chunk]:
     """Every chunk in the order a generated eval set asks them: the chunks training does
     not use first (with ``limit``, training reads only some), then the others; each group
     in a low-discrepancy order, so any first N are spread evenly over the corpus."""
-    every = select_chunks(ws, cfg.model_copy(update={"limit": None}))
-    trained = {c.chunk_id for c in select_chunks(ws, cfg)} if cfg.limit else set()
+    every = select_chunks(ws, cfg.model_copy(update={"limit": None}), corpus_id)
+    trained = {c.chunk_id for c in select_chunks(ws, cfg, corpus_id)} if cfg.limit else set()
 
     def spread(chunks: list[Chunk]) -> list[Chunk]:
         golden = 0.6180339887498949
@@ -609,9 +625,9 @@ def first_batch(cfg: GenerateConfig) -> int:
     return math.ceil(cfg.eval_size / max(cfg.per_chunk, 1) * 2)
 
 
-def eval_chunks(ws: Workspace, cfg: GenerateConfig) -> list[Chunk]:
+def eval_chunks(ws: Workspace, cfg: GenerateConfig, corpus_id: str | None) -> list[Chunk]:
     """The chunks of an eval set's first round (``eval_pool``'s first ``first_batch``)."""
-    return eval_pool(ws, cfg)[:first_batch(cfg)]
+    return eval_pool(ws, cfg, corpus_id)[:first_batch(cfg)]
 
 
 def items_per_chunk(chunk: Chunk, cfg: GenerateConfig) -> int:

@@ -20,10 +20,11 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from loop.config import StageConfig, resolve
-from loop.corpus import corpus_meta, current_corpus_id, load_corpus
+from loop.corpus import corpus_meta, load_corpus, require_corpus
 from loop.errors import ConfigError, InputError, StageError, WorkspaceError
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
 from loop.goldset import read_gold_set
+from loop.handoff import Inputs, given
 from loop.stage import stage_run
 from loop.workspace import Workspace, write_json
 from retrieval import (
@@ -156,24 +157,23 @@ def index_id_for(corpus_id: str, cfg: IndexConfig) -> str:
 
 
 def build_index(ws: Workspace, cfg: IndexConfig | None = None,
-                emit: EventSink = null_sink) -> IndexResult:
-    """Build (or find) the index of the workspace's current corpus."""
+                emit: EventSink = null_sink, *, inputs: Inputs | None = None) -> IndexResult:
+    """Build (or find) the index of ``inputs.corpus_id``; the vectors of ``inputs.index_id``
+    (an earlier index with the same embedder) are reused for the chunks it holds. Unset:
+    the workspace's latest corpus and index."""
     from loop.plugins import load_plugins
 
     load_plugins()  # retrieval methods and embedders from installed plugins
     cfg = cfg or IndexConfig()
     cfg.settings()  # validate before taking the lock
     with stage_run(ws, "index", cfg.resolved(), emit=emit) as run:
-        result = _build(ws, cfg, emit)
+        result = _build(ws, cfg, emit, given(ws, inputs))
         run.done(result.summary(), result.index_id)
     return result
 
 
-def _build(ws: Workspace, cfg: IndexConfig, emit: EventSink) -> IndexResult:
-    corpus_id = current_corpus_id(ws)
-    if not corpus_id:
-        raise WorkspaceError(f"workspace {ws.root} has no corpus yet",
-                             hint="run `synthloop ingest DOCS` first")
+def _build(ws: Workspace, cfg: IndexConfig, emit: EventSink, inputs: Inputs) -> IndexResult:
+    corpus_id = require_corpus(ws, inputs.corpus_id)
     index_id = index_id_for(corpus_id, cfg)
     final = ws.artefact("index", index_id)
     if final.exists():
@@ -188,7 +188,7 @@ def _build(ws: Workspace, cfg: IndexConfig, emit: EventSink) -> IndexResult:
                            meta["chunks"] + meta["units"], 0.0, True)
     chunks = load_corpus(ws, corpus_id).to_list()
     try:
-        index = RetrievalIndex.build(chunks, cfg.settings(), previous=_previous(ws, cfg),
+        index = RetrievalIndex.build(chunks, cfg.settings(), previous=_previous(ws, cfg, inputs.index_id),
                                      progress=_progress(emit))
     except UnknownEmbedderError as e:
         raise ConfigError(str(e)) from e
@@ -235,9 +235,8 @@ def _advise_chunking(ws: Workspace, corpus_id: str, stats: Any) -> None:
                                f"a smaller --chunk-tokens would fit more of them.")
 
 
-def _previous(ws: Workspace, cfg: IndexConfig) -> RetrievalIndex | None:
-    """The last index built, when its vectors can be reused (same embedder)."""
-    prev_id = ws.ledger.current("index")
+def _previous(ws: Workspace, cfg: IndexConfig, prev_id: str | None) -> RetrievalIndex | None:
+    """The earlier index ``prev_id``, when its vectors can be reused (same embedder)."""
     path = ws.artefact("index", prev_id) if prev_id else None
     if path is None or not path.exists():
         return None
@@ -292,12 +291,14 @@ class Retriever:
         return build_context(hits, max_tokens=max_tokens), hits
 
 
-def load_retriever(ws: Workspace, cfg: IndexConfig | None = None, **overrides: Any) -> Retriever:
-    """The index of the current corpus. ``cfg`` (default: the one it was built with) and
-    then ``overrides`` (flags; None means unset) may change how it is searched. Raises when
-    the corpus has not been indexed."""
-    corpus_id = current_corpus_id(ws)
-    index_id = ws.ledger.current("index")
+def load_retriever(ws: Workspace, cfg: IndexConfig | None = None, *, inputs: Inputs | None = None,
+                   **overrides: Any) -> Retriever:
+    """The index ``inputs.index_id``, which must be of ``inputs.corpus_id`` (unset: the
+    workspace's latest of each). ``cfg`` (default: the one it was built with) and then
+    ``overrides`` (flags; None means unset) may change how it is searched. Raises when the
+    corpus has not been indexed."""
+    inputs = given(ws, inputs)
+    corpus_id, index_id = inputs.corpus_id, inputs.index_id
     path = ws.artefact("index", index_id) if index_id else None
     if path is None or not path.exists():
         raise WorkspaceError(f"workspace {ws.root} has no index", hint="run `synthloop index`")

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from loop.config import IngestConfig
 from loop.errors import InputError
 from loop.events import EventSink, Progress, Started, Warned, null_sink
+from loop.handoff import Inputs, given
 from loop.ingest.chunking import chunk_id_for, doc_id_for
 from loop.ingest.discover import Found, discover
 from loop.ingest.parse import parse_files
@@ -129,17 +130,21 @@ def ingest(
     emit: EventSink = null_sink,
     *,
     only: bool = False,
+    inputs: Inputs | None = None,
 ) -> IngestResult:
     """Ingest files and folders into the workspace's corpus; see the module docstring.
 
-    By default the corpus keeps what earlier runs ingested from other paths; with ``only``
-    it becomes exactly ``paths`` (``synthloop run`` uses this, so a re-run does not depend
-    on what else was ingested in the workspace before)."""
+    ``inputs.corpus_id`` is the corpus this one grows from: its unchanged documents' chunks
+    are copied, not re-read (unset: the workspace's latest). By default the corpus keeps
+    what that one ingested from other paths; with ``only`` it becomes exactly ``paths``
+    (``synthloop run`` uses this, so a re-run does not depend on what else was ingested in
+    the workspace before)."""
     cfg = cfg or IngestConfig()
     paths = [str(p) for p in paths]
     check_paths(paths)
+    previous = given(ws, inputs).corpus_id
     with stage_run(ws, "ingest", cfg.resolved(), argv=paths, emit=emit) as run:
-        result = _Ingest(ws, cfg, emit, only).run(paths)
+        result = _Ingest(ws, cfg, emit, only, previous).run(paths)
         run.done(result.summary(), result.corpus_id)
     return result
 
@@ -170,8 +175,9 @@ def check_paths(paths: list[str | Path]) -> None:
 
 
 class _Ingest:
-    def __init__(self, ws: Workspace, cfg: IngestConfig, emit: EventSink, only: bool = False) -> None:
-        self.ws, self.cfg, self.emit, self.only = ws, cfg, emit, only
+    def __init__(self, ws: Workspace, cfg: IngestConfig, emit: EventSink, only: bool,
+                 previous: str | None) -> None:
+        self.ws, self.cfg, self.emit, self.only, self.previous = ws, cfg, emit, only, previous
         # the readers' version too: a reader that reads a format better makes new chunks
         self.digest = hashlib.sha256(f"{cfg.digest()}:{READERS_VERSION}".encode()).hexdigest()[:16]
         self.skipped: list[dict[str, str]] = []
@@ -179,7 +185,7 @@ class _Ingest:
 
     def run(self, paths: list[str]) -> IngestResult:
         known = self._known_files()
-        prev_id = self.ws.ledger.current("corpus")
+        prev_id = self.previous
         prev_path = self.ws.artefact("corpus", prev_id) if prev_id else None
         usable = prev_path is not None and prev_path.exists() and self._same_chunking(prev_path)
         chunk_counts = self._chunk_counts(prev_path) if usable else {}

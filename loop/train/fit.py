@@ -155,17 +155,18 @@ def fit_row(messages: list[dict[str, str]], max_length: int,
     return (best if best is not None else encode([])), True
 
 
-def oracle_texts(ws: Any, *splits: Any) -> dict[str, str] | None:
-    """Each context row's oracle chunk (its first chunk id) -> that chunk's corpus text, so a
-    row fitted into max_length keeps its oracle passage; None without a corpus or such rows."""
+def oracle_texts(ws: Any, corpus_id: str | None, *splits: Any) -> dict[str, str] | None:
+    """Each context row's oracle chunk (its first chunk id) -> that chunk's text in
+    ``corpus_id``, so a row fitted into max_length keeps its oracle passage; None without a
+    corpus or such rows."""
     from generators.tasks import task_names
-    from loop.corpus import current_corpus_id, load_corpus
+    from loop.corpus import load_corpus
 
     context = set(task_names(uses_context=True))
     wanted = {ids[0] for ds in splits if ds is not None and "chunk_ids" in ds.column_names
               for task, ids in zip(ds["task"], ds["chunk_ids"], strict=True) if ids and task in context}
-    if not wanted or not current_corpus_id(ws):
+    if not wanted or not corpus_id:
         return None
-    chunks = load_corpus(ws).select_columns(["chunk_id", "text"])
+    chunks = load_corpus(ws, corpus_id).select_columns(["chunk_id", "text"])
     chunks = chunks.filter(lambda c: c in wanted, input_columns="chunk_id")
     return dict(zip(chunks["chunk_id"], chunks["text"], strict=True))

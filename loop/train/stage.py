@@ -24,9 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loop.corpus import current_corpus_id, load_corpus
+from loop.corpus import load_corpus, require_corpus
 from loop.errors import InputError
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
+from loop.handoff import Inputs, given
 from loop.kinds import MODEL_KINDS
 from loop.models.students import (
     LoadOptions,
@@ -38,7 +39,7 @@ from loop.models.students import (
     resolve_device,
     resolve_dtype,
 )
-from loop.samples import current_dataset_id, dataset_path, load_samples
+from loop.samples import load_samples, require_dataset
 from loop.stage import stage_run
 from loop.train.config import TrainConfig
 from loop.workspace import Workspace, write_json
@@ -84,22 +85,27 @@ def model_kind(cfg: TrainConfig) -> str:
 
 
 def train(ws: Workspace, cfg: TrainConfig | None = None, emit: EventSink = null_sink, *,
-          callbacks: list[Any] | None = None) -> TrainResult:
-    """Fine-tune the configured student; see the module docstring for what is written."""
+          callbacks: list[Any] | None = None, inputs: Inputs | None = None) -> TrainResult:
+    """Fine-tune the configured student; see the module docstring for what is written.
+
+    ``inputs`` names the dataset to train on (continued pretraining: the corpus, and the
+    dataset whose rewrite rows it reads beside it) and the models ``init_from`` may name
+    by kind; unset, the workspace's latest."""
     from loop.plugins import load_plugins
     from loop.train.runner import quiet
 
     load_plugins()  # student loaders and model kinds from installed plugins
     cfg = cfg or TrainConfig()
+    inputs = given(ws, inputs)
     if cfg.method != "pretrain":
-        dataset_path(ws)  # no dataset: say so now, before torch and the student load
+        require_dataset(ws, inputs.dataset_id)  # say so now, before torch and the student load
     quiet()
     if cfg.sweep:  # a [train.sweep] table reached a caller that trains one setting
         emit(Warned("train", message="sweep not run here: this trains the base settings only; "
                                      "`synthloop train` runs the sweep"))
     lock = ws.writing("train") if is_main_process() else contextlib.nullcontext()
     with lock:
-        result = _Train(ws, cfg, emit, callbacks or []).run()
+        result = _Train(ws, cfg, emit, callbacks or [], inputs).run()
         if not (cfg.then_sft and cfg.method == "pretrain"):
             return result
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # rank 0 writes the pretrained model
@@ -108,7 +114,7 @@ def train(ws: Workspace, cfg: TrainConfig | None = None, emit: EventSink = null_
             PartialState().wait_for_everyone()
         sft = cfg.model_copy(update={"method": "lora", "student": f"model:{result.model_id}",
                                      "then_sft": False, "pretrain_epochs": None})
-        tuned = _Train(ws, sft, emit, callbacks or []).run()
+        tuned = _Train(ws, sft, emit, callbacks or [], inputs).run()
         tuned.pretrain = result.summary()
         return tuned
 
@@ -119,8 +125,10 @@ def is_main_process() -> bool:
 
 
 class _Train:
-    def __init__(self, ws: Workspace, cfg: TrainConfig, emit: EventSink, callbacks: list) -> None:
+    def __init__(self, ws: Workspace, cfg: TrainConfig, emit: EventSink, callbacks: list,
+                 inputs: Inputs) -> None:
         self.ws, self.cfg, self.emit, self.extra_callbacks = ws, cfg, emit, callbacks
+        self.inputs = inputs
         self.device = resolve_device(pin_device(cfg.device))
         self.dtype = resolve_dtype(cfg.dtype, self.device)
         self.opts = LoadOptions(ws=ws, device=self.device, dtype=self.dtype,
@@ -157,10 +165,13 @@ class _Train:
         self.probe = None
         if self.cfg.method == "pretrain":
             rewrites, dataset_id = self._rewrites()
-            train, val = corpus_text(load_corpus(self.ws), seed=self.cfg.seed, extra=rewrites)
-            corpus = f"corpus:{current_corpus_id(self.ws)}"
+            corpus_id = require_corpus(self.ws, self.inputs.corpus_id)
+            train, val = corpus_text(load_corpus(self.ws, corpus_id), seed=self.cfg.seed,
+                                     extra=rewrites)
+            corpus = f"corpus:{corpus_id}"
             return train, val, f"{corpus}+{dataset_id}" if rewrites else corpus
-        samples = load_samples(self.ws)
+        dataset_id = require_dataset(self.ws, self.inputs.dataset_id)
+        samples = load_samples(self.ws, dataset_id)
         train, val = select(samples, self.cfg.method, self.cfg.with_context)
         self.probe = probe_rows(samples, self.cfg.method, self.cfg.with_context)
         if self.cfg.method != "dpo":  # DPO's prompts get it in to_preference
@@ -169,14 +180,14 @@ class _Train:
         if val is None and self.probe is None:
             self.emit(Warned("train", message="no validation rows: no validation loss and no "
                                               "early stopping for this run"))
-        return train, val, str(current_dataset_id(self.ws))
+        return train, val, dataset_id
 
     def _rewrites(self) -> tuple[list[str], str | None]:
         """The current dataset's rewrite rows (``generate --tasks rewrite``), which continued
         pretraining reads beside the chunks; none when there is no dataset or no such row."""
         from loop.train.data import pretrain_texts
 
-        dataset_id = current_dataset_id(self.ws)
+        dataset_id = self.inputs.dataset_id
         if dataset_id is None:
             return [], None
         texts = pretrain_texts(load_samples(self.ws, dataset_id))
@@ -217,7 +228,7 @@ class _Train:
         id); one that is missing, or has no adapter to continue, is a clear error."""
         name = self.cfg.init_from or ""
         db = self.ws.ledger
-        row = db.model(db.current(f"model.{name}") if name in MODEL_KINDS else name)
+        row = db.model(self.inputs.model(name) if name in MODEL_KINDS else name)
         if row is None:
             raise InputError(f"--from {name}: no such model in this workspace",
                              hint="train it first (`synthloop train`), or pass a model id")
@@ -390,7 +401,7 @@ class _Train:
 
         return sft_trainer(model, student.tokenizer, train_rows, val_rows, plan,
                            text=self.cfg.method == "pretrain", probe=getattr(self, "probe", None),
-                           oracle_texts=oracle_texts(self.ws, train_rows, val_rows)
+                           oracle_texts=oracle_texts(self.ws, self.inputs.corpus_id, train_rows, val_rows)
                            if self.cfg.with_context else None)
 
     # -- outputs ---------------------------------------------------------------------------------

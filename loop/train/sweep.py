@@ -23,6 +23,7 @@ from typing import Any
 from loop.config import is_list_type, is_simple_type, resolve, strip_optional
 from loop.errors import ConfigError, InputError, StageError, UsageError
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
+from loop.handoff import Inputs, given
 from loop.train.config import TrainConfig
 from loop.train.stage import TrainResult, is_main_process, train
 from loop.workspace import Workspace
@@ -120,12 +121,14 @@ class SweepResult:
 
 
 def sweep(ws: Workspace, cfg: TrainConfig, emit: EventSink = null_sink, *,
-          callbacks: list[Any] | None = None) -> SweepResult:
-    """Train every setting of ``cfg.sweep`` and make the lowest validation loss current.
-    The grid and its values are checked before any training."""
+          callbacks: list[Any] | None = None, inputs: Inputs | None = None) -> SweepResult:
+    """Train every setting of ``cfg.sweep`` on ``inputs`` (unset: the workspace's latest) and
+    make the lowest validation loss current. The grid and its values are checked before any
+    training."""
+    inputs = given(ws, inputs)
     grid = parse_grid(cfg.sweep or "")
     configs = setting_configs(cfg, grid)
-    _require_validation(ws, configs[0])
+    _require_validation(ws, configs[0], inputs)
     lock = ws.writing("train") if is_main_process() else contextlib.nullcontext()
     with lock:  # one sweep at a time: no other writer between its settings
         emit(Started(STAGE, total=len(configs), unit="settings"))
@@ -133,7 +136,7 @@ def sweep(ws: Workspace, cfg: TrainConfig, emit: EventSink = null_sink, *,
         for i, c in enumerate(configs):
             values = {k: getattr(c, k) for k in grid}
             emit(Progress(STAGE, done=i, total=len(configs), info=values))
-            r = train(ws, c, emit, callbacks=callbacks)
+            r = train(ws, c, emit, callbacks=callbacks, inputs=inputs)
             # a diverged setting (NaN, or none recorded: SQLite keeps NaN as NULL) is kept,
             # with no loss, and never chosen
             loss = r.val_loss if r.val_loss is not None and math.isfinite(r.val_loss) else None
@@ -155,11 +158,11 @@ def sweep(ws: Workspace, cfg: TrainConfig, emit: EventSink = null_sink, *,
     return result
 
 
-def _require_validation(ws: Workspace, cfg: TrainConfig) -> None:
+def _require_validation(ws: Workspace, cfg: TrainConfig, inputs: Inputs) -> None:
     """A sweep ranks by validation loss: with no validation rows it has nothing to rank by."""
     from loop.train.stage import _Train
 
-    _, val, _ = _Train(ws, cfg, null_sink, [])._rows()
+    _, val, _ = _Train(ws, cfg, null_sink, [], inputs)._rows()
     if val is None:
         raise InputError(f"--sweep picks the setting with the lowest validation loss, and the "
                          f"dataset has no validation rows for --method {cfg.method}",

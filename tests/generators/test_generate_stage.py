@@ -270,8 +270,8 @@ def test_generated_eval_set_is_sized_by_a_target_from_untrained_chunks_first(exa
 
     cfg = GenerateConfig(limit=40, eval_size=60)
     generate(example_ws, cfg)
-    trained = {c.chunk_id for c in select_chunks(example_ws, cfg)}
-    asked = eval_chunks(example_ws, cfg)
+    trained = {c.chunk_id for c in select_chunks(example_ws, cfg, example_ws.ledger.current("corpus"))}
+    asked = eval_chunks(example_ws, cfg, example_ws.ledger.current("corpus"))
     assert len(asked) == 40 and not {c.chunk_id for c in asked} & trained  # 60 / 3 x 2
     r = generate(example_ws, cfg, eval_mode=True)
     ev = load_from_disk(str(r.dataset_path / "data"))

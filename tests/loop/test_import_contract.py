@@ -87,3 +87,29 @@ def test_a_stage_package_never_imports_another_stages_internals():
         bad += [f"{p.relative_to(root)} imports {m}" for m in _imports(p)
                 if m.split(".")[:2] in (["loop", s] for s in STAGES)]
     assert bad == []
+
+
+def test_no_stage_reads_the_current_pointers():
+    """Stages hand over by id (``loop.handoff.Inputs``): no module under a stage package
+    reads the ledger's "current" pointer of any kind, directly or through the helpers that
+    wrap it; the defaults are resolved at the edges (CLI verbs, dashboard, ``run_pipeline``'s
+    start) by ``loop.handoff``."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    wrappers = {"current_corpus_id", "current_dataset_id", "current_model_id", "current_inputs"}
+    bad = []
+    for stage in STAGES:
+        for p in (root / "loop" / stage).rglob("*.py"):
+            for node in ast.walk(ast.parse(p.read_text())):
+                if not isinstance(node, ast.Call):
+                    continue
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                if name == "current" or name in wrappers:
+                    bad.append(f"{p.relative_to(root)}:{node.lineno} calls {name}()")
+    assert bad == []
+    # and the check sees such a call where there is one
+    probe = ast.parse("ws.ledger.current('corpus')").body[0].value
+    assert isinstance(probe, ast.Call) and probe.func.attr == "current"

@@ -208,21 +208,123 @@ def test_run_stops_when_the_tuned_model_fails_but_skips_a_failed_combined(monkey
     from loop import pipeline as P
     from loop.errors import InputError
     from loop.events import Warned
+    from loop.handoff import Inputs
 
-    def fake_train(ws, cfg, emit):
+    seen = []
+
+    def fake_train(ws, cfg, emit, *, inputs):
+        seen.append((cfg.with_context, inputs))
         if cfg.with_context:
             raise InputError("no raft rows in the dataset")
         return type("R", (), {"model_id": "m-tuned"})()
 
     events = []
     monkeypatch.setattr(P, "train", fake_train)
-    trained = P._train_both(None, P.RunConfigs(), lambda name, fn, *a: fn(*a), events.append)
+    given = Inputs(corpus_id="c1", dataset_id="d1")
+    trained = P._train_both(None, P.RunConfigs(), P._Clock(events.append), events.append, given)
     assert trained == {"tuned": "m-tuned"}
     assert any(isinstance(e, Warned) and "combined model not trained" in e.message for e in events)
+    # each is told the dataset; the combined one also the tuned model it continues
+    assert [(ctx, i.dataset_id, dict(i.models)) for ctx, i in seen] == [
+        (False, "d1", {}), (True, "d1", {"tuned": "m-tuned"})]
 
-    def failing(ws, cfg, emit):
+    def failing(ws, cfg, emit, *, inputs):
         raise InputError("the dataset has no closed-book rows")
 
     monkeypatch.setattr(P, "train", failing)
     with pytest.raises(InputError, match="no closed-book rows"):
-        P._train_both(None, P.RunConfigs(), lambda name, fn, *a: fn(*a), events.append)
+        P._train_both(None, P.RunConfigs(), P._Clock(events.append), events.append, given)
+
+
+def test_run_hands_each_stage_the_ids_the_stages_before_it_made(monkeypatch, tmp_path):
+    """Two rounds with fresh documents, every stage faked: each is told the ids the one
+    before it returned (targeted data from the training corpus, scoring on the fresh
+    corpus and index, round 2 trained on the merged dataset), the documents are ingested
+    once plus once per round for the fresh ones (no re-ingest to move a pointer back), and
+    the pipeline itself moves no pointer."""
+    from types import SimpleNamespace as NS
+
+    from datasets import Dataset
+
+    from loop import pipeline as P
+    from loop.handoff import Inputs
+    from loop.workspace import Workspace
+
+    calls: list[tuple[str, dict]] = []
+
+    def ingest(ws, paths, cfg, emit, *, only, inputs):
+        cid = "corpus-both" if len(paths) > 1 else "corpus-docs"
+        calls.append(("ingest", {"paths": len(paths), "from": inputs.corpus_id}))
+        return NS(corpus_id=cid, chunks=3, files=1, skipped=[], cached=False)
+
+    def generate(ws, cfg, *, emit, api_key=None, inputs, eval_mode=False, eval_questions=None,
+                 merge=False):
+        calls.append(("generate", {"eval": eval_mode, "merge": merge, "corpus": inputs.corpus_id,
+                                   "dataset": inputs.dataset_id}))
+        did = "evalset" if eval_mode else ("merged" if merge else "data-1")
+        return NS(dataset_id=did, cached=False, failed_all=lambda: None)
+
+    def build_index(ws, cfg, emit, *, inputs):
+        calls.append(("index", {"corpus": inputs.corpus_id, "from": inputs.index_id}))
+        return NS(index_id=f"index-{inputs.corpus_id}", cached=False)
+
+    def train(ws, cfg, emit, *, inputs):
+        kind = "combined" if cfg.with_context else "tuned"
+        calls.append(("train", {"kind": kind, "dataset": inputs.dataset_id,
+                                "models": dict(inputs.models)}))
+        return NS(model_id=f"{kind}-{inputs.dataset_id}", cached=False)
+
+    def evaluate(ws, cfg, *, eval_set, emit, inputs, fresh_sources=None, origin=None, current=True):
+        n = sum(1 for c in calls if c[0] == "eval")
+        calls.append(("eval", {"corpus": inputs.corpus_id, "index": inputs.index_id,
+                               "dataset": inputs.dataset_id, "eval_set": inputs.eval_set_id,
+                               "models": dict(inputs.models), "current": current}))
+        path = tmp_path / f"eval{n}"
+        Dataset.from_list([{"setup": "tuned", "f1": 0.0, "gold_chunk_ids": ["c1"]}]).save_to_disk(
+            str(path / "predictions"))
+        return NS(eval_id=f"e{n}", path=path, setups={}, models={}, verdict="v", lead_metric="f1",
+                  coverage=None, cached=False)
+
+    for name, fn in (("ingest", ingest), ("generate", generate), ("build_index", build_index),
+                     ("train", train), ("evaluate", evaluate)):
+        monkeypatch.setattr(P, name, fn)
+    monkeypatch.setattr(P, "require_chunks", lambda result, docs: None)
+    monkeypatch.setattr(P, "write_report", lambda *a, **k: {"markdown": "r.md"})
+    monkeypatch.setattr(P, "_split", lambda *a: {"dev": None, "test": None, "summary": {},
+                                                 "test_sources": set(), "origin": "o"})
+    monkeypatch.setattr("loop.models.students.check_student", lambda uri, opts: None)
+    monkeypatch.setattr("loop.corpus.load_corpus", lambda ws, cid: Dataset.from_list(
+        [{"chunk_id": "c1", "source": "d.md"}]))
+    monkeypatch.setattr(P, "_add_fresh", lambda ws, docs, fresh, trained_on, cfgs, clock, emit, i: (
+        (ingest(ws, [*docs, *fresh], None, None, only=True, inputs=i),
+         i.but(corpus_id="corpus-both",
+               index_id=build_index(ws, None, None,
+                                    inputs=i.but(corpus_id="corpus-both")).index_id))[1], set()))
+    monkeypatch.setattr(P, "current_inputs", lambda ws: Inputs(corpus_id="old", index_id="old-index"))
+    with Workspace(tmp_path / "ws") as ws:
+        moved = []
+        monkeypatch.setattr(type(ws.ledger), "set_current", lambda self, k, v: moved.append(k))
+        out = P._run(ws, [tmp_path], P.RunConfigs(), None, 2, lambda e: None, None, [tmp_path])
+    assert moved == []
+    assert [c for c in calls if c[0] == "ingest"] == [
+        ("ingest", {"paths": 1, "from": "old"}),  # chunks reused from what was there
+        ("ingest", {"paths": 2, "from": "corpus-docs"}), ("ingest", {"paths": 2, "from": "corpus-docs"})]
+    gens = [c[1] for c in calls if c[0] == "generate"]
+    assert gens == [{"eval": False, "merge": False, "corpus": "corpus-docs", "dataset": None},
+                    {"eval": True, "merge": False, "corpus": "corpus-docs", "dataset": "data-1"},
+                    {"eval": False, "merge": True, "corpus": "corpus-docs", "dataset": "data-1"}]
+    trains = [c[1] for c in calls if c[0] == "train"]
+    assert trains == [{"kind": "tuned", "dataset": "data-1", "models": {}},
+                      {"kind": "combined", "dataset": "data-1", "models": {"tuned": "tuned-data-1"}},
+                      {"kind": "tuned", "dataset": "merged", "models": {}},
+                      {"kind": "combined", "dataset": "merged", "models": {"tuned": "tuned-merged"}}]
+    scored, dev, last = (c[1] for c in calls if c[0] == "eval")
+    both = {"tuned": "tuned-data-1", "combined": "combined-data-1"}
+    assert scored == {"corpus": "corpus-both", "index": "index-corpus-both", "dataset": "data-1",
+                      "eval_set": "evalset", "models": both, "current": True}
+    assert dev == {"corpus": "corpus-docs", "index": "index-corpus-docs", "dataset": "data-1",
+                   "eval_set": "evalset", "models": both, "current": False}
+    assert last["dataset"] == "merged" and last["models"]["tuned"] == "tuned-merged"
+    assert [r["eval_id"] for r in out["iterations"]] == ["e0", "e2"]
+    assert {"ingest", "generate", "generate-eval", "index", "train-tuned", "eval", "eval-dev",
+            "generate-targeted"} <= set(out["stage_seconds"])

@@ -79,7 +79,8 @@ def test_training_writes_nothing_into_the_dataset_artefact(tmp_path, tiny_studen
 
 def test_a_truncated_adapter_is_one_line_naming_the_file_and_the_fix(resumed, tmp_path, tiny_student):
     from loop.errors import WorkspaceError
-    from loop.eval.models import SetupModels, current_models
+    from loop.eval.models import SetupModels, models_of
+    from loop.handoff import current_inputs
 
     root, result, _, _ = resumed
     adapter = result.path / "adapter" / "adapter_model.safetensors"
@@ -93,7 +94,7 @@ def test_a_truncated_adapter_is_one_line_naming_the_file_and_the_fix(resumed, tm
         assert str(adapter) in error and "cut short" in error and "synthloop train" in error
         assert "Traceback" not in r.output and not (tmp_path / "merged").exists()
         with Workspace(root) as ws, pytest.raises(WorkspaceError, match="adapter_model.safetensors is cut short"):
-            SetupModels(ws, f"hf:{tiny_student}", current_models(ws), "cpu")
+            SetupModels(ws, f"hf:{tiny_student}", models_of(ws, current_inputs(ws).models), "cpu")
     finally:
         adapter.write_bytes(whole)
 
