@@ -30,10 +30,12 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from loop.eval.setups import adapter_kinds
     from loop.eval.stage import EvalConfig, _Eval
+    from loop.handoff import current_inputs
     from loop.workspace import Workspace
 
-    with Workspace(args.workspace) as ws:
-        e = _Eval(ws, EvalConfig(max_new_tokens=args.max_new_tokens), lambda event: None)
+    with Workspace(args.workspace) as ws:  # the workspace's latest models
+        e = _Eval(ws, EvalConfig(max_new_tokens=args.max_new_tokens), lambda event: None,
+                  current_inputs(ws))
         models = e._models()
         e.student = e._student_uri(models)
         pool = e._pool(e.student, models)

@@ -41,7 +41,7 @@ def main() -> None:
     with ws.writing("bench"):
         tok = AutoTokenizer.from_pretrained(str(materialize_gguf(smollm2_path(), ws)))
     ds = load_samples(ws)
-    texts = oracle_texts(ws, ds) or {}
+    texts = oracle_texts(ws, ws.ledger.current("corpus"), ds) or {}
     out = {"rows": len(ds), "by_length": {}}
     for n in (int(x) for x in args.lengths.split(",")):
         before, after = {}, {}

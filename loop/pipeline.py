@@ -12,11 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loop.config import IngestConfig
 from loop.eval.report import write_report
 from loop.eval.setups import SETUPS
 from loop.eval.stage import EvalConfig, evaluate
@@ -24,9 +22,10 @@ from loop.events import EventSink, Finished, Started, Warned, null_sink
 from loop.generate import GenerateConfig, generate
 from loop.goldset import read_gold_set
 from loop.handoff import Inputs, current_inputs
-from loop.index import IndexConfig, build_index
+from loop.index import build_index
 from loop.ingest import ingest
 from loop.ingest.stage import require_chunks
+from loop.stages import RunConfig
 from loop.train.config import TrainConfig
 from loop.train.stage import train
 from loop.workspace import Workspace
@@ -34,37 +33,7 @@ from loop.workspace import Workspace
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "examples"
 
 
-@dataclass
-class RunConfigs:
-    ingest: IngestConfig = field(default_factory=IngestConfig)
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
-    index: IndexConfig = field(default_factory=IndexConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    # [train] keys the combined (context-trained) adapter sets apart from the tuned one: its
-    # raft rows are long and one per fact, so it is sized by steps where tuned is by exposures
-    combined: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_tables(cls, tables: dict[str, dict[str, Any]],
-                    **flags: dict[str, Any]) -> RunConfigs:
-        """Each stage's config from its config-file section, then the flags given for it
-        (``{"train": {"student": ...}}``; None values are not given)."""
-        from loop.config import COMBINED, resolve
-        from loop.stages import stages
-
-        cfgs = cls(**{name: resolve(s.config, tables.get(name), **flags.get(name, {}))
-                      for name, s in stages().items()},
-                   combined=dict(tables.get(COMBINED) or {}))
-        given = {**(tables.get("ingest") or {}), **flags.get("ingest", {})}
-        if given.get("tokenizer") is None and cfgs.index.embedder != cfgs.ingest.tokenizer:
-            # chunks are measured by the tokenizer of the embedder that will index them
-            tok = cfgs.index.embedder if cfgs.index.embedder.startswith("st:") else ""
-            cfgs.ingest = cfgs.ingest.model_copy(update={"tokenizer": tok})
-        return cfgs
-
-
-def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfigs, *, eval_set: Path | None,
+def run_pipeline(ws: Workspace, docs: list[Path], cfgs: RunConfig, *, eval_set: Path | None,
                  iterations: int = 1, emit: EventSink = null_sink,
                  api_key: str | None = None, fresh: list[Path] | None = None) -> dict[str, Any]:
     """Run every stage; return the summary ``run --json`` prints. ``fresh`` documents are
@@ -213,7 +182,7 @@ def _split(ws: Workspace, eval_set: Path | None, seed: int, corpus_id: str,
                       f"{summary['documents']['test']} documents the targets never come from"}
 
 
-def _missed_on_dev(ws: Workspace, cfgs: RunConfigs, split: dict[str, Any] | None, clock: _Clock,
+def _missed_on_dev(ws: Workspace, cfgs: RunConfig, split: dict[str, Any] | None, clock: _Clock,
                    emit: EventSink, inputs: Inputs) -> set[str]:
     """The gold chunks of the dev questions the tuned setups miss (F1 < 0.5), never a chunk
     of a test question's document. Scored on the training corpus and its index, and not
@@ -237,7 +206,7 @@ def _missed_on_dev(ws: Workspace, cfgs: RunConfigs, split: dict[str, Any] | None
     return missed
 
 
-def _train_both(ws: Workspace, cfgs: RunConfigs, clock: _Clock, emit: EventSink,
+def _train_both(ws: Workspace, cfgs: RunConfig, clock: _Clock, emit: EventSink,
                 inputs: Inputs) -> dict[str, str]:
     """Every model kind ``run`` trains, in the kinds table's order, on ``inputs``' dataset;
     a later kind's ``init_from`` (combined continues tuned) reads the one just trained."""
@@ -297,7 +266,7 @@ def _targeted_round(ws, cfgs, missed, questions, clock, emit, inputs: Inputs) ->
 DEMO_QUESTIONS = 96  # of the bundled gold set's 146: the demo's time budget (bench/demo.py)
 
 
-def demo_configs() -> RunConfigs:
+def demo_configs() -> RunConfig:
     """The offline demo: rules teacher, ``smollm2`` student (SmolLM2-135M-Instruct), the
     knowledge recipe sized so the whole loop fits 15 minutes on 2 CPU cores (bench/demo.py).
 
@@ -312,7 +281,7 @@ def demo_configs() -> RunConfigs:
     block is two chunks (320 tokens, the budget the raft rows were written with), answers
     stop at 24 tokens, and the first ``DEMO_QUESTIONS`` gold questions are scored on four
     setups (``tuned+rag`` is left out for time; the report says how many questions)."""
-    return RunConfigs(
+    return RunConfig(
         generate=GenerateConfig(teacher="rules", tasks=["knowledge", "raft"], paraphrases=2,
                                 raft_distractors=1, context_tokens=320, raft_reasoning=False),
         train=TrainConfig(student="smollm2", method="lora", lr=1e-3, exposures=2, batch_size=2,

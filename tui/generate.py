@@ -21,11 +21,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Header, ProgressBar, RichLog, Static
 
-from loop.generate.config import GenerateConfig
+from loop.stages import RunConfig
 from tui.base import JobDone, Meter, StageEvent, _Loading, fmt_seconds, footer, guarded, run_stage
 from tui.forms import field_widgets, form_config
 
 FORM = ["teacher", "tasks", "per_chunk", "limit", "price_per_1k"]  # GenerateConfig's fields
+
+GenerateConfig = RunConfig.section_model("generate")  # the [generate] section: flags, file and form alike
 
 
 def run_generation(ws_path: Path, cfg: Any, emit: Any, should_stop: Any) -> Any:

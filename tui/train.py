@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Header, Input, Static
 from textual_plotext import PlotextPlot
 
-from loop.train.config import TrainConfig
+from loop.stages import RunConfig
 from tui import data as D
 from tui.base import (
     ActiveRuns,
@@ -41,6 +41,8 @@ from tui.forms import field_widgets, form_config
 # TrainConfig's fields on the form (the rest: the config file, or the CLI's flags)
 FORM = ["student", "method", "max_steps", "epochs", "lr", "batch_size", "eval_steps",
         "memory_budget", "with_context", "sweep"]
+
+TrainConfig = RunConfig.section_model("train")  # the [train] section: flags, file and form alike
 
 
 @dataclass

@@ -19,7 +19,8 @@ from loop.cli.common import (
     verb,
 )
 from loop.cli.flags import config_flags
-from loop.config import IngestConfig, resolve
+from loop.config import resolve
+from loop.ingest.config import IngestConfig
 from loop.stages import read_config_file
 from loop.workspace import Workspace
 

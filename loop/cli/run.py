@@ -71,10 +71,10 @@ def run(
     override the [generate], [train] and [eval] keys of the same name: --limit,
     --max-steps, --max-questions and --max-new-tokens make a first run small.
     """
-    from loop.pipeline import RunConfigs
+    from loop.stages import RunConfig
 
     with verb(as_json):
-        cfgs = RunConfigs.from_tables(
+        cfgs = RunConfig.from_tables(
             read_config_file(config),
             generate={"teacher": teacher, "teacher_url": teacher_url, "limit": limit},
             train={"student": student, "max_steps": max_steps},

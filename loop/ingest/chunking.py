@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from loop.config import IngestConfig
+from loop.ingest.config import IngestConfig
 
 _BLOCK_GAP = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 # A sentence or line ends at terminal punctuation (with closing quotes) or a newline.

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
-from loop.config import IngestConfig
 from loop.ingest.chunking import Chunker
+from loop.ingest.config import IngestConfig
 from loop.ingest.discover import Found
 from loop.ingest.readers import Skip, reader_for
 

@@ -20,11 +20,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loop.config import IngestConfig
 from loop.errors import InputError
 from loop.events import EventSink, Progress, Started, Warned, null_sink
 from loop.handoff import Inputs, given
 from loop.ingest.chunking import chunk_id_for, doc_id_for
+from loop.ingest.config import IngestConfig
 from loop.ingest.discover import Found, discover
 from loop.ingest.parse import parse_files
 from loop.ingest.readers import SUPPORTED

@@ -82,6 +82,7 @@ def test_a_raft_row_paraphrasing_an_eval_question_is_counted_as_contamination(tm
 
 def test_the_eval_stage_counts_it(tmp_path):
     from loop.eval.stage import EvalConfig, Question, _Eval
+    from loop.handoff import Inputs
     from loop.samples import make_sample, samples_dataset
     from loop.workspace import Workspace, save_dataset
 
@@ -92,7 +93,6 @@ def test_the_eval_stage_counts_it(tmp_path):
     with Workspace(tmp_path / "ws") as ws:
         with ws.writing("test"), ws.atomic_dir(ws.artefact("datasets", "d1")) as tmp:
             save_dataset(samples_dataset([row]), tmp / "data")
-        ws.ledger.set_current("dataset", "d1")
-        stage = _Eval(ws, EvalConfig(), lambda e: None)
+        stage = _Eval(ws, EvalConfig(), lambda e: None, Inputs(dataset_id="d1"))
         q = Question("1", "When does the ferry for Kell Island leave?", ["7:15"], [], "")
         assert stage._contamination([q]) == 1

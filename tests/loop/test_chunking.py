@@ -1,5 +1,5 @@
-from loop.config import IngestConfig
 from loop.ingest.chunking import Chunker, chunk_id_for, doc_id_for, is_heading
+from loop.ingest.config import IngestConfig
 
 
 def _chunks(text, **cfg):

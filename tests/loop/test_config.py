@@ -1,7 +1,8 @@
 import pytest
 
-from loop.config import IngestConfig, resolve
+from loop.config import resolve
 from loop.errors import ConfigError
+from loop.ingest.config import IngestConfig
 from loop.stages import read_config_file
 
 
@@ -63,11 +64,11 @@ def test_one_file_for_every_stage_is_read_and_checked_whole(tmp_path):
 def test_combined_section_sets_the_combined_adapter_apart(tmp_path):
     """`run`'s [combined] table holds [train] keys for the context-trained adapter only; its
     keys are checked as [train] keys (over the file's [train] table), typos named."""
-    from loop.pipeline import RunConfigs
+    from loop.stages import RunConfig
 
     f = tmp_path / "c.toml"
     f.write_text('[train]\nlr = 1e-3\n[combined]\nmax_steps = 12\ninit_from = "tuned"\n')
-    cfgs = RunConfigs.from_tables(read_config_file(f))
+    cfgs = RunConfig.from_tables(read_config_file(f))
     assert cfgs.train.lr == 1e-3 and cfgs.train.max_steps == -1
     assert cfgs.combined == {"max_steps": 12, "init_from": "tuned"}
     f.write_text("[combined]\nmax_stpes = 12\n")
@@ -75,26 +76,31 @@ def test_combined_section_sets_the_combined_adapter_apart(tmp_path):
         read_config_file(f)
 
 
-def test_pretrain_then_sft_trains_combined_on_the_pretrained_model():
+def test_pretrain_then_sft_trains_combined_on_the_pretrained_model(monkeypatch):
     """With `method = "pretrain"` and `then_sft`, the tuned adapter sits on the pretrained
     model; the combined adapter is SFT on that same model (which continuing the tuned adapter
     requires), not a second pretraining of the student."""
     from types import SimpleNamespace
 
-    from loop.pipeline import RunConfigs, _train_both
+    from loop import pipeline as P
+    from loop.handoff import Inputs
+    from loop.pipeline import _train_both
+    from loop.stages import RunConfig
     from loop.train.config import TrainConfig
 
     seen = []
 
-    def stage(name, fn, ws, cfg, emit):
+    def train(ws, cfg, emit, *, inputs):
+        name = "combined" if cfg.with_context else "tuned"
         seen.append((name, cfg))
-        return SimpleNamespace(model_id=f"id-{name}")
+        return SimpleNamespace(model_id=f"id-train-{name}")
 
+    monkeypatch.setattr(P, "train", train)
     ws = SimpleNamespace(ledger=SimpleNamespace(
         model=lambda mid: {"id": mid, "student": "model:pretrained-1"}))
-    cfgs = RunConfigs(train=TrainConfig(method="pretrain", then_sft=True),
-                      combined={"init_from": "tuned", "max_steps": 12})
-    out = _train_both(ws, cfgs, stage, emit=lambda e: None)
+    cfgs = RunConfig(train=TrainConfig(method="pretrain", then_sft=True),
+                     combined={"init_from": "tuned", "max_steps": 12})
+    out = _train_both(ws, cfgs, P._Clock(lambda e: None), lambda e: None, Inputs(dataset_id="d"))
     assert out == {"tuned": "id-train-tuned", "combined": "id-train-combined"}
     (_, tuned), (_, combined) = seen
     assert (tuned.method, tuned.then_sft, tuned.with_context) == ("pretrain", True, False)

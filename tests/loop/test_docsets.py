@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from loop.config import IngestConfig
 from loop.errors import InputError
 from loop.ingest import ingest
 from loop.ingest.chunking import Chunker, token_counter
+from loop.ingest.config import IngestConfig
 from loop.workspace import Workspace
 
 SPHINX_PAGE = """\
@@ -144,12 +144,12 @@ def test_chunks_fit_the_embedders_window_by_its_own_tokenizer(ws, tmp_path):
 
 
 def test_the_run_config_measures_chunks_with_the_index_embedder(tmp_path):
-    from loop.pipeline import RunConfigs
+    from loop.stages import RunConfig
 
-    assert RunConfigs.from_tables({}).ingest.tokenizer == "st:all-MiniLM-L6-v2"
-    other = RunConfigs.from_tables({"index": {"embedder": f"st:{tmp_path}"}})
+    assert RunConfig.from_tables({}).ingest.tokenizer == "st:all-MiniLM-L6-v2"
+    other = RunConfig.from_tables({"index": {"embedder": f"st:{tmp_path}"}})
     assert other.ingest.tokenizer == f"st:{tmp_path}"
-    given = RunConfigs.from_tables({"index": {"embedder": f"st:{tmp_path}"}, "ingest": {"tokenizer": ""}})
+    given = RunConfig.from_tables({"index": {"embedder": f"st:{tmp_path}"}, "ingest": {"tokenizer": ""}})
     assert given.ingest.tokenizer == ""
 
 

@@ -28,7 +28,7 @@ def test_every_config_field_is_a_flag_with_its_help_and_default():
                         ("train", TrainConfig), ("eval", EvalConfig)):
         text = _help(verb)
         if model is None:
-            from loop.config import IngestConfig as model
+            from loop.ingest.config import IngestConfig as model
         for name, f in model.model_fields.items():
             if name in ("focus", "weights"):  # internal, and a table: config file only
                 continue

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from loop.config import IngestConfig
 from loop.corpus import load_corpus
 from loop.events import Collector, Finished, Started, Warned
 from loop.ingest import ingest
+from loop.ingest.config import IngestConfig
 
 
 @pytest.fixture

@@ -221,7 +221,7 @@ def test_run_stops_when_the_tuned_model_fails_but_skips_a_failed_combined(monkey
     events = []
     monkeypatch.setattr(P, "train", fake_train)
     given = Inputs(corpus_id="c1", dataset_id="d1")
-    trained = P._train_both(None, P.RunConfigs(), P._Clock(events.append), events.append, given)
+    trained = P._train_both(None, P.RunConfig(), P._Clock(events.append), events.append, given)
     assert trained == {"tuned": "m-tuned"}
     assert any(isinstance(e, Warned) and "combined model not trained" in e.message for e in events)
     # each is told the dataset; the combined one also the tuned model it continues
@@ -233,7 +233,7 @@ def test_run_stops_when_the_tuned_model_fails_but_skips_a_failed_combined(monkey
 
     monkeypatch.setattr(P, "train", failing)
     with pytest.raises(InputError, match="no closed-book rows"):
-        P._train_both(None, P.RunConfigs(), P._Clock(events.append), events.append, given)
+        P._train_both(None, P.RunConfig(), P._Clock(events.append), events.append, given)
 
 
 def test_run_hands_each_stage_the_ids_the_stages_before_it_made(monkeypatch, tmp_path):
@@ -304,7 +304,7 @@ def test_run_hands_each_stage_the_ids_the_stages_before_it_made(monkeypatch, tmp
     with Workspace(tmp_path / "ws") as ws:
         moved = []
         monkeypatch.setattr(type(ws.ledger), "set_current", lambda self, k, v: moved.append(k))
-        out = P._run(ws, [tmp_path], P.RunConfigs(), None, 2, lambda e: None, None, [tmp_path])
+        out = P._run(ws, [tmp_path], P.RunConfig(), None, 2, lambda e: None, None, [tmp_path])
     assert moved == []
     assert [c for c in calls if c[0] == "ingest"] == [
         ("ingest", {"paths": 1, "from": "old"}),  # chunks reused from what was there
@@ -328,3 +328,29 @@ def test_run_hands_each_stage_the_ids_the_stages_before_it_made(monkeypatch, tmp
     assert [r["eval_id"] for r in out["iterations"]] == ["e0", "e2"]
     assert {"ingest", "generate", "generate-eval", "index", "train-tuned", "eval", "eval-dev",
             "generate-targeted"} <= set(out["stage_seconds"])
+
+
+def test_one_run_config_root_and_reading_it_loads_no_stage(tmp_path):
+    """RunConfig has one section per stage (each the stage package's own config model) and
+    [combined]; a config file is read and checked through it without importing any stage
+    module (nor torch, transformers or datasets)."""
+    import json
+    import subprocess
+    import sys
+
+    from loop.stages import SECTIONS, RunConfig, stages
+
+    assert list(RunConfig.model_fields) == [*SECTIONS, "combined"] == [*stages(), "combined"]
+    for name in SECTIONS:
+        model = RunConfig.section_model(name)
+        assert model.__module__ == f"loop.{name}.config" and model.section == name
+    f = tmp_path / "c.toml"
+    f.write_text('[train]\nlr = 2e-4\n[combined]\nmax_steps = 3\n[index]\nk = 3\n')
+    code = (f"import json, sys; from loop.stages import RunConfig; c = RunConfig.from_file({str(f)!r}); "
+            "print(json.dumps([c.train.lr, c.combined, c.index.k, sorted(m for m in sys.modules "
+            "if m.endswith('.stage') or m.split('.')[0] in ('torch', 'datasets', 'transformers'))]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lr, combined, k, loaded = json.loads(out.stdout)
+    assert (lr, combined, k) == (2e-4, {"max_steps": 3}, 3)
+    assert loaded == []

@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from loop.cli import app
-from loop.config import IngestConfig
 from loop.corpus import load_corpus
 from loop.ingest import ingest
 from loop.ingest.chunking import MAX_CHARS_PER_TOKEN
+from loop.ingest.config import IngestConfig
 
 runner = CliRunner()
 

@@ -75,7 +75,7 @@ def test_thirty_percent_faults_lose_and_duplicate_nothing(seed, retries, tmp_pat
         ds = load_samples(ws)
         rows = ds.to_list()
         rejected = _rejects(ws, r.dataset_id)
-        jobs = [(t, c.chunk_id) for t in cfg.tasks for c in select_chunks(ws, cfg)]
+        jobs = [(t, c.chunk_id) for t in cfg.tasks for c in select_chunks(ws, cfg, ws.ledger.current("corpus"))]
     sent = len(server.requests) - sent_healthy
     faults = Counter(x for x in plan[:sent] if x != "ok")
     assert sent < len(plan) and sum(faults.values()) >= 0.25 * sent

@@ -71,7 +71,7 @@ _FAKE_RUN = textwrap.dedent("""
     p.read_gold_set = lambda path: []
     sys.argv = ["synthloop", "run", "docs", "--eval-set", "gold.jsonl"]
     with Workspace(ROOT) as ws:
-        p.run_pipeline(ws, [], p.RunConfigs(), eval_set="gold.jsonl")
+        p.run_pipeline(ws, [], p.RunConfig(), eval_set="gold.jsonl")
     print("done", flush=True)
 """)
 
