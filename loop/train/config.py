@@ -25,7 +25,7 @@ class TrainConfig(StageConfig):
         {"device", "save_steps", "report_to", "trust_remote_code", "allow_pickle",
          "logging_steps", "gradient_checkpointing", "memory_budget", "then_sft", "sweep"}
     )
-    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"pretrain_epochs"})  # added later
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"pretrain_epochs", "replay_share"})  # added later
 
     student: str = Field(
         "smollm2",
