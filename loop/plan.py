@@ -231,18 +231,16 @@ def _updates(cfgs: Any, fitted: Any) -> dict[str, dict[str, Any]]:
 
 
 def _apply(cfgs: Any, updates: dict[str, dict[str, Any]]) -> Any:
-    from dataclasses import replace
 
     changes: dict[str, Any] = {name: getattr(cfgs, name).model_copy(update=u)
                                for name, u in updates.items() if name in FITTED}
     if "combined" in updates:
         changes["combined"] = {**cfgs.combined, **updates["combined"]}
-    return replace(cfgs, **changes)
+    return cfgs.model_copy(update=changes)
 
 
 def _fit(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None, budget_s: float,
          plan: dict[str, Any], emit: EventSink) -> tuple[Any, dict[str, Any], list[str]]:
-    from dataclasses import replace
 
     if plan["seconds"] <= budget_s:
         return cfgs, plan, []
@@ -291,7 +289,7 @@ def _fit(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None, budg
             gen = gen.model_copy(update={"limit": limit})
     if not scaled:
         return cfgs, plan, []
-    fitted = replace(cfgs, generate=gen, train=train, eval=ev, combined=combined)
+    fitted = cfgs.model_copy(update={"generate": gen, "train": train, "eval": ev, "combined": combined})
     plan = run_plan(ws, docs, fitted, eval_set, emit=emit)
     for _ in range(3):  # rows do not shrink in step with chunks: correct the limit on the plan
         limit = fitted.generate.limit
@@ -306,7 +304,7 @@ def _fit(ws: Workspace, docs: list[Path], cfgs: Any, eval_set: Path | None, budg
         if new >= limit:
             break
         scaled[-1] = f"chunks the data is generated from {chunks} -> {new} (limit)"
-        fitted = replace(fitted, generate=fitted.generate.model_copy(update={"limit": new}))
+        fitted = fitted.model_copy(update={"generate": fitted.generate.model_copy(update={"limit": new})})
         plan = run_plan(ws, docs, fitted, eval_set, emit=emit)
     return fitted, plan, scaled
 

@@ -61,9 +61,9 @@ _FAKE_RUN = textwrap.dedent("""
             return result
         return run
 
-    p.ingest = stage("ingest", NS(cached=False, chunks=1))
-    p.generate = stage("generate", NS(cached=False, failed_all=lambda: None))
-    p.build_index = stage("index", NS(cached=False))
+    p.ingest = stage("ingest", NS(cached=False, chunks=1, corpus_id="c"))
+    p.generate = stage("generate", NS(cached=False, failed_all=lambda: None, dataset_id="d"))
+    p.build_index = stage("index", NS(cached=False, index_id="i"))
     p.train = stage("train", NS(cached=False, model_id="m"))
     p.evaluate = stage("eval", NS(cached=False, path=None, setups={}, eval_id="e", verdict="v",
                                   models={}, lead_metric="f1", coverage=None))

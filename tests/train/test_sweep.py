@@ -146,12 +146,12 @@ def test_a_diverged_setting_is_kept_but_never_chosen(ws, monkeypatch, tmp_path):
 
     losses = {"0.1": math.nan, "0.0001": 1.5}
 
-    def fake_train(ws_, c, emit, callbacks=None):
+    def fake_train(ws_, c, emit, callbacks=None, inputs=None):
         return SimpleNamespace(val_loss=losses[str(c.lr)], model_id=f"m{c.lr}", cached=False,
                                path=tmp_path, kind="tuned", dataset_id="d1")
 
     monkeypatch.setattr(sw, "train", fake_train)
-    monkeypatch.setattr(sw, "_require_validation", lambda ws_, c: None)
+    monkeypatch.setattr(sw, "_require_validation", lambda ws_, c, inputs: None)
     r = sw.sweep(ws, TrainConfig(sweep="lr=0.1,0.0001"))
     assert r.best.model_id == "m0.0001" and [s.val_loss for s in r.settings] == [None, 1.5]
     rows = ws.ledger.sweep_settings(r.sweep_id)

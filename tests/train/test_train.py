@@ -257,15 +257,16 @@ def test_exposures_size_the_run_by_facts_not_steps(ws, tiny_student, kit):
     from datasets import Dataset
 
     from loop.events import null_sink
+    from loop.handoff import current_inputs
     from loop.train.stage import _Train
 
     rows = Dataset.from_list([{"chunk_ids": [f"c{i}"], "messages": [
         {"role": "user", "content": f"q{i}{v}"}, {"role": "assistant", "content": f"a{i}"}]}
         for i in range(10) for v in "xy"])
-    t = _Train(ws, kit.fast_config(tiny_student, exposures=8), null_sink, [])
+    t = _Train(ws, kit.fast_config(tiny_student, exposures=8), null_sink, [], current_inputs(ws))
     sized = t.sized(rows)
     assert sized.epochs == 4.0 and "8 exposures per fact: 4.0 epochs over 20 rows (10 facts" in t.sizing
-    t = _Train(ws, kit.fast_config(tiny_student, exposures=8, epochs=1), null_sink, [])
+    t = _Train(ws, kit.fast_config(tiny_student, exposures=8, epochs=1), null_sink, [], current_inputs(ws))
     assert t.sized(rows).epochs == 1  # set by the user: not resized
 
 
