@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -48,16 +47,13 @@ def _cmd(tmp_path, docs, gold, student, *extra):
 
 def test_run_end_to_end_then_every_cache_hits(tmp_path, tiny_student):
     cmd = _cmd(tmp_path, *_corpus(tmp_path), tiny_student)
-    t = time.perf_counter()
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=480)
-    cold = time.perf_counter() - t
     assert first.returncode == 0, first.stderr[-3000:]
     out = json.loads(first.stdout)
     assert set(out["setups"]) == {"base", "rag", "tuned", "tuned+rag", "combined"}
     assert out["setups"]["rag"]["f1"]["ci_low"] <= out["setups"]["rag"]["f1"]["mean"]
     assert out["verdict"] and Path(out["report"]["markdown"]).exists()
     assert all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in out["report"]["plots"])
-    assert cold < 240
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=180)  # all cached
     assert again.returncode == 0, again.stderr[-3000:]
     second = json.loads(again.stdout)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -51,9 +50,7 @@ def test_gguf_is_dequantized_once_and_cached_by_content(real_ws, monkeypatch):
         raise AssertionError("dequantized twice")
 
     monkeypatch.setattr(gguf_module, "_dequantize", no_second_pass)
-    t = time.perf_counter()
-    s = load_student("smollm2", LoadOptions(ws=real_ws))
-    assert time.perf_counter() - t < 15  # safetensors, not the GGUF reader
+    s = load_student("smollm2", LoadOptions(ws=real_ws))  # safetensors, not the GGUF reader
     assert s.base_path == str(folder) and s.uri == "smollm2"
     assert s.model.num_parameters() == 134_515_008
     # the same file named by path (hf:FILE.gguf, or its folder) is the same weights
