@@ -25,7 +25,8 @@ class TrainConfig(StageConfig):
         {"device", "save_steps", "report_to", "trust_remote_code", "allow_pickle",
          "logging_steps", "gradient_checkpointing", "memory_budget", "then_sft", "sweep"}
     )
-    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"pretrain_epochs", "replay_share"})  # added later
+    omit_when_empty: ClassVar[frozenset[str]] = frozenset({"pretrain_epochs", "replay_share",
+                                                                  "adapter_scale"})  # added later
 
     student: str = Field(
         "smollm2",
@@ -66,6 +67,11 @@ class TrainConfig(StageConfig):
         "(their tokens are weighted to it). Unset: every answer token counts alike, and the "
         "replay's long answers outweigh the short fact answers (76% of the labelled tokens "
         "at replay 0.2 on the bundled example).")
+    adapter_scale: float | None = Field(
+        None, gt=0, le=1, description="Scale the trained LoRA update by this before it is "
+        "saved (W + s*BA; WiSE-FT's interpolation toward the student, arXiv 2109.01903): "
+        "below 1 it gives back some of what tuning taught and more of what it made the "
+        "student forget (bench/wiseft.py measures the trade). Unset: the adapter as trained.")
     max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: epochs decide).")
     lr: float | None = Field(None, gt=0, description="Peak learning rate (unset: the method's default).")
     batch_size: int = Field(

@@ -173,6 +173,25 @@ def add_lora(model: Any, cfg: TrainConfig) -> tuple[Any, list[str]]:
     return get_peft_model(model, lora), targets
 
 
+def scale_adapter(model: Any, adapter: str, scale: float) -> int:
+    """Scale ``adapter``'s LoRA update to ``scale`` times its trained size, in place: every
+    ``lora_B`` weight times ``scale`` makes ``W + scale * BA`` exactly, whatever the
+    alpha/r scaling (WiSE-FT's weight interpolation, for an adapter). Returns the number of
+    layers scaled; none is an error (nothing to scale means the wrong model)."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    n = 0
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, LoraLayer) and adapter in module.lora_B:
+                module.lora_B[adapter].weight.mul_(scale)
+                n += 1
+    if not n:
+        raise ValueError(f"no LoRA layer holds adapter {adapter!r} to scale")
+    return n
+
+
 # -- progress events ------------------------------------------------------------------------
 
 

@@ -139,6 +139,9 @@ class _Train:
         from loop.train.runner import reporters
 
         reporters(self.cfg.report_to)  # a missing logger package fails before any work
+        if self.cfg.adapter_scale is not None and self.cfg.method not in ("lora", "qlora"):
+            raise InputError(f"adapter_scale scales a LoRA adapter: use it with --method lora or "
+                             f"qlora, not {self.cfg.method}")
         if self.cfg.method == "qlora":
             require_qlora(self.device)
         train_rows, val_rows, dataset_id = self._rows()
@@ -415,6 +418,10 @@ class _Train:
             student.tokenizer.save_pretrained(tmp / "model")
             return ""
         model.peft_config["default"].base_model_name_or_path = student.base_path
+        if self.cfg.adapter_scale is not None:
+            from loop.train.runner import scale_adapter
+
+            scale_adapter(model, "default", self.cfg.adapter_scale)
         # only the trained adapter: DPO from an SFT adapter also holds its frozen "ref" copy
         model.save_pretrained(tmp / "adapter", safe_serialization=True, selected_adapters=["default"])
         student.tokenizer.save_pretrained(tmp / "adapter")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -312,3 +313,24 @@ def test_replay_share_trains_with_weighted_replay_rows(ws, tiny_student, kit):
     r = train(ws, kit.fast_config(tiny_student, max_steps=2, replay=0.5, replay_share=0.3))
     assert r.steps == 2 and r.loss_last is not None and r.loss_last > 0
     assert any(n.startswith("replay:") and "weighted to 30% of the loss" in n for n in r.notes)
+
+
+def test_adapter_scale_saves_the_trained_update_scaled(ws, tiny_student, kit):
+    """adapter_scale: the same training, saved with every lora_B times the scale (so the
+    update W + s*BA is exactly scaled) and lora_A untouched; another model id, and a
+    method without a LoRA adapter refuses it before any work."""
+    from safetensors.torch import load_file
+
+    kit.write_dataset(ws, kit.fact_rows())
+    plain = train(ws, kit.fast_config(tiny_student, max_steps=2))
+    half = train(ws, kit.fast_config(tiny_student, max_steps=2, adapter_scale=0.5))
+    assert half.model_id != plain.model_id
+    a = load_file(str(Path(plain.adapter_path) / "adapter_model.safetensors"))
+    b = load_file(str(Path(half.adapter_path) / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and any("lora_B" in k for k in a)
+    for k in a:
+        want = a[k] * 0.5 if "lora_B" in k else a[k]
+        assert torch.allclose(b[k], want, atol=1e-6), k
+    assert kit.read_json(Path(half.path) / "synthloop.json")["config"]["adapter_scale"] == 0.5
+    with pytest.raises(InputError, match="adapter_scale scales a LoRA adapter"):
+        train(ws, kit.fast_config(tiny_student, max_steps=2, method="full", adapter_scale=0.5))
