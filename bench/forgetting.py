@@ -28,6 +28,7 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=48)
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from loop.eval.forgetting import forgetting_probe
     from loop.eval.setups import adapter_kinds
     from loop.eval.stage import EvalConfig, _Eval
     from loop.handoff import current_inputs
@@ -39,7 +40,8 @@ def main() -> None:
         models = e._models()
         e.student = e._student_uri(models)
         pool = e._pool(e.student, models)
-        out = e._forgetting(pool, ["base", *[k for k in adapter_kinds() if k in models]])
+        out = forgetting_probe(pool, ["base", *[k for k in adapter_kinds() if k in models]],
+                               max_new_tokens=args.max_new_tokens)
     for row in out.values():
         for m, d in (row.get("vs_base") or {}).items():
             base = out["base"][f"general_{m}"]

@@ -61,7 +61,8 @@ def main() -> None:
     from generators.tasks.base import student_chat
     from generators.teachers.hf import generate_texts
     from loop.eval import metrics as M
-    from loop.eval.stage import EvalConfig, _Eval, clean_answer, setup_messages
+    from loop.eval.answers import clean_answer, setup_messages
+    from loop.eval.stage import EvalConfig, _Eval
     from loop.eval.stats import bootstrap_ci, paired_diff_ci
     from loop.handoff import current_inputs
     from loop.probes import general_questions

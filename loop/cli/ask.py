@@ -21,7 +21,7 @@ from loop.cli.common import (
 )
 from loop.cli.flags import config_flags
 from loop.config import resolve
-from loop.eval.stage import EvalConfig
+from loop.eval.config import EvalConfig
 from loop.stages import read_config_file
 from loop.train.config import TrainConfig
 from loop.workspace import Workspace

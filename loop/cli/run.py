@@ -22,7 +22,7 @@ from loop.cli.common import (
 )
 from loop.cli.flags import option
 from loop.errors import InputError
-from loop.eval.stage import EvalConfig
+from loop.eval.config import EvalConfig
 from loop.generate import GenerateConfig
 from loop.render import sink_for
 from loop.stages import read_config_file

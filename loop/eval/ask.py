@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import InputError, WorkspaceError
+from loop.eval.answers import Question, clean_answer, setup_messages
 from loop.eval.models import models_of
 from loop.eval.setups import SETUPS, setup_names
-from loop.eval.stage import Question, clean_answer, setup_messages
 from loop.handoff import Inputs, given
 from loop.workspace import Workspace
 

@@ -9,7 +9,6 @@ and context block.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -22,14 +21,15 @@ from loop.corpus import load_corpus, require_corpus
 from loop.errors import InputError, WorkspaceError
 from loop.eval import graded  # noqa: F401 - registers the embed_sim and judge metrics
 from loop.eval import metrics as M
+from loop.eval.answers import Question, clean_answer, final_answer, gold_chunks, setup_messages
 from loop.eval.config import EvalConfig
+from loop.eval.forgetting import forgetting_probe, probe_hash
 from loop.eval.setups import SETUPS, adapter_kinds, get_setup, rag_setups
 from loop.eval.stats import bootstrap_ci, bootstrap_stat, holm, mcnemar_p, paired_diff_ci, paired_p
 from loop.events import EventSink, Finished, Progress, Started, Warned, null_sink
 from loop.handoff import Inputs, given
 from loop.stage import stage_run
 from loop.workspace import Workspace, save_dataset, write_json
-from textcore import prompt_with_context
 
 # Part of every evaluation id: bump it when scoring changes what an evaluation holds, so an
 # older evaluation is not taken for the new code's (v2: Holm-corrected decisions, lineage).
@@ -37,24 +37,6 @@ SCORING_VERSION = "score-v3"  # v3: one short-answer system message for every se
 PAIRED_METRICS = ("answer_f1", "f1", "em")  # compared pair by pair, Holm-corrected within each
 CORRECTION = ("Holm's step-down correction across the paired comparisons of each metric "
               "(family-wise error 5%)")
-
-
-@dataclass
-class Question:
-    id: str
-    question: str
-    answers: list[str]
-    gold_chunks: list[str]
-    doc: str
-    task: str = "qa"  # qa | classify (answers[0] is the label) | extract (fields)
-    labels: list[str] = dataclasses.field(default_factory=list)
-    fields: dict[str, Any] | None = None
-    format: dict[str, Any] | None = None  # a generators.formats spec the answer must follow
-
-    @property
-    def whole_answer(self) -> bool:
-        """Scored on the whole reply, not its first line (a format, a JSON object)."""
-        return bool(self.format) or self.task == "extract"
 
 
 @dataclass
@@ -218,7 +200,7 @@ class _Eval:
         corpus_id = require_corpus(self.ws, self.inputs.corpus_id)
         chunks = load_corpus(self.ws, corpus_id).select_columns(["chunk_id", "source", "text"]).to_list()
         out = [Question(str(it.id), it.question, list(it.answers),
-                        list(it.chunk_ids) or (_gold_chunks(it.answers, it.doc, chunks)
+                        list(it.chunk_ids) or (gold_chunks(it.answers, it.doc, chunks)
                                                if it.task == "qa" else []),
                         it.doc, it.task, list(it.labels), it.fields, it.format) for it in raw]
         # a plain QA item hashes as before 0.3, so earlier evaluations keep their ids
@@ -307,7 +289,7 @@ class _Eval:
                  *(f"{k}={p.name}" for k, p in sorted(models.items())),
                  _searched_as(retriever), str(getattr(getattr(retriever, "cfg", None), "k", "")),
                  ",".join(sorted(self.fresh))]
-        parts.append(_probe_hash())  # the forgetting probe's questions and text
+        parts.append(probe_hash())  # the forgetting probe's questions and text
         if "exported" in setups:  # the file's content, not only its path
             parts.append(self._exported_fingerprint())
         if self.cfg.style:  # the guide's text, not only its path, decides the style grades
@@ -447,40 +429,8 @@ class _Eval:
         return n
 
     def _forgetting(self, pool, setups: list[str]) -> dict[str, Any]:
-        """Perplexity on general text and F1 on general questions, base against tuned."""
-        from generators.tasks.base import student_chat
-        from generators.teachers.hf import generate_texts
-        from loop.probes import general_questions, general_text, perplexity
-
-        text, qs = general_text(), general_questions()
-        out, per = {}, {}
-        # the closed-book setups and the context-trained one (its weights differ from tuned's)
-        probed = ["base", *adapter_kinds()]
-        for setup in [s for s in probed if s in setups]:
-            with pool.use(setup) as (model, tok):
-                window = min(512, getattr(model.config, "max_position_embeddings", 512) - 1)
-                answers = generate_texts(model, tok, [student_chat([{"role": "user", "content": q["question"]}])
-                                                      for q in qs], max_new_tokens=self.cfg.max_new_tokens)
-                said = [clean_answer(a.text) for a in answers]
-                # answer_f1 beside F1: a tuned model's short answers must not look like
-                # remembering just because base's sentences echo the question
-                per[setup] = {
-                    "f1": [M.f1_score(a, q["answers"]) for a, q in zip(said, qs, strict=True)],
-                    "answer_f1": [M.answer_f1(a, q["answers"], q["question"])
-                                  for a, q in zip(said, qs, strict=True)],
-                    "contains": [M.contains_gold(a.text, q["answers"])
-                                 for a, q in zip(answers, qs, strict=True)]}
-                out[setup] = {"perplexity": round(perplexity(model, tok, text, window), 3),
-                              "general_f1": round(sum(per[setup]["f1"]) / len(qs), 4),
-                              "general_answer_f1": round(sum(per[setup]["answer_f1"]) / len(qs), 4),
-                              "general_contains": round(sum(per[setup]["contains"]) / len(qs), 4),
-                              "questions": len(qs)}
-        kw = {"n_boot": self.cfg.n_boot, "seed": self.cfg.seed}
-        for setup in [s for s in out if s != "base" and "base" in out]:
-            # paired over the same general questions: is the change more than noise?
-            out[setup]["vs_base"] = {m: paired_diff_ci(per[setup][m], per["base"][m], **kw).as_dict()
-                                     for m in ("f1", "answer_f1", "contains")}
-        return out
+        return forgetting_probe(pool, setups, max_new_tokens=self.cfg.max_new_tokens,
+                                n_boot=self.cfg.n_boot, seed=self.cfg.seed)
 
     def _answer_batch(self, model, tok, batch, setup, contexts) -> list[dict[str, Any]]:
         from generators.teachers.hf import generate_texts
@@ -665,13 +615,6 @@ def _answer_words(preds: list[dict], setups: list[str]) -> dict[str, float]:
     return out
 
 
-def _probe_hash() -> str:
-    from loop.probes import general_questions, general_text
-
-    blob = json.dumps([general_text(), general_questions()], sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
 def _setup_models(setups: list[str], models: dict[str, Path],
                   served: dict[str, Any] | None = None) -> dict[str, str | None]:
     """Each scored setup's model id: the adapter kind's model, or None (the bare student, or a
@@ -679,47 +622,6 @@ def _setup_models(setups: list[str], models: dict[str, Path],
     served = served or {}
     return {s: models[SETUPS[s].adapter].name if SETUPS[s].adapter and s not in served else None
             for s in setups}
-
-
-def final_answer(text: str) -> str:
-    """The whole final answer of a reply (after the last ``Answer:``), every line kept: what
-    a format or an extraction is checked on."""
-    if "Answer:" in text:
-        text = text.rsplit("Answer:", 1)[1]
-    return text.strip()
-
-
-def clean_answer(text: str) -> str:
-    """The final answer of a reply: after the last ``Answer:`` (cot/raft style), first line."""
-    if "Answer:" in text:
-        text = text.rsplit("Answer:", 1)[1]
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[0] if lines else ""
-
-
-def setup_messages(q: Question, context: tuple[str, list] | None, setup: str) -> list[dict[str, str]]:
-    """The chat a setup answers: the short-answer system message every setup (and every
-    training row) gets, then the question, after the retrieved context for RAG setups."""
-    from generators.tasks.base import student_chat
-
-    if SETUPS[setup].retrieval and context is not None:
-        return student_chat([{"role": "user",
-                              "content": prompt_with_context(context[0], q.question)}])
-    return student_chat([{"role": "user", "content": q.question}])
-
-
-def _gold_chunks(answers: list[str], doc: str, chunks: list[dict]) -> list[str]:
-    """Gold evidence when the set names none: chunks (of ``doc`` when given) that contain a
-    gold answer (its first ~80 normalised characters)."""
-    keys = [M.normalize_answer(a)[:80] for a in answers if M.normalize_answer(a)]
-    out = []
-    for c in chunks:
-        if doc and not (c["source"] == doc or c["source"].endswith("/" + doc)):
-            continue
-        text = M.normalize_answer(c["text"])
-        if any(k in text for k in keys):
-            out.append(c["chunk_id"])
-    return out
 
 
 def _batches(items: list, n: int):

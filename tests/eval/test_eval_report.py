@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from loop.eval.answers import clean_answer
 from loop.eval.report import recommend, verdict, write_report
-from loop.eval.stage import EvalConfig, clean_answer, evaluate
+from loop.eval.stage import EvalConfig, evaluate
 from loop.ingest import ingest
 from loop.workspace import Workspace
 

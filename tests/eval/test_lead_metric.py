@@ -46,7 +46,7 @@ def test_every_setup_and_training_row_gets_the_same_system_message():
     from datasets import Dataset
 
     from generators.tasks.base import STUDENT_SYSTEM
-    from loop.eval.stage import Question, setup_messages
+    from loop.eval.answers import Question, setup_messages
     from loop.train.data import with_student_system
     from textcore import prompt_with_context
 

@@ -80,7 +80,7 @@ def test_a_served_setup_sends_the_chats_the_in_process_setup_builds(ws, corpus, 
     answer_batch = _Eval._answer_batch
 
     def recording(self, model, tok, batch, setup, contexts):
-        from loop.eval.stage import setup_messages
+        from loop.eval.answers import setup_messages
 
         built[setup] += [setup_messages(q, contexts.get(q.id), setup) for q in batch]
         return answer_batch(self, model, tok, batch, setup, contexts)
