@@ -10,7 +10,8 @@ from typing import Any
 
 from loop.generate.config import GenerateConfig
 
-_STAGE_NAMES = ("GenerateResult", "generate", "plan", "rag_context", "select_chunks")
+_STAGE_NAMES = ("GenerateResult", "generate", "plan")
+_JOB_NAMES = ("rag_context", "select_chunks")
 
 
 def __getattr__(name: str) -> Any:
@@ -18,7 +19,11 @@ def __getattr__(name: str) -> Any:
         from loop.generate import stage
 
         return stage.generate if name == "run" else getattr(stage, name)
+    if name in _JOB_NAMES:
+        from loop.generate import jobs
+
+        return getattr(jobs, name)
     raise AttributeError(f"module 'loop.generate' has no attribute {name!r}")
 
 
-__all__ = ["GenerateConfig", *_STAGE_NAMES, "run"]
+__all__ = ["GenerateConfig", *_STAGE_NAMES, *_JOB_NAMES, "run"]

@@ -8,11 +8,9 @@ gives), rejects are kept with their reasons, and the dataset is content-addresse
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import math
-import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,12 +31,22 @@ from generators.filters import (
     verdicts_json,
 )
 from generators.formats import describe, parse_spec, violations
-from generators.tasks import EVAL_TASK, TASKS, Record, get_task
+from generators.tasks import TASKS, Record
 from generators.teachers import Chunk, Job, JobResult, Usage, get_teacher
-from loop.corpus import load_corpus, require_corpus
+from loop.corpus import require_corpus
 from loop.errors import ConfigError, InputError, StageError
 from loop.events import EventSink, Progress, Started, Warned, null_sink
 from loop.generate.config import GenerateConfig
+from loop.generate.jobs import (
+    at_least_one_val,
+    eval_chunks,
+    eval_pool,
+    first_batch,
+    make_job,
+    row_split,
+    select_chunks,
+    stage_tasks,
+)
 from loop.generate.labels import task_labels
 from loop.handoff import Inputs, given
 from loop.ledger import TeacherCallCache
@@ -52,16 +60,6 @@ from loop.workspace import Workspace, save_dataset, write_json
 # chunk-carrying tasks (classify, extract): no question-length check, decontaminated on
 # their text.
 GENERATOR_VERSION = "gen-5"
-
-
-def rag_context(chunks: list[Chunk], max_tokens: int = 1500) -> str:
-    """RAFT rows show their chunks through the retrieval package's RAG prompt block, the
-    same one the ``combined`` setup sees at inference, so training matches use."""
-    from retrieval.index import Hit
-    from retrieval.prompt import build_context
-
-    return build_context([Hit(c.chunk_id, 0.0, c.text, c.source, c.title, "", 0, len(c.text))
-                          for c in chunks], max_tokens=max_tokens)
 
 
 def _embed_fn(uri: str | None):
@@ -205,7 +203,7 @@ def plan(ws: Workspace, cfg: GenerateConfig, *, eval_mode: bool = False,
     if cfg.teacher == "rules":
         return {"calls": 0, "chunks": len(chunks), "tasks": [t.name for t in tasks],
                 "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
-    prompt_chars = sum(len(json.dumps(t.messages(_job(t, c, cfg, chunks)))) for t in tasks for c in chunks)
+    prompt_chars = sum(len(json.dumps(t.messages(make_job(t, c, cfg, chunks)))) for t in tasks for c in chunks)
     prompt_tokens = prompt_chars // 4  # ~4 characters per token of English
     completion_tokens = calls * cfg.max_tokens // 2
     cost = (prompt_tokens + completion_tokens) / 1000 * cfg.price_per_1k if cfg.price_per_1k else None
@@ -421,7 +419,7 @@ class _Generate:
         return rows, rejects, decon
 
     def _jobs(self, tasks: list, chunks: list[Chunk], pool: list[Chunk], told: str) -> list[Job]:
-        jobs = [_job(t, c, self.cfg, pool, told.strip(), self.labels) for t in tasks for c in chunks]
+        jobs = [make_job(t, c, self.cfg, pool, told.strip(), self.labels) for t in tasks for c in chunks]
         if self.labels and self.labels[1]:  # labels from the structure: a chunk with none is skipped
             unlabelled = [j for j in jobs if j.task.uses_labels and not j.label]
             if unlabelled:
@@ -461,7 +459,7 @@ class _Generate:
         return make_sample(job.task.name, rec.messages, rec.chunk_ids, teacher=self.cfg.teacher,
                            prompt_version=job.task.prompt_version,
                            filters=json.loads(verdicts_json(c)),
-                           split=_row_split(job, rec, self.cfg.val_share),
+                           split=row_split(job, rec, self.cfg.val_share),
                            rejected=rec.rejected)
 
     # -- writing ---------------------------------------------------------------------------
@@ -486,7 +484,7 @@ class _Generate:
                                     rej.get("detail", ""), rej.get("raw", "")))
         counts = Counter(r[2] for r in reject_rows)
         if not self.eval_mode:
-            _at_least_one_val(rows, self.cfg.val_share)
+            at_least_one_val(rows, self.cfg.val_share)
         if self.eval_mode:
             ds = Dataset.from_list(rows) if rows else Dataset.from_dict(
                 {"id": [], "question": [], "answers": [], "chunk_ids": [], "origin": [],
@@ -588,95 +586,6 @@ def _partial_id(dataset_id: str, results: dict[str, JobResult], cancelled: bool)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def select_chunks(ws: Workspace, cfg: GenerateConfig, corpus_id: str | None) -> list[Chunk]:
-    """The chunks of ``corpus_id`` a run asks (``focus``, then ``limit`` evenly spaced)."""
-    require_corpus(ws, corpus_id)
-    ds = load_corpus(ws, corpus_id)
-    rows = ds.select_columns(["chunk_id", "text", "title", "source"]).to_list()
-    chunks = [Chunk(r["chunk_id"], r["text"], r["title"], r["source"]) for r in rows]
-    if cfg.focus:
-        wanted = set(cfg.focus)
-        chunks = [c for c in chunks if c.chunk_id in wanted]
-    if cfg.limit and cfg.limit < len(chunks):
-        # Evenly spaced, not the first N: every document gets its share.
-        step = len(chunks) / cfg.limit
-        chunks = [chunks[int(i * step)] for i in range(cfg.limit)]
-    return chunks
-
-
-def eval_pool(ws: Workspace, cfg: GenerateConfig, corpus_id: str | None) -> list[Chunk]:
-    """Every chunk in the order a generated eval set asks them: the chunks training does
-    not use first (with ``limit``, training reads only some), then the others; each group
-    in a low-discrepancy order, so any first N are spread evenly over the corpus."""
-    every = select_chunks(ws, cfg.model_copy(update={"limit": None}), corpus_id)
-    trained = {c.chunk_id for c in select_chunks(ws, cfg, corpus_id)} if cfg.limit else set()
-
-    def spread(chunks: list[Chunk]) -> list[Chunk]:
-        golden = 0.6180339887498949
-        return [chunks[i] for i in sorted(range(len(chunks)), key=lambda i: (i * golden) % 1.0)]
-
-    return (spread([c for c in every if c.chunk_id not in trained])
-            + spread([c for c in every if c.chunk_id in trained]))
-
-
-def first_batch(cfg: GenerateConfig) -> int:
-    """Chunks asked first for an eval set: twice the need at ``per_chunk`` items each (the
-    filters drop some); later rounds are sized by the yield seen."""
-    return math.ceil(cfg.eval_size / max(cfg.per_chunk, 1) * 2)
-
-
-def eval_chunks(ws: Workspace, cfg: GenerateConfig, corpus_id: str | None) -> list[Chunk]:
-    """The chunks of an eval set's first round (``eval_pool``'s first ``first_batch``)."""
-    return eval_pool(ws, cfg, corpus_id)[:first_batch(cfg)]
-
-
-def items_per_chunk(chunk: Chunk, cfg: GenerateConfig) -> int:
-    """``per_chunk``, times the chunk's source weight (rounded half up, 1 to 50): a source of
-    weight 3 is asked three times the items per chunk, so it gets about three times the
-    samples. Without weights, or for a chunk no glob matches, exactly ``per_chunk``."""
-    if not cfg.source_weights:
-        return cfg.per_chunk
-    from retrieval.fusion import source_weight
-
-    w = source_weight(chunk.source, chunk.title, cfg.source_weights)
-    if w == 1.0:
-        return cfg.per_chunk
-    return min(max(1, math.floor(cfg.per_chunk * w + 0.5)), max(cfg.per_chunk, 50))
-
-
-def _job(task, chunk: Chunk, cfg: GenerateConfig, pool: list[Chunk], style: str = "",
-         labels: tuple[tuple[str, ...], dict[str, str]] | None = None) -> Job:
-    n = items_per_chunk(chunk, cfg)
-    # n, not per_chunk: an unweighted chunk keeps its key, so its teacher calls stay cached
-    blob = f"{task.prompt_version}:{chunk.chunk_id}:{n}:{cfg.seed}"
-    if task.holds_out_phrasings:
-        blob += f":p{cfg.paraphrases}"
-    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
-    if task.uses_labels:
-        allowed, label_of = labels or ((), {})
-        return Job(key=key, task=task, chunk=chunk, n=n, style=style, labels=allowed,
-                   label=label_of.get(chunk.chunk_id, ""))
-    if not task.uses_context:
-        return Job(key=key, task=task, chunk=chunk, n=n, style=style, paraphrases=cfg.paraphrases)
-    rng = random.Random(key)
-    others = [c for c in pool if c.source != chunk.source] or [c for c in pool if c is not chunk]
-    context = rng.sample(others, min(cfg.raft_distractors, len(others)))
-    oracle = rng.random() < cfg.raft_oracle_share
-    # the same RAG block the retrieval setups show at inference: training matches use
-    fmt = functools.partial(rag_context, max_tokens=cfg.context_tokens)
-    return Job(key=key, task=task, chunk=chunk, n=n, context=context,
-               oracle_in_context=oracle, style=style, format_context=fmt,
-               reasoning=cfg.raft_reasoning)
-
-
-def stage_tasks(cfg: GenerateConfig, eval_mode: bool) -> list:
-    """The tasks a run does: the configured ones; in eval mode the eval QA task and the
-    configured tasks that also make eval items (classify)."""
-    if not eval_mode:
-        return [get_task(t) for t in cfg.tasks]
-    return [EVAL_TASK] + [t for t in map(get_task, cfg.tasks) if t.eval_items]
-
-
 # reject reasons as the eval-set warning words them
 REASON_WORDS = {
     "no_fact_found": "no fact the teacher could ask about",
@@ -687,28 +596,3 @@ REASON_WORDS = {
 }
 
 
-def _row_split(job: Job, rec: Record, val_share: float) -> str:
-    """``train`` or ``val`` by chunk; a knowledge row is ``train``, or ``probe`` when it is
-    the held-out phrasing of a trained fact (a fact in a validation chunk is never learned)."""
-    if job.task.holds_out_phrasings:
-        return "probe" if rec.probe else "train"
-    return _split(job.chunk.chunk_id, val_share)
-
-
-def _split(chunk_id: str, val_share: float) -> str:
-    bucket = int(hashlib.sha256(chunk_id.encode()).hexdigest()[:8], 16) % 1000
-    return "val" if bucket < val_share * 1000 else "train"
-
-
-def _at_least_one_val(rows: list[dict[str, Any]], val_share: float) -> None:
-    """On a small corpus no chunk may fall in the validation share: then the chunk with the
-    lowest bucket goes to validation (when two or more chunks have rows), so early stopping
-    and the validation loss have something to read."""
-    rows = [r for r in rows if not (r.get("task") in TASKS and TASKS[r["task"]].holds_out_phrasings)]
-    chunks = {r["chunk_ids"][0] for r in rows if r.get("split") in ("train", "val") and r["chunk_ids"]}
-    if val_share <= 0 or len(chunks) < 2 or any(r.get("split") == "val" for r in rows):
-        return
-    pick = min(chunks, key=lambda c: hashlib.sha256(c.encode()).hexdigest()[:8])
-    for r in rows:
-        if r.get("split") == "train" and r["chunk_ids"] and r["chunk_ids"][0] == pick:
-            r["split"] = "val"

@@ -11,7 +11,7 @@ from loop.config import resolve
 from loop.corpus import load_corpus
 from loop.errors import ConfigError
 from loop.generate import GenerateConfig, generate
-from loop.generate.stage import items_per_chunk
+from loop.generate.jobs import items_per_chunk
 from loop.ingest import ingest
 from loop.samples import load_samples
 from loop.workspace import Workspace

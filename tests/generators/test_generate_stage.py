@@ -266,7 +266,7 @@ def test_generated_eval_set_is_sized_by_a_target_from_untrained_chunks_first(exa
     from datasets import load_from_disk
 
     from loop.events import Warned
-    from loop.generate.stage import eval_chunks, select_chunks
+    from loop.generate.jobs import eval_chunks, select_chunks
 
     cfg = GenerateConfig(limit=40, eval_size=60)
     generate(example_ws, cfg)

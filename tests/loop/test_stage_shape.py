@@ -115,7 +115,7 @@ def test_a_new_task_is_one_registration(monkeypatch):
     from generators.tasks import get_task, register_task, task_names
     from generators.tasks.builtin import RaftTask
     from loop.generate import GenerateConfig
-    from loop.generate.stage import _job
+    from loop.generate.jobs import make_job
     from loop.train.data import trained_tasks
 
     class Quiz(RaftTask):
@@ -131,7 +131,7 @@ def test_a_new_task_is_one_registration(monkeypatch):
     from generators.teachers import Chunk
 
     pool = [Chunk(f"c{i}", f"text {i}", f"t{i}", f"doc{i}.md") for i in range(4)]
-    job = _job(get_task("quiz"), pool[0], GenerateConfig(raft_distractors=2), pool)
+    job = make_job(get_task("quiz"), pool[0], GenerateConfig(raft_distractors=2), pool)
     assert len(job.context) == 2 and job.format_context is not None  # distractors, RAG block
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from generators.teachers import Chunk
-from loop.generate.stage import rag_context
+from loop.generate.jobs import rag_context
 from loop.samples import make_sample
 from loop.train.fit import oracle_index, parse_block
 from loop.train.sft import IGNORE, cut_note, prepare, tokenize_chat
