@@ -1,7 +1,7 @@
 """The knowledge recipe against the baselines it must beat, on one corpus and one question set.
 
     .venv/bin/python bench/knowledge.py [--method lora|full] [--exposures 8] [--paraphrases 3] [--replay 0.1]
-        [--replay-written 256] [--replay-share 0.4]
+        [--replay-written 256] [--replay-share 0.4] [--adapter-scale 0.7]
         [--pretrain EPOCHS] [--docs examples/marrowick --gold examples/marrowick-eval.jsonl] [--workspace DIR]
 
 Runs ``synthloop run``'s pipeline in-process: the rules teacher's ``knowledge`` + ``raft``
@@ -44,6 +44,8 @@ def configs(args: argparse.Namespace):
         cfgs.train = cfgs.train.model_copy(update={"replay_written": args.replay_written})
     if args.replay_share is not None:
         cfgs.train = cfgs.train.model_copy(update={"replay_share": args.replay_share})
+    if args.adapter_scale is not None:  # tuned's (run_pipeline keeps combined's unset)
+        cfgs.train = cfgs.train.model_copy(update={"adapter_scale": args.adapter_scale})
     if args.method == "full":  # the combined adapter stays LoRA (it starts from the student)
         cfgs.combined = {**cfgs.combined, "method": "lora", "init_from": None}
     if args.pretrain:  # continued pretraining on the chunks and their rewrites, then the SFT
@@ -79,6 +81,9 @@ def options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="general questions the student writes for its replay rows (the demo writes 64)")
     p.add_argument("--replay-share", type=float, default=None, metavar="SHARE",
                    help="the share of the loss the replay rows carry (unset: the train default)")
+    p.add_argument("--adapter-scale", type=float, default=None, metavar="S",
+                   help="save the tuned LoRA update scaled by S (WiSE-FT; bench/wiseft.py reads "
+                        "several scales of one training)")
     p.add_argument("--pretrain", type=float, default=None, metavar="EPOCHS",
                    help="first continued pretraining (LoRA, merged) for EPOCHS passes over the "
                         "chunks and their rewrites, then the SFT on the pretrained model")
@@ -143,7 +148,8 @@ def bench(args: argparse.Namespace) -> dict:
     return {
         "settings": {"method": args.method, "exposures": args.exposures, "pretrain": args.pretrain,
                      "paraphrases": args.paraphrases, "lr": cfgs.train.lr,
-                     "replay": cfgs.train.replay, "replay_share": cfgs.train.replay_share},
+                     "replay": cfgs.train.replay, "replay_share": cfgs.train.replay_share,
+                     "adapter_scale": cfgs.train.adapter_scale},
         "wall_s": round(wall, 1), "stage_s": out["stage_seconds"],
         "coverage": out["coverage"], "lead_metric": lead,
         "answer_words": scores.get("answer_words"),

@@ -216,7 +216,9 @@ def _train_both(ws: Workspace, cfgs: RunConfig, clock: _Clock, emit: EventSink,
     out: dict[str, str] = {}
     for kind in run_kinds():
         with_context = kind.with_context
-        extra = cfgs.combined if with_context else {}
+        # a [train] adapter_scale is the tuned adapter's: combined continues that (already
+        # scaled) adapter, and scaling it again would shrink the tuned part twice
+        extra = {"adapter_scale": None, **cfgs.combined} if with_context else {}
         if with_context and cfgs.train.method == "pretrain" and "tuned" in out:
             # pretrain then SFT: the combined adapter is SFT on the same pretrained model (the
             # one the tuned adapter sits on, which --from tuned requires), not a second pretrain
