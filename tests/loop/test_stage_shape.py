@@ -354,3 +354,29 @@ def test_one_run_config_root_and_reading_it_loads_no_stage(tmp_path):
     lr, combined, k, loaded = json.loads(out.stdout)
     assert (lr, combined, k) == (2e-4, {"max_steps": 3}, 3)
     assert loaded == []
+
+
+def test_a_train_adapter_scale_scales_the_tuned_adapter_only(monkeypatch, tmp_path):
+    """[train] adapter_scale is the tuned adapter's: the combined one continues that
+    (already scaled) adapter and is trained with it unset, unless [combined] sets one."""
+    from types import SimpleNamespace as NS
+
+    from loop import pipeline as P
+    from loop.events import null_sink
+    from loop.handoff import Inputs
+    from loop.stages import RunConfig
+
+    seen: dict[str, object] = {}
+
+    def train(ws, cfg, emit, *, inputs):
+        kind = "combined" if cfg.with_context else "tuned"
+        seen[kind] = cfg.adapter_scale
+        return NS(model_id=kind, cached=False)
+
+    monkeypatch.setattr(P, "train", train)
+    cfgs = RunConfig.from_tables({"train": {"adapter_scale": 0.7}})
+    P._train_both(None, cfgs, P._Clock(null_sink), null_sink, Inputs(dataset_id="d"))
+    assert seen == {"tuned": 0.7, "combined": None}
+    cfgs = RunConfig.from_tables({"train": {"adapter_scale": 0.7}, "combined": {"adapter_scale": 0.9}})
+    P._train_both(None, cfgs, P._Clock(null_sink), null_sink, Inputs(dataset_id="d"))
+    assert seen == {"tuned": 0.7, "combined": 0.9}
