@@ -32,19 +32,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 
-def set_scale(peft_model, adapter: str, scale: float, base: dict) -> int:
+def set_scale(peft_model, adapter: str, scale: float) -> int:
     """Scale every LoRA layer's update for ``adapter`` to ``scale`` times its trained size
-    (``base`` keeps the trained scalings, filled on the first call); returns the number of
-    layers scaled (0 would mean the scale changed nothing)."""
+    (PEFT's ``LoraLayer.set_scale``: ``scale * alpha / r``); returns the number of layers
+    scaled (0 would mean the scale changed nothing)."""
     from peft.tuners.lora import LoraLayer
 
-    n = 0
-    for name, module in peft_model.named_modules():
-        if isinstance(module, LoraLayer) and adapter in module.scaling:
-            base.setdefault(name, module.scaling[adapter])
-            module.scaling[adapter] = base[name] * scale
-            n += 1
-    return n
+    layers = [m for m in peft_model.modules() if isinstance(m, LoraLayer) and adapter in m.scaling]
+    for module in layers:
+        module.set_scale(adapter, scale)
+    return len(layers)
 
 
 def main() -> None:
@@ -80,11 +77,10 @@ def main() -> None:
         questions, _, _ = e._questions(args.gold)
         models = e._models()
         pool = e._pool(e._student_uri(models), {"tuned": models["tuned"]})
-        trained: dict = {}
         rows: dict[float, dict] = {}
         with pool.use("tuned") as (model, tok):
             for s in scales:
-                layers = set_scale(model, "tuned", s, trained)
+                layers = set_scale(model, "tuned", s)
                 t = time.perf_counter()
                 gold_out = generate_texts(model, tok, [setup_messages(q, None, "tuned") for q in questions],
                                           max_new_tokens=args.max_new_tokens)
